@@ -1,0 +1,105 @@
+"""The exceptions ekws raises.
+
+Every error derives from :class:`EkwsError`, so one ``except ekws.EkwsError``
+catches everything the library raises on purpose. Dependency exceptions
+(websocket-client, werkzeug, ssl, yaml) are translated at the boundary and
+chained with ``raise ... from exc``: a user never imports a dependency to
+catch an error.
+
+::
+
+    EkwsError
+    ├── ConfigError (also ValueError)    bad file, key or value; names file:key
+    ├── DDLError (also ValueError)       bad CREATE STREAM; names line and column
+    ├── DecodeError                      one message could not be decoded
+    ├── StreamError                      unknown stream, duplicate name, in use
+    │   ├── StreamNotFound (also KeyError)
+    │   └── StreamExists
+    ├── ConnectError                     client dial or handshake failed
+    ├── ProtocolError                    a peer broke the WebSocket protocol
+    │   └── MessageTooBig                a message over maxMessageSize
+    ├── ServerError                      the shared server cannot serve
+    │   └── BindError                    port in use, permission denied
+    └── ClosedError                      the object was closed already
+"""
+
+from __future__ import annotations
+
+
+class EkwsError(Exception):
+    """Root of every exception raised by ekws."""
+
+
+class ConfigError(EkwsError, ValueError):
+    """A configuration file, key or value is wrong.
+
+    The message names the file and key and says what was expected.
+    """
+
+    def __init__(self, message: str, *, file: str | None = None, key: str | None = None) -> None:
+        where = ":".join(part for part in (file, key) if part)
+        super().__init__(f"{where}: {message}" if where else message)
+        self.file = file
+        self.key = key
+
+
+class DDLError(EkwsError, ValueError):
+    """A ``CREATE STREAM`` statement could not be parsed.
+
+    ``line`` and ``column`` are 1-based and point at the offending token.
+    """
+
+    def __init__(self, message: str, *, line: int = 0, column: int = 0) -> None:
+        super().__init__(f"{message} at line {line}, column {column}" if line else message)
+        self.line = line
+        self.column = column
+
+
+class DecodeError(EkwsError):
+    """One message could not be decoded; the connection is kept."""
+
+
+class StreamError(EkwsError):
+    """A stream operation is not possible (unknown name, duplicate, in use)."""
+
+
+class StreamNotFound(StreamError, KeyError):
+    """No stream has this name."""
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return str(self.args[0]) if self.args else ""
+
+
+class StreamExists(StreamError):
+    """A stream with this name exists already."""
+
+
+class ConnectError(EkwsError):
+    """A client-mode dial, TLS handshake or WebSocket handshake failed."""
+
+
+class ProtocolError(EkwsError):
+    """A peer broke the WebSocket protocol; ``code`` is the close code to send."""
+
+    def __init__(self, message: str, code: int = 1002) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+class MessageTooBig(ProtocolError):
+    """A message is larger than ``maxMessageSize`` (close code 1009)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, 1009)
+
+
+class ServerError(EkwsError):
+    """The shared server-mode WebSocket server cannot serve a stream."""
+
+
+class BindError(ServerError):
+    """The shared server could not bind its address (port in use, permission)."""
+
+
+class ClosedError(EkwsError):
+    """The runtime or subscription was closed and cannot be used again."""

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import logging
 
+from .config import SourceProps, WebsocketConfig
+from .ddl import StreamDef
 from .errors import (
     BindError,
     ClosedError,
@@ -19,6 +21,9 @@ from .errors import (
     StreamExists,
     StreamNotFound,
 )
+from .message import Message, Peer, Status
+from .runtime import Runtime
+from .subscription import Subscription
 
 __version__ = "0.1.0"
 
@@ -32,11 +37,19 @@ __all__ = [
     "DDLError",
     "DecodeError",
     "EkwsError",
+    "Message",
     "MessageTooBig",
+    "Peer",
     "ProtocolError",
+    "Runtime",
     "ServerError",
+    "SourceProps",
+    "Status",
+    "StreamDef",
     "StreamError",
     "StreamExists",
     "StreamNotFound",
+    "Subscription",
+    "WebsocketConfig",
     "__version__",
 ]

@@ -1,0 +1,188 @@
+"""The runtime: streams, their sources and the shared server, in one object.
+
+This is where the pieces meet: it parses DDL, resolves conf keys, builds each
+stream's decoder and source (client dial loop or server path), and owns the
+one shared server-mode server.
+"""
+
+from __future__ import annotations
+
+import enum
+import itertools
+import logging
+import os
+import signal
+import threading
+from collections.abc import Mapping
+from types import FrameType
+from typing import Any
+
+from .client import ClientSource
+from .codec import make_decoder
+from .config import WebsocketConfig, load_websocket_config
+from .ddl import StreamDef, parse_stream
+from .errors import ClosedError, StreamExists, StreamNotFound
+from .message import Source
+from .server import ServerRoute, SharedServer
+from .stream import Stream
+from .subscription import OnError, OnMessage, OnStatus, Subscription
+
+logger = logging.getLogger(__name__)
+
+
+class _State(enum.Enum):
+    RUNNING = "running"
+    CLOSED = "closed"
+
+
+class Runtime:
+    """Streams defined with ``CREATE STREAM`` and the sources that feed them.
+
+    Args:
+        config_dir: the folder holding ``sources/websocket.yaml`` (eKuiper's
+            ``etc``); None uses the built-in defaults.
+        environ: where ``WEBSOCKET__KEY__PROP`` overrides come from
+            (default ``os.environ``).
+
+    Raises:
+        ConfigError: the configuration cannot be read or is wrong.
+    """
+
+    def __init__(self, config_dir: str | os.PathLike[str] | None = None, *,
+                 environ: Mapping[str, str] | None = None,
+                 config: WebsocketConfig | None = None) -> None:
+        self.config = config if config is not None else load_websocket_config(config_dir, environ)
+        self._streams: dict[str, Stream] = {}
+        self._lock = threading.RLock()
+        self._server = SharedServer(self.config.server)
+        self._ids = itertools.count(1)
+        self._state = _State.RUNNING
+        self._closed = threading.Event()
+
+    # -- streams -----------------------------------------------------------------------
+
+    def create_stream(self, sql: str) -> StreamDef:
+        """Define a stream from a ``CREATE STREAM`` statement.
+
+        Raises:
+            DDLError: the statement does not parse.
+            ConfigError: its ``CONF_KEY`` is not in ``sources/websocket.yaml``.
+            StreamExists: a stream of that name exists.
+        """
+        definition = parse_stream(sql)
+        props = self.config.props(definition.conf_key)
+        decoder = make_decoder(definition)
+        with self._lock:
+            self._check_open()
+            if definition.name in self._streams:
+                raise StreamExists(f"stream {definition.name!r} exists already")
+            self._streams[definition.name] = Stream(definition, props, decoder, self._make_source)
+        logger.info("stream %s created (%s mode, conf key %s)", definition.name,
+                    "server" if props.is_server else "client", props.name)
+        return definition
+
+    def drop_stream(self, name: str) -> None:
+        """Close the stream's subscriptions and forget it."""
+        with self._lock:
+            stream = self._get(name)
+            del self._streams[name]
+        stream.close()
+
+    def streams(self) -> list[str]:
+        return sorted(self._streams)
+
+    def describe_stream(self, name: str) -> StreamDef:
+        return self._get(name).definition
+
+    def status(self, name: str) -> dict[str, Any]:
+        """The stream's metrics (eKuiper's names) and connection state."""
+        return self._get(name).metrics()
+
+    def subscribe(self, name: str, on_message: OnMessage, on_error: OnError | None = None,
+                  on_status: OnStatus | None = None, *, buffer_length: int | None = None,
+                  overflow: str | None = None) -> Subscription:
+        """Deliver the stream's records to ``on_message`` until the subscription closes.
+
+        The first subscription of a stream starts its source; the last one to
+        close stops it. Callbacks run in the subscription's own thread.
+
+        Raises:
+            StreamNotFound: no such stream.
+            BindError: server mode, and the shared server cannot bind.
+            ServerError: server mode, and another stream serves the path.
+            ConfigError: TLS files cannot be read.
+        """
+        with self._lock:
+            self._check_open()
+            stream = self._get(name)
+        return stream.subscribe(on_message, on_error, on_status, buffer_length=buffer_length,
+                                overflow=overflow)
+
+    @property
+    def server_address(self) -> tuple[str, int] | None:
+        """The shared server's bound (host, port) while it runs."""
+        return self._server.address
+
+    def _get(self, name: str) -> Stream:
+        try:
+            return self._streams[name]
+        except KeyError:
+            raise StreamNotFound(f"no stream named {name!r}") from None
+
+    def _make_source(self, stream: Stream) -> Source:
+        definition, props = stream.definition, stream.props
+        next_id = self._next_id
+        if props.is_server:
+            return ServerRoute(self._server, stream, definition.name, definition.datasource, props, next_id)
+        return ClientSource(stream, definition.name, definition.datasource, props, next_id)
+
+    def _next_id(self) -> int:
+        return next(self._ids)  # itertools.count is atomic under the GIL
+
+    # -- lifecycle ---------------------------------------------------------------------
+
+    def _check_open(self) -> None:
+        if self._state is _State.CLOSED:
+            raise ClosedError("the runtime is closed")
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Block until :meth:`close`, or SIGINT/SIGTERM when called in the main thread.
+
+        A signal closes the runtime gracefully. Returns True once closed,
+        False if ``timeout`` passed first.
+        """
+        if threading.current_thread() is not threading.main_thread():
+            return self._closed.wait(timeout)
+        signalled = threading.Event()
+
+        def on_signal(signum: int, frame: FrameType | None) -> None:
+            logger.info("received %s, closing", signal.Signals(signum).name)
+            signalled.set()
+            self._closed.set()
+
+        previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            closed = self._closed.wait(timeout)
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+        if signalled.is_set():
+            self.close()
+        return closed
+
+    def close(self) -> None:
+        """Close every subscription and stop every source and the server. Idempotent."""
+        with self._lock:
+            if self._state is _State.CLOSED:
+                return
+            self._state = _State.CLOSED
+            streams = list(self._streams.values())
+        for stream in streams:
+            stream.close()
+        self._closed.set()
+
+    def __enter__(self) -> Runtime:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()

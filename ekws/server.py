@@ -1,0 +1,425 @@
+"""Server mode: stream paths mounted on one shared Werkzeug server.
+
+One threaded Werkzeug WSGI server per runtime serves every server-mode path.
+It starts with the first mount and stops with the last. The WSGI app refuses
+what it must before the upgrade (404, 401, 403, 426, 503), lets
+simple-websocket answer the handshake, and then reads frames itself in the
+request thread with :class:`~ekws.frames.FrameParser`: one thread per
+connection, and nothing buffered beyond one socket read, so a slow consumer
+slows the peer through TCP instead of growing memory.
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+import select
+import socket
+import ssl
+import sys
+import threading
+import time
+from collections.abc import Iterable
+from typing import Any, Callable
+from urllib.parse import parse_qs
+
+import simple_websocket
+from werkzeug.serving import ThreadedWSGIServer, WSGIRequestHandler
+from wsproto.events import AcceptConnection, Request
+
+from . import tls
+from .config import ServerConfig, SourceProps
+from .errors import BindError, EkwsError, ProtocolError, ServerError
+from .frames import OP_CLOSE, OP_PING, OP_PONG, FrameParser, close_payload, encode_frame, parse_close
+from .message import CONNECTED, STOPPED, Peer, Sink
+
+logger = logging.getLogger(__name__)
+
+RECV_SIZE = 256 * 1024
+REQUEST_TIMEOUT = 30.0  # seconds a client may take to send its HTTP request
+CLOSE_GRACE = 1.0  # seconds peers get to answer our close frame before the socket is cut
+
+Environ = dict[str, Any]
+StartResponse = Callable[..., Any]
+
+
+class _PeerGone(Exception):
+    """The peer closed the connection; not an error of anyone's."""
+
+
+class _Connection:
+    """One upgraded peer: its socket, a send lock, and the thread serving it."""
+
+    def __init__(self, sock: socket.socket, peer: Peer) -> None:
+        self.sock = sock
+        self.peer = peer
+        self.send_lock = threading.Lock()
+        self.done = threading.Event()
+        self.closing = False
+
+    def send(self, opcode: int, payload: bytes) -> None:
+        with self.send_lock:
+            self.sock.sendall(encode_frame(opcode, payload, mask=False))
+
+    def close(self, code: int, reason: str = "") -> None:
+        """Send a close frame without blocking on a peer that does not read."""
+        self.closing = True
+        try:
+            if select.select([], [self.sock], [], 0)[1]:
+                self.send(OP_CLOSE, close_payload(code, reason))
+        except (OSError, ValueError):
+            pass
+
+    def cut(self) -> None:
+        try:
+            socket.socket.shutdown(self.sock, socket.SHUT_RDWR)
+        except OSError:
+            pass
+
+
+class ServerRoute:
+    """A server-mode source: one stream's path on the shared server."""
+
+    def __init__(self, server: SharedServer, sink: Sink, stream: str, datasource: str,
+                 props: SourceProps, next_id: Callable[[], int]) -> None:
+        self.server = server
+        self.sink = sink
+        self.stream = stream
+        self.datasource = datasource
+        self.path = datasource.split("?", 1)[0] or "/"
+        self.props = props
+        self.next_id = next_id
+        self._lock = threading.Lock()
+        self._connections: set[_Connection] = set()
+        self._reserved = 0  # slots taken by upgrades in progress
+        self._stopped = False
+
+    def start(self) -> None:
+        self.server.mount(self)
+        self.sink.report_status(CONNECTED, url=self.server.url(self.path))
+
+    def stop(self) -> None:
+        with self._lock:
+            self._stopped = True
+        self.server.unmount(self)
+        self.close_all(1001, "stream stopped")
+        self.sink.report_status(STOPPED, url=self.server.url(self.path))
+
+    # -- admission ---------------------------------------------------------------------
+
+    def refusal(self, environ: Environ) -> tuple[int, str] | None:
+        """Why this request may not upgrade, as (HTTP status, message), or None."""
+        props = self.props
+        if props.auth_token and not _token_ok(environ, props.auth_token):
+            return 401, "missing or wrong token (Authorization: Bearer <token> or ?token=)"
+        origin = environ.get("HTTP_ORIGIN")
+        if origin and props.allowed_origins and "*" not in props.allowed_origins \
+                and origin not in props.allowed_origins:
+            return 403, f"origin {origin!r} is not allowed"
+        if "websocket" not in environ.get("HTTP_UPGRADE", "").lower():
+            return 426, "this is a WebSocket endpoint: send an Upgrade: websocket request"
+        if environ.get("REQUEST_METHOD") != "GET" or not environ.get("HTTP_SEC_WEBSOCKET_KEY") \
+                or environ.get("HTTP_SEC_WEBSOCKET_VERSION") != "13":
+            return 400, "a WebSocket upgrade needs GET, Sec-WebSocket-Key and Sec-WebSocket-Version: 13"
+        return None
+
+    def reserve(self) -> bool:
+        with self._lock:
+            limit = self.props.max_connections
+            if limit and len(self._connections) + self._reserved >= limit:
+                return False
+            self._reserved += 1
+            return True
+
+    def reserve_cancel(self) -> None:
+        with self._lock:
+            self._reserved -= 1
+
+    # -- one connection, in its request thread -------------------------------------------------
+
+    def serve(self, sock: socket.socket, address: str, leftover: bytes) -> None:
+        conn = _Connection(sock, Peer(self.stream, self.datasource, address, self.next_id()))
+        with self._lock:
+            self._reserved -= 1
+            if self._stopped:
+                conn.close(1001, "stream stopped")
+                return
+            self._connections.add(conn)
+        self.sink.connection_opened(conn.peer)
+        try:
+            self._receive(conn, leftover)
+        except ProtocolError as exc:
+            conn.close(exc.code, str(exc)[:100])
+            self.sink.report_error(ProtocolError(f"stream {self.stream}: peer {address}: {exc}", exc.code))
+        except EkwsError as exc:
+            self.sink.report_error(exc)
+        except (_PeerGone, OSError):
+            pass
+        finally:
+            with self._lock:
+                self._connections.discard(conn)
+            conn.done.set()
+            self.sink.connection_closed(conn.peer)
+
+    def _receive(self, conn: _Connection, data: bytes) -> None:
+        sock, peer = conn.sock, conn.peer
+        parser = FrameParser(masked=True, max_message_size=self.props.max_message_size or None)
+        publish = self.sink.publish
+        interval = self.props.ping_interval or None
+        sock.settimeout(interval)
+        ping_sent = False
+        while True:
+            if data:
+                now = int(time.time() * 1000)
+                payloads = []
+                for opcode, payload in parser.feed(data):
+                    if opcode < OP_CLOSE:
+                        payloads.append(payload)
+                    elif opcode == OP_PING:
+                        conn.send(OP_PONG, payload)
+                    elif opcode == OP_CLOSE:
+                        if payloads:
+                            publish(peer, payloads, now)
+                        if not conn.closing:  # answer the peer's close
+                            code, _ = parse_close(payload)
+                            conn.send(OP_CLOSE, close_payload(code or 1000))
+                        raise _PeerGone
+                if payloads:
+                    publish(peer, payloads, now)
+            try:
+                data = sock.recv(RECV_SIZE)
+            except socket.timeout:
+                if ping_sent:
+                    conn.close(1011, "keepalive ping timeout")
+                    raise EkwsError(f"stream {self.stream}: peer {peer.address} did not answer a ping "
+                                    f"within {interval} s; connection dropped") from None
+                conn.send(OP_PING, b"")
+                ping_sent = True
+                data = b""
+                continue
+            if not data:
+                raise _PeerGone
+            if ping_sent:
+                ping_sent = False
+
+    def close_all(self, code: int, reason: str) -> None:
+        """Close every peer with ``code``; cut those that do not answer in time."""
+        with self._lock:
+            connections = list(self._connections)
+        for conn in connections:
+            conn.close(code, reason)
+        deadline = time.monotonic() + CLOSE_GRACE
+        for conn in connections:
+            if not conn.done.wait(max(0.0, deadline - time.monotonic())):
+                conn.cut()
+        for conn in connections:
+            conn.done.wait(CLOSE_GRACE)
+
+
+class _Upgrade(simple_websocket.Server):  # type: ignore[misc]
+    """simple-websocket's handshake, without its receive thread and without compression.
+
+    ekws reads frames itself in the request thread. permessage-deflate is not
+    offered: inflating every message costs more CPU than the bytes it saves
+    on the local links edge devices use.
+    """
+
+    def __init__(self, environ: Environ, subprotocols: Iterable[str]) -> None:
+        super().__init__(environ, subprotocols=list(subprotocols), thread_class=_NoThread)
+
+    def handshake(self) -> None:
+        lines = [b"GET / HTTP/1.1"]
+        for key, value in self.environ.items():
+            if key.startswith("HTTP_"):
+                name = "-".join(part.capitalize() for part in key[5:].split("_"))
+                lines.append(f"{name}: {value}".encode("latin-1"))
+        self.ws.receive_data(b"\r\n".join(lines) + b"\r\n\r\n")
+        for event in self.ws.events():
+            if isinstance(event, Request):
+                self.subprotocol = self.choose_subprotocol(event)
+                self.sock.sendall(self.ws.send(AcceptConnection(subprotocol=self.subprotocol)))
+                self.connected = True
+                return
+
+
+class _NoThread:
+    """Stands in for simple-websocket's receive thread, which ekws does not run."""
+
+    name = "unused"
+
+    def __init__(self, target: Callable[[], None]) -> None:
+        pass
+
+    def start(self) -> None:
+        pass
+
+
+class _Handler(WSGIRequestHandler):
+    timeout = REQUEST_TIMEOUT
+
+    def log(self, type: str, message: str, *args: Any) -> None:
+        logger.debug("%s %s - %s", type, self.address_string(), message % args if args else message)
+
+
+class _WSGIServer(ThreadedWSGIServer):
+    """Werkzeug's threaded server, with TLS handshakes moved off the accept loop.
+
+    Werkzeug wraps the listening socket, so every TLS handshake would run in
+    the one accepting thread and a silent client would stall every other.
+    Here each accepted socket is wrapped lazily and shakes hands in its own
+    request thread.
+    """
+
+    tls_context: ssl.SSLContext | None = None
+
+    def get_request(self) -> tuple[socket.socket, Any]:
+        sock, address = self.socket.accept()
+        if self.tls_context is not None:
+            sock = self.tls_context.wrap_socket(sock, server_side=True, do_handshake_on_connect=False)
+        return sock, address
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # Called by socketserver inside its except block: the error is current.
+        logger.debug("request from %s failed", client_address, exc_info=sys.exc_info())
+
+
+class SharedServer:
+    """The one server that serves every server-mode path of a runtime."""
+
+    def __init__(self, config: ServerConfig) -> None:
+        self.config = config
+        self._lock = threading.Lock()
+        self._routes: dict[str, ServerRoute] = {}
+        self._server: _WSGIServer | None = None
+        self._thread: threading.Thread | None = None
+
+    @property
+    def address(self) -> tuple[str, int] | None:
+        server = self._server
+        return None if server is None else (server.server_address[0], server.server_address[1])
+
+    def url(self, path: str) -> str:
+        address = self.address
+        host, port = address if address else (self.config.http_server_ip, self.config.http_server_port)
+        scheme = "wss" if self.config.http_server_tls else "ws"
+        return f"{scheme}://{host}:{port}{path}"
+
+    def mount(self, route: ServerRoute) -> None:
+        with self._lock:
+            if route.path in self._routes:
+                other = self._routes[route.path].stream
+                raise ServerError(f"cannot mount stream {route.stream!r} on {route.path}: "
+                                  f"stream {other!r} is serving that path")
+            if not self._routes:
+                self._start()
+            self._routes[route.path] = route
+
+    def unmount(self, route: ServerRoute) -> None:
+        with self._lock:
+            if self._routes.get(route.path) is route:
+                del self._routes[route.path]
+            if not self._routes:
+                self._stop()
+
+    # -- the server --------------------------------------------------------------------
+
+    def _start(self) -> None:
+        config = self.config
+        context = tls.server_context(config.http_server_tls) if config.http_server_tls else None
+        sock = _bind(config.http_server_ip, config.http_server_port)
+        try:
+            server = _WSGIServer(config.http_server_ip, config.http_server_port, self._app,
+                                 handler=_Handler, fd=sock.fileno())
+        finally:
+            sock.close()  # Werkzeug keeps a duplicate of the descriptor
+        server.tls_context = context
+        server.ssl_context = context  # Werkzeug: https in environ, TLS errors logged, not raised
+        self._server = server
+        self._thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1},
+                                        name="ekws-server")
+        self._thread.start()
+        logger.info("websocket server listening on %s", self.url("/"))
+
+    def _stop(self) -> None:
+        server, thread = self._server, self._thread
+        self._server = self._thread = None
+        if server is None or thread is None:
+            return
+        server.shutdown()
+        server.server_close()
+        thread.join(5.0)
+        logger.info("websocket server on %s:%s stopped", *server.server_address[:2])
+
+    # -- the WSGI app ------------------------------------------------------------------
+
+    def _app(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
+        route = self._routes.get(environ.get("PATH_INFO") or "/")
+        if route is None:
+            return _refuse(start_response, 404, f"no stream is mounted on {environ.get('PATH_INFO')}")
+        refusal = route.refusal(environ)
+        if refusal is not None:
+            return _refuse(start_response, *refusal)
+        if not route.reserve():
+            return _refuse(start_response, 503, f"too many connections (maxConnections "
+                                                 f"{route.props.max_connections})")
+        try:
+            upgrade = _Upgrade(environ, route.props.subprotocols)
+        except Exception as exc:
+            route.reserve_cancel()
+            logger.debug("upgrade on %s failed", route.path, exc_info=True)
+            return _refuse(start_response, 400, f"bad WebSocket upgrade: {exc}")
+        sock = upgrade.sock
+        address = f"{environ.get('REMOTE_ADDR')}:{environ.get('REMOTE_PORT')}"
+        route.serve(sock, address, _leftover(environ, sock))
+        # Tell Werkzeug the connection is finished: no HTTP response follows.
+        raise ConnectionAbortedError("websocket closed")
+
+
+def _refuse(start_response: StartResponse, status: int, message: str) -> list[bytes]:
+    from http import HTTPStatus
+
+    body = (message + "\n").encode()
+    headers = [("Content-Type", "text/plain; charset=utf-8"), ("Content-Length", str(len(body)))]
+    if status == 426:
+        headers += [("Upgrade", "websocket"), ("Sec-WebSocket-Version", "13")]
+    elif status == 401:
+        headers.append(("WWW-Authenticate", "Bearer"))
+    start_response(f"{status} {HTTPStatus(status).phrase}", headers)
+    return [body]
+
+
+def _token_ok(environ: Environ, token: str) -> bool:
+    header = environ.get("HTTP_AUTHORIZATION", "")
+    if header[:7].lower() == "bearer " and hmac.compare_digest(header[7:].strip().encode(), token.encode()):
+        return True
+    given = parse_qs(environ.get("QUERY_STRING", "")).get("token", [])
+    return any(hmac.compare_digest(value.encode(), token.encode()) for value in given)
+
+
+def _leftover(environ: Environ, sock: socket.socket) -> bytes:
+    """Frames a client sent right behind its upgrade request, already buffered by Werkzeug."""
+    rfile = environ.get("wsgi.input")
+    if rfile is None or not hasattr(rfile, "read1"):
+        return b""
+    sock.setblocking(False)
+    try:
+        return rfile.read1(RECV_SIZE) or b""  # buffered bytes only: the socket is non-blocking
+    except (OSError, ValueError):
+        return b""
+    finally:
+        sock.setblocking(True)
+
+
+def _bind(host: str, port: int) -> socket.socket:
+    """Bind and listen ourselves: Werkzeug would call sys.exit(1) on failure."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+        sock.listen(1024)
+    except OSError as exc:
+        sock.close()
+        raise BindError(f"cannot start the websocket server on {host}:{port} "
+                        f"(source.httpServerIp/httpServerPort): {exc.strerror or exc}") from exc
+    return sock

@@ -1,0 +1,123 @@
+"""The subscription buffer and worker: overflow policies, order, close."""
+
+import threading
+
+import pytest
+
+from ekws.errors import DecodeError
+from ekws.message import Message, Peer, Status
+from ekws.subscription import Buffer, Subscription
+
+PEER = Peer("s", "/", "127.0.0.1:1", 1)
+
+
+def messages(start, stop):
+    return [Message({"n": n}, PEER, 0) for n in range(start, stop)]
+
+
+def drain(buffer):
+    out = []
+    buffer.close()
+    while (item := buffer.get()) is not None:
+        out.append(item.data["n"] if isinstance(item, Message) else item)
+    return out
+
+
+def test_drop_newest_keeps_the_head_and_counts_the_rest():
+    buffer = Buffer(5, "dropNewest")
+    buffer.put_batch(messages(0, 3))
+    buffer.put_batch(messages(3, 10))
+    assert buffer.dropped == 5
+    assert drain(buffer) == [0, 1, 2, 3, 4]
+
+
+def test_drop_oldest_keeps_the_tail_and_counts_the_rest():
+    buffer = Buffer(5, "dropOldest")
+    buffer.put_batch(messages(0, 3))
+    buffer.put_batch(messages(3, 6))
+    assert buffer.dropped == 1
+    buffer.put_batch(messages(6, 20))
+    assert buffer.dropped == 15
+    assert drain(buffer) == [15, 16, 17, 18, 19]
+
+
+def test_drop_oldest_never_drops_notices():
+    buffer = Buffer(2, "dropOldest")
+    status = Status("s", "connected", 0.0)
+    buffer.put_notice(status)
+    buffer.put_batch(messages(0, 5))
+    assert drain(buffer) == [status, 3, 4]
+    assert buffer.dropped == 3
+
+
+def test_block_waits_for_room_and_loses_nothing():
+    buffer = Buffer(3, "block")
+    done = threading.Event()
+
+    def produce():
+        buffer.put_batch(messages(0, 10))
+        done.set()
+
+    producer = threading.Thread(target=produce)
+    producer.start()
+    got = []
+    while len(got) < 10:
+        item = buffer.get()
+        assert len(buffer) <= 3
+        got.append(item.data["n"])
+    assert done.wait(5)
+    producer.join(5)
+    assert got == list(range(10)) and buffer.dropped == 0
+
+
+def test_close_releases_a_blocked_producer():
+    buffer = Buffer(1, "block")
+    buffer.put_batch(messages(0, 1))
+    producer = threading.Thread(target=buffer.put_batch, args=(messages(1, 3),))
+    producer.start()
+    buffer.close()
+    producer.join(5)
+    assert not producer.is_alive()
+
+
+@pytest.mark.parametrize("bad", [dict(capacity=0, overflow="block"), dict(capacity=1, overflow="drop")])
+def test_buffer_rejects_bad_settings(bad):
+    with pytest.raises(ValueError):
+        Buffer(**bad)
+
+
+def test_worker_delivers_in_order_survives_raising_callbacks_and_drains_on_close():
+    got, errors, statuses = [], [], []
+    first = threading.Event()
+    release = threading.Event()
+
+    def on_message(msg):
+        first.set()
+        release.wait(5)
+        if msg.data["n"] == 2:
+            raise RuntimeError("boom")
+        got.append(msg.data["n"])
+
+    sub = Subscription("s", on_message, errors.append, statuses.append, buffer_length=100)
+    sub.start()
+    sub.offer(messages(0, 5))
+    sub.notify(DecodeError("bad"))
+    sub.notify(Status("s", "connected", 0.0))
+    assert first.wait(5)
+    release.set()
+    sub.close()
+    sub.close()  # idempotent
+    assert got == [0, 1, 3, 4]
+    assert sub.delivered == 4 and sub.failed == 1
+    assert "boom" in sub.last_exception
+    assert [str(e) for e in errors] == ["bad"] and statuses[0].state == "connected"
+    assert sub.finished
+
+
+def test_close_returns_in_bounded_time_when_a_callback_hangs():
+    hang = threading.Event()
+    sub = Subscription("s", lambda m: hang.wait(10), drain_timeout=0.2)
+    sub.start()
+    sub.offer(messages(0, 2))
+    sub.close()
+    hang.set()

@@ -66,10 +66,9 @@ class ClientSource:
     def stop(self) -> None:
         """Close the connection (code 1000) or cut a backoff wait short; join the thread."""
         self._stopping.set()
-        with self._ws_lock:
-            ws = self._ws
-        if ws is not None:
-            _close_quietly(ws, 1000)
+        with self._ws_lock:  # held: the reader closes the socket only after clearing _ws
+            if self._ws is not None:
+                _close_quietly(self._ws, 1000)
         if self._thread.is_alive() and threading.current_thread() is not self._thread:
             self._thread.join(STOP_TIMEOUT)
             if self._thread.is_alive():
@@ -114,7 +113,7 @@ class ClientSource:
 
     def _dial(self) -> websocket.WebSocket:
         props = self._props
-        sslopt = {"context": self._ssl} if self._ssl is not None else {}
+        sslopt: dict[str, object] = {"context": self._ssl} if self._ssl is not None else {}
         if props.insecure_skip_verify:
             sslopt["check_hostname"] = False
         try:
@@ -137,15 +136,25 @@ class ClientSource:
             _close_quietly(ws, 1000)
         return ws
 
+    def _peer(self, sock: socket.socket) -> Peer:
+        try:
+            host, port = sock.getpeername()[:2]
+            address = f"{host}:{port}"
+        except OSError:  # already shut down by stop()
+            address = self._props.addr
+        return Peer(self._stream, self._datasource, address, self._next_id())
+
     def _serve(self, ws: websocket.WebSocket) -> EkwsError | None:
         """Receive until the connection ends; return why it ended (None when stopping)."""
         self._sink.report_status(CONNECTED, url=self.url)
         sock = ws.sock
-        host, port = sock.getpeername()[:2]
-        address = f"{host}:{port}"
-        peer = Peer(self._stream, self._datasource, address, self._next_id())
+        assert sock is not None  # a fresh connection has its socket
+        peer = self._peer(sock)
         try:
             self._receive(ws, sock, peer)
+        except (OSError, websocket.WebSocketException) as exc:  # a send (pong, ping) failed
+            error = ConnectError(f"{self.url}: connection lost: {_reason(exc)}")
+            return None if self._stopping.is_set() else error
         except EkwsError as exc:
             if isinstance(exc, ProtocolError):
                 _close_quietly(ws, exc.code, str(exc)[:100])
@@ -154,6 +163,7 @@ class ClientSource:
             with self._ws_lock:
                 self._ws = None
             _close_quietly(ws, 1000)
+            sock.close()  # nobody else uses it now: _ws is cleared
         return None
 
     def _receive(self, ws: websocket.WebSocket, sock: socket.socket, peer: Peer) -> None:
@@ -183,7 +193,12 @@ class ClientSource:
                 sock.settimeout(interval)
             now = int(time.time() * 1000)
             payloads = []
-            for opcode, payload in parser.feed(data):
+            failure: ProtocolError | None = None
+            try:
+                frames = parser.feed(data)
+            except ProtocolError as exc:  # deliver what came before the bad frame
+                frames, failure = exc.frames, exc
+            for opcode, payload in frames:
                 if opcode < OP_CLOSE:
                     payloads.append(payload)
                 elif opcode == OP_PING:
@@ -197,6 +212,8 @@ class ClientSource:
                                       f"(code {code}{', ' + reason if reason else ''})")
             if payloads:
                 publish(peer, payloads, now)
+            if failure is not None:
+                raise failure
 
 
 def _close_quietly(ws: websocket.WebSocket, code: int, reason: str = "") -> None:

@@ -84,6 +84,9 @@ class ProtocolError(EkwsError):
     def __init__(self, message: str, code: int = 1002) -> None:
         super().__init__(message)
         self.code = code
+        # Frames completed before the violation, in the same chunk: still
+        # delivered, the error fails only what follows.
+        self.frames: list[tuple[int, bytes]] = []
 
 
 class MessageTooBig(ProtocolError):

@@ -61,8 +61,8 @@ class FrameParser:
     call. A frame header that breaks the protocol or declares a message over
     ``max_message_size`` raises at once, before its payload is buffered; the
     parser then refuses further input and ``feed()`` raises the same error.
-    Messages that preceded the bad frame in the same ``feed()`` are dropped
-    with it: the connection is being failed anyway.
+    Frames that preceded the bad one in the same ``feed()`` ride on the
+    exception as ``exc.frames``, so the caller can still deliver them.
 
     Args:
         masked: True on the server side (every client frame must be masked),
@@ -143,64 +143,68 @@ class FrameParser:
         end = len(data)
         pos = 0
         need = 2
-        while end - pos > 1:
-            b0 = data[pos]
-            # XOR with the expected mask bit: a 7-bit length < 126 means the
-            # masking is right and the length is final; >= 128 means it is wrong.
-            length = data[pos + 1] ^ mask_bit
-            if b0 not in allowed:
-                raise _first_byte_error(b0, frag_op)
-            if length < 126:
-                head = short_head
-            else:
-                if length > 127:
-                    raise ProtocolError(
-                        "frame from client is not masked" if masked else "frame from server is masked"
+        try:
+            while end - pos > 1:
+                b0 = data[pos]
+                # XOR with the expected mask bit: a 7-bit length < 126 means the
+                # masking is right and the length is final; >= 128 means it is wrong.
+                length = data[pos + 1] ^ mask_bit
+                if b0 not in allowed:
+                    raise _first_byte_error(b0, frag_op)
+                if length < 126:
+                    head = short_head
+                else:
+                    if length > 127:
+                        raise ProtocolError(
+                            "frame from client is not masked" if masked else "frame from server is masked"
+                        )
+                    if b0 > 0x87:
+                        raise ProtocolError(f"control frame (opcode {b0 & 0x0F}) payload over 125 bytes")
+                    head = short_head + (2 if length == 126 else 8)
+                    if end - pos < head:
+                        need = head
+                        break
+                    length = int.from_bytes(data[pos + 2 : pos + head - short_head + 2], "big")
+                    if length >> 63:
+                        raise ProtocolError("frame length has the most significant bit set")
+                if frag_len + length > limit and b0 < 0x88:
+                    raise MessageTooBig(
+                        f"message of at least {frag_len + length} bytes exceeds maxMessageSize {limit}"
                     )
-                if b0 > 0x87:
-                    raise ProtocolError(f"control frame (opcode {b0 & 0x0F}) payload over 125 bytes")
-                head = short_head + (2 if length == 126 else 8)
-                if end - pos < head:
-                    need = head
+                start = pos + head
+                stop = start + length
+                if stop > end:
+                    need = stop - pos
                     break
-                length = int.from_bytes(data[pos + 2 : pos + head - short_head + 2], "big")
-                if length >> 63:
-                    raise ProtocolError("frame length has the most significant bit set")
-            if frag_len + length > limit and b0 < 0x88:
-                raise MessageTooBig(
-                    f"message of at least {frag_len + length} bytes exceeds maxMessageSize {limit}"
-                )
-            start = pos + head
-            stop = start + length
-            if stop > end:
-                need = stop - pos
-                break
-            if not masked:
-                payload = data[start:stop]
-            elif length < _TRANSLATE_FROM:
-                # Big-int XOR runs in C; a per-byte loop would dominate the cost.
-                payload = (
-                    int.from_bytes(data[start:stop], "little")
-                    ^ int.from_bytes((data[start - 4 : start] * ((length + 3) >> 2))[:length], "little")
-                ).to_bytes(length, "little")
-            else:
-                payload = _unmask_large(data, start, stop)
-            pos = stop
+                if not masked:
+                    payload = data[start:stop]
+                elif length < _TRANSLATE_FROM:
+                    # Big-int XOR runs in C; a per-byte loop would dominate the cost.
+                    payload = (
+                        int.from_bytes(data[start:stop], "little")
+                        ^ int.from_bytes((data[start - 4 : start] * ((length + 3) >> 2))[:length], "little")
+                    ).to_bytes(length, "little")
+                else:
+                    payload = _unmask_large(data, start, stop)
+                pos = stop
 
-            if b0 > 0x80:  # a whole data message or a control frame
-                append((b0 & 0x0F, payload))
-            elif b0 == 0x80:  # last fragment
-                frag_parts.append(payload)
-                append((frag_op, b"".join(frag_parts)))
-                frag_parts = []
-                frag_op = frag_len = 0
-                allowed = _ALLOWED_BETWEEN_MESSAGES
-            else:  # first or middle fragment
-                if b0:
-                    frag_op = b0
-                    allowed = _ALLOWED_IN_MESSAGE
-                frag_parts.append(payload)
-                frag_len += length
+                if b0 > 0x80:  # a whole data message or a control frame
+                    append((b0 & 0x0F, payload))
+                elif b0 == 0x80:  # last fragment
+                    frag_parts.append(payload)
+                    append((frag_op, b"".join(frag_parts)))
+                    frag_parts = []
+                    frag_op = frag_len = 0
+                    allowed = _ALLOWED_BETWEEN_MESSAGES
+                else:  # first or middle fragment
+                    if b0:
+                        frag_op = b0
+                        allowed = _ALLOWED_IN_MESSAGE
+                    frag_parts.append(payload)
+                    frag_len += length
+        except ProtocolError as exc:
+            exc.frames = out
+            raise
 
         if pos < end:
             rest = data[pos:] if pos else data

@@ -37,6 +37,7 @@ logger = logging.getLogger(__name__)
 
 RECV_SIZE = 256 * 1024
 REQUEST_TIMEOUT = 30.0  # seconds a client may take to send its HTTP request
+SEND_TIMEOUT = 10.0  # seconds a send (pong, close) may wait for a peer that does not read
 CLOSE_GRACE = 1.0  # seconds peers get to answer our close frame before the socket is cut
 
 Environ = dict[str, Any]
@@ -166,13 +167,24 @@ class ServerRoute:
         parser = FrameParser(masked=True, max_message_size=self.props.max_message_size or None)
         publish = self.sink.publish
         interval = self.props.ping_interval or None
-        sock.settimeout(interval)
+        # Wait in poll(), not in recv(): recv allocates its whole buffer before
+        # it blocks, and a thousand idle peers would each hold one.
+        poller = select.poll()
+        poller.register(sock, select.POLLIN)
+        wait_ms = None if interval is None else int(interval * 1000)
+        pending = getattr(sock, "pending", None)  # TLS: records decrypted but not read yet
+        sock.settimeout(SEND_TIMEOUT)
         ping_sent = False
         while True:
             if data:
                 now = int(time.time() * 1000)
                 payloads = []
-                for opcode, payload in parser.feed(data):
+                failure: ProtocolError | None = None
+                try:
+                    frames = parser.feed(data)
+                except ProtocolError as exc:  # deliver what came before the bad frame
+                    frames, failure = exc.frames, exc
+                for opcode, payload in frames:
                     if opcode < OP_CLOSE:
                         payloads.append(payload)
                     elif opcode == OP_PING:
@@ -186,21 +198,24 @@ class ServerRoute:
                         raise _PeerGone
                 if payloads:
                     publish(peer, payloads, now)
-            try:
-                data = sock.recv(RECV_SIZE)
-            except socket.timeout:
+                if failure is not None:
+                    raise failure
+            data = b""
+            if not (pending and pending()) and not poller.poll(wait_ms):
                 if ping_sent:
                     conn.close(1011, "keepalive ping timeout")
                     raise EkwsError(f"stream {self.stream}: peer {peer.address} did not answer a ping "
-                                    f"within {interval} s; connection dropped") from None
+                                    f"within {interval} s; connection dropped")
                 conn.send(OP_PING, b"")
                 ping_sent = True
-                data = b""
+                continue
+            try:
+                data = sock.recv(RECV_SIZE)
+            except socket.timeout:  # TLS: a record that does not complete
                 continue
             if not data:
                 raise _PeerGone
-            if ping_sent:
-                ping_sent = False
+            ping_sent = False
 
     def close_all(self, code: int, reason: str) -> None:
         """Close every peer with ``code``; cut those that do not answer in time."""
@@ -296,7 +311,10 @@ class SharedServer:
     @property
     def address(self) -> tuple[str, int] | None:
         server = self._server
-        return None if server is None else (server.server_address[0], server.server_address[1])
+        if server is None:
+            return None
+        host, port = server.server_address[:2]
+        return (host if isinstance(host, str) else host.decode()), int(port)
 
     def url(self, path: str) -> str:
         address = self.address

@@ -1,0 +1,445 @@
+"""``CREATE STREAM`` statements: a tokenizer and a recursive-descent parser.
+
+Grammar (keywords, type names and option names are case-insensitive)::
+
+    statement := CREATE STREAM name [quote] '(' [fields] ')' [WITH '(' [options] ')'] [';'] [quote] [';']
+    fields    := field {',' field}
+    field     := name type [DEFAULT literal]
+    type      := BIGINT | FLOAT | STRING | DATETIME | BOOLEAN | BYTEA
+               | ARRAY '(' type ')' | STRUCT '(' fields ')'
+    options   := option_name '=' string {',' option_name '=' string}
+    name      := word | `backticked` | "double-quoted"
+    literal   := number | string | TRUE | FALSE
+    string    := 'single' | "double"          (backslash escapes: \\n \\t \\r \\\\ \\' \\" \\/)
+
+``quote`` accepts the form copied from eKuiper's CLI docs, where the shell's
+quoting was left in the text: ``CREATE STREAM demo'() WITH (...)'`` parses like
+``CREATE STREAM demo() WITH (...)``. A single quote right after the stream name
+opens a segment that ends at the statement's last single quote. It is never
+ambiguous: a string literal cannot follow the name otherwise.
+
+Parsing is pure; every problem is a :class:`~ekws.errors.DDLError` with the
+1-based line and column of the offending token and what was expected.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import dataclass
+from typing import Any, Callable, Final, NamedTuple
+
+from .errors import DDLError, DecodeError
+from .schema import Field, FieldType, convert_value
+
+__all__ = ["StreamDef", "parse_stream"]
+
+logger = logging.getLogger(__name__)
+
+FORMATS: Final = ("json", "binary", "delimited")
+_SCALAR_TYPES: Final = ("BIGINT", "FLOAT", "STRING", "DATETIME", "BOOLEAN", "BYTEA")
+_TYPE_NAMES: Final = "BIGINT, FLOAT, STRING, DATETIME, BOOLEAN, BYTEA, ARRAY or STRUCT"
+_MAX_DEPTH: Final = 32  # ARRAY/STRUCT nesting; bounds the recursion on hostile input
+
+
+@dataclass(frozen=True)
+class StreamDef:
+    """A parsed ``CREATE STREAM``: name, schema (empty: schemaless) and options."""
+
+    name: str
+    fields: tuple[Field, ...] = ()
+    datasource: str = "/"
+    format: str = "json"  # lower-cased: "json" | "binary" | "delimited"
+    delimiter: str = ","
+    type: str = "websocket"
+    conf_key: str | None = None
+    shared: bool = False
+    strict_validation: bool = False
+    timestamp: str | None = None
+    timestamp_format: str | None = None
+    sql: str = ""  # the statement as given
+
+    @property
+    def schemaless(self) -> bool:
+        return not self.fields
+
+    def describe(self) -> dict[str, Any]:
+        """eKuiper's ``describe stream`` form: ``{"Name", "StreamFields", "Options", "Statement"}``.
+
+        Option keys follow eKuiper's JSON names; unset options are omitted.
+        """
+        options: dict[str, Any] = {"datasource": self.datasource, "format": self.format, "type": self.type}
+        if self.format == "delimited":
+            options["delimiter"] = self.delimiter
+        if self.conf_key is not None:
+            options["confKey"] = self.conf_key
+        if self.shared:
+            options["shared"] = True
+        if self.strict_validation:
+            options["strictValidation"] = True
+        if self.timestamp is not None:
+            options["timestamp"] = self.timestamp
+        if self.timestamp_format is not None:
+            options["timestampFormat"] = self.timestamp_format
+        return {
+            "Name": self.name,
+            "StreamFields": [f.describe() for f in self.fields] if self.fields else None,
+            "Options": options,
+            "Statement": self.sql,
+        }
+
+
+def parse_stream(sql: str) -> StreamDef:
+    """Parse one ``CREATE STREAM`` statement.
+
+    Raises:
+        DDLError: the statement is malformed or names an unknown or invalid
+            option; the message ends with ``at line L, column C``.
+    """
+    stream = _Parser(sql).statement()
+    logger.debug("parsed stream %s (%d fields, format %s)", stream.name, len(stream.fields), stream.format)
+    return stream
+
+
+# --------------------------------------------------------------------------
+# Tokenizer
+
+
+class _Token(NamedTuple):
+    kind: str  # "word" | "ident" | "string" | "number" | "punct" | "eof"
+    value: Any  # word/ident/string: str; number: int | float; punct: the character
+    pos: int  # offset of the first character
+    quote: str = ""  # for "string": the quote character
+
+
+_NUMBER = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
+_WORD = re.compile(r"\w+")
+_SPACE = re.compile(r"\s*")
+_ESCAPES: Final = {"n": "\n", "t": "\t", "r": "\r", "\\": "\\", "'": "'", '"': '"', "/": "/"}
+
+
+def _skip_space(src: str, pos: int, end: int) -> int:
+    match = _SPACE.match(src, pos, end)
+    assert match is not None  # \s* matches the empty string
+    return match.end()
+
+
+def _position(src: str, pos: int) -> tuple[int, int]:
+    line = src.count("\n", 0, pos) + 1
+    return line, pos - src.rfind("\n", 0, pos)
+
+
+def _describe(token: _Token) -> str:
+    if token.kind == "eof":
+        return "end of statement"
+    if token.kind == "string":
+        return f"string {token.quote}{token.value}{token.quote}"
+    if token.kind == "ident":
+        return f"`{token.value}`"
+    if token.kind == "number":
+        return f"number {token.value}"
+    return f"'{token.value}'"
+
+
+class _Parser:
+    """One statement's tokenizer and parser; tokens are read lazily, one ahead."""
+
+    def __init__(self, sql: str) -> None:
+        self.src = sql
+        self.pos = 0  # where the next token is read
+        self.end = len(sql)  # where tokens end: the closing quote of a quoted segment
+        self.ahead: _Token | None = None
+
+    # -- errors --------------------------------------------------------------
+
+    def error(self, message: str, pos: int) -> DDLError:
+        line, column = _position(self.src, pos)
+        return DDLError(message, line=line, column=column)
+
+    def unexpected(self, token: _Token, expected: str) -> DDLError:
+        return self.error(f"unexpected {_describe(token)}: expected {expected}", token.pos)
+
+    # -- tokens --------------------------------------------------------------
+
+    def peek(self) -> _Token:
+        if self.ahead is None:
+            self.ahead = self._lex()
+        return self.ahead
+
+    def take(self) -> _Token:
+        token = self.peek()
+        self.ahead = None
+        return token
+
+    def _lex(self) -> _Token:
+        src, end = self.src, self.end
+        pos = _skip_space(src, self.pos, end)
+        if pos >= end:
+            self.pos = end
+            return _Token("eof", None, end)
+        char = src[pos]
+        if char in "(),;=":
+            self.pos = pos + 1
+            return _Token("punct", char, pos)
+        if char == "`":
+            close = src.find("`", pos + 1, end)
+            if close < 0:
+                raise self.error("unterminated quoted identifier: expected a closing '`'", pos)
+            if close == pos + 1:
+                raise self.error("empty quoted identifier", pos)
+            self.pos = close + 1
+            return _Token("ident", src[pos + 1 : close], pos)
+        if char in "'\"":
+            return self._lex_string(pos)
+        number = _NUMBER.match(src, pos, end)
+        if number:
+            return self._lex_number(number, pos)
+        word = _WORD.match(src, pos, end)
+        if word:
+            self.pos = word.end()
+            return _Token("word", word.group(), pos)
+        raise self.error(f"unexpected character {char!r}", pos)
+
+    def _lex_string(self, start: int) -> _Token:
+        src, end, quote = self.src, self.end, self.src[start]
+        parts: list[str] = []
+        pos = start + 1
+        while True:
+            found = [i for i in (src.find(quote, pos, end), src.find("\\", pos, end)) if i >= 0]
+            stop = min(found, default=-1)
+            if stop < 0:
+                raise self.error(f"unterminated string: expected a closing {quote}", start)
+            parts.append(src[pos:stop])
+            if src[stop] == quote:
+                self.pos = stop + 1
+                return _Token("string", "".join(parts), start, quote)
+            escaped = src[stop + 1 : stop + 2] if stop + 1 < end else ""
+            if escaped not in _ESCAPES:
+                raise self.error(f"invalid escape sequence \\{escaped} in string", stop)
+            parts.append(_ESCAPES[escaped])
+            pos = stop + 2
+
+    def _lex_number(self, match: re.Match[str], pos: int) -> _Token:
+        text = match.group()
+        after = match.end()
+        if after < self.end and _WORD.match(self.src, after, after + 1):
+            raise self.error(f"invalid number {text + self.src[after]!r}", pos)
+        self.pos = after
+        try:
+            value: int | float = float(text) if any(c in text for c in ".eE") else int(text)
+        except ValueError:  # more digits than int() converts
+            raise self.error("number literal too long", pos) from None
+        return _Token("number", value, pos)
+
+    # -- grammar -------------------------------------------------------------
+
+    def keyword(self, word: str) -> _Token:
+        token = self.take()
+        if token.kind != "word" or token.value.upper() != word:
+            raise self.unexpected(token, f"'{word}'")
+        return token
+
+    def punct(self, char: str) -> _Token:
+        token = self.take()
+        if token.kind != "punct" or token.value != char:
+            raise self.unexpected(token, f"'{char}'")
+        return token
+
+    def at_punct(self, char: str) -> bool:
+        token = self.peek()
+        return token.kind == "punct" and token.value == char
+
+    def at_keyword(self, word: str) -> bool:
+        token = self.peek()
+        return token.kind == "word" and token.value.upper() == word
+
+    def name(self, what: str) -> str:
+        token = self.take()
+        if token.kind in ("word", "ident") or (token.kind == "string" and token.quote == '"'):
+            if not token.value:
+                raise self.error(f"empty {what}", token.pos)
+            return str(token.value)
+        raise self.unexpected(token, what)
+
+    def statement(self) -> StreamDef:
+        self.keyword("CREATE")
+        self.keyword("STREAM")
+        name = self.name("a stream name")
+        close_quote = self._open_quote()
+        fields = self.fields(0, allow_empty=True)
+        options: dict[str, Any] = {}
+        if self.at_keyword("WITH"):
+            self.take()
+            options = self.options(fields)
+        self._end_of_statement()
+        if close_quote is not None:
+            self.pos, self.end, self.ahead = close_quote + 1, len(self.src), None
+            self._end_of_statement()
+        return StreamDef(name=name, fields=fields, sql=self.src, **options)
+
+    def _end_of_statement(self) -> None:
+        if self.at_punct(";"):
+            self.take()
+        token = self.take()
+        if token.kind != "eof":
+            raise self.unexpected(token, "end of statement")
+
+    def _open_quote(self) -> int | None:
+        """Enter a ``'...'`` segment right after the name; return the closing quote's offset."""
+        assert self.ahead is None
+        start = _skip_space(self.src, self.pos, len(self.src))
+        if not self.src.startswith("'", start):
+            return None
+        tail = self.src.rstrip()
+        if tail.endswith(";"):
+            tail = tail[:-1].rstrip()
+        close = len(tail) - 1
+        if close <= start or tail[close] != "'":
+            raise self.error("unterminated quote after the stream name: expected a closing '", start)
+        self.pos, self.end = start + 1, close
+        return close
+
+    def fields(self, depth: int, *, allow_empty: bool) -> tuple[Field, ...]:
+        self.punct("(")
+        if allow_empty and self.at_punct(")"):
+            self.take()
+            return ()
+        fields: list[Field] = []
+        seen: set[str] = set()
+        while True:
+            start = self.peek().pos
+            field = self.field(depth)
+            if field.name in seen:
+                raise self.error(f"duplicate field '{field.name}'", start)
+            seen.add(field.name)
+            fields.append(field)
+            token = self.take()
+            if token.kind == "punct" and token.value == ")":
+                return tuple(fields)
+            if token.kind != "punct" or token.value != ",":
+                raise self.unexpected(token, "',' or ')'")
+
+    def field(self, depth: int) -> Field:
+        name = self.name("a field name")
+        ftype = self.field_type(depth)
+        if not self.at_keyword("DEFAULT"):
+            return Field(name, ftype)
+        self.take()
+        token = self.take()
+        if token.kind in ("number", "string"):
+            literal = token.value
+        elif token.kind == "word" and token.value.upper() in ("TRUE", "FALSE"):
+            literal = token.value.upper() == "TRUE"
+        else:
+            raise self.unexpected(token, "a literal (number, string, TRUE or FALSE)")
+        try:
+            default = convert_value(literal, ftype, name=name)
+        except DecodeError as exc:
+            raise self.error(f"invalid DEFAULT: {exc}", token.pos) from None
+        return Field(name, ftype, default)
+
+    def field_type(self, depth: int) -> FieldType:
+        token = self.take()
+        word = token.value.upper() if token.kind == "word" else ""
+        if word in _SCALAR_TYPES:
+            return FieldType(word.lower())
+        if word in ("ARRAY", "STRUCT"):
+            if depth >= _MAX_DEPTH:
+                raise self.error(f"types nested deeper than {_MAX_DEPTH} levels", token.pos)
+            if word == "STRUCT":
+                return FieldType("struct", fields=self.fields(depth + 1, allow_empty=False))
+            self.punct("(")
+            element = self.field_type(depth + 1)
+            self.punct(")")
+            return FieldType("array", element=element)
+        raise self.unexpected(token, f"a field type ({_TYPE_NAMES})")
+
+    def options(self, fields: tuple[Field, ...]) -> dict[str, Any]:
+        self.punct("(")
+        options: dict[str, Any] = {}
+        seen: set[str] = set()
+        if self.at_punct(")"):
+            self.take()
+            return options
+        while True:
+            token = self.take()
+            if token.kind != "word":
+                raise self.unexpected(token, "an option name")
+            option = token.value.upper()
+            check = _OPTIONS.get(option)
+            if check is None:
+                expected = ", ".join(_OPTIONS)
+                raise self.error(f"unknown option '{token.value}': expected one of {expected}", token.pos)
+            if option in seen:
+                raise self.error(f"duplicate option '{token.value}'", token.pos)
+            seen.add(option)
+            self.punct("=")
+            value = self.take()
+            if value.kind != "string":
+                raise self.unexpected(value, f"a quoted string for {option}")
+            try:
+                options[option.lower()] = check(value.value)
+            except ValueError as exc:
+                shown = f"{value.quote}{value.value}{value.quote}"
+                raise self.error(f"invalid {option} {shown}: {exc}", value.pos) from None
+            self.check_option(option, options, fields, value.pos)
+            token = self.take()
+            if token.kind == "punct" and token.value == ")":
+                return options
+            if token.kind != "punct" or token.value != ",":
+                raise self.unexpected(token, "',' or ')'")
+
+    def check_option(self, option: str, options: dict[str, Any], fields: tuple[Field, ...], pos: int) -> None:
+        """Checks that involve the schema, reported at the option's value."""
+        binary = option == "FORMAT" and options["format"] == "binary"
+        if binary and fields and (len(fields) > 1 or fields[0].type.kind != "bytea"):
+            raise self.error("FORMAT binary allows no fields or exactly one BYTEA field", pos)
+        if option == "TIMESTAMP" and fields and options["timestamp"] not in {f.name for f in fields}:
+            raise self.error(f"TIMESTAMP names no declared field: '{options['timestamp']}'", pos)
+
+
+def _datasource(value: str) -> str:
+    if not value.startswith("/"):
+        raise ValueError("expected a path starting with '/'")
+    return value
+
+
+def _format(value: str) -> str:
+    if value.lower() not in FORMATS:
+        raise ValueError("expected json, binary or delimited")
+    return value.lower()
+
+
+def _type(value: str) -> str:
+    if value.lower() != "websocket":
+        raise ValueError('expected "websocket" (the only source type ekws provides)')
+    return "websocket"
+
+
+def _boolean(value: str) -> bool:
+    if value.lower() not in ("true", "false"):
+        raise ValueError('expected "true" or "false"')
+    return value.lower() == "true"
+
+
+def _non_empty(value: str) -> str:
+    if not value:
+        raise ValueError("expected a non-empty string")
+    return value
+
+
+def _any(value: str) -> str:
+    return value
+
+
+_OPTIONS: Final[dict[str, Callable[[str], Any]]] = {
+    "DATASOURCE": _datasource,
+    "FORMAT": _format,
+    "DELIMITER": _non_empty,
+    "TYPE": _type,
+    "CONF_KEY": _non_empty,
+    "SHARED": _boolean,
+    "STRICT_VALIDATION": _boolean,
+    "TIMESTAMP": _non_empty,
+    "TIMESTAMP_FORMAT": _any,
+}

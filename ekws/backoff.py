@@ -18,7 +18,7 @@ def backoff(initial: float = 0.1, maximum: float = 10.0, factor: float = 2.0,
     Each delay is drawn from ``[d/2, d]`` so that many clients cut off at the
     same moment do not all dial again at the same moment.
     """
-    delay = max(initial, 0.0)
+    delay = min(max(initial, 0.0), maximum)
     while True:
         yield delay * (0.5 + 0.5 * rng())
         delay = min(delay * factor, maximum) if delay else maximum

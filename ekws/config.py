@@ -600,19 +600,13 @@ def websocket_config_from_dict(data: object, *, path: str | None = None,
 
 def _build_props(name: str, default: dict[str, Any], values: dict[str, Any],
                  origins: dict[str, str], file: str) -> SourceProps:
-    """Overlay ``values`` on ``default`` (``reconnect`` key by key) and check cross-prop rules."""
+    """Overlay ``values`` on ``default`` (``reconnect`` key by key)."""
     merged = {**default, **values}
     reconnect = Reconnect(**{**default.get("reconnect", {}), **values.get("reconnect", {})})
     props = SourceProps(**{**merged, "name": name, "reconnect": reconnect})
-    if reconnect.initial_delay > reconnect.max_delay:
-        raise ConfigError(f"initialDelay {reconnect.initial_delay}s is above maxDelay "
-                          f"{reconnect.max_delay}s; expected initialDelay <= maxDelay",
-                          file=origins.get("reconnect.initial_delay", file),
-                          key=f"{name}.reconnect.initialDelay")
-    if props.ping_interval and props.ping_timeout >= props.ping_interval:
-        raise ConfigError(f"pingTimeout {props.ping_timeout}s is not below pingInterval "
-                          f"{props.ping_interval}s; expected pingTimeout < pingInterval (or pingInterval 0)",
-                          file=origins.get("ping_timeout", file), key=f"{name}.pingTimeout")
+    # No cross-prop rules: a maxDelay below the default initialDelay, or a
+    # pingInterval below the default pingTimeout, is what the user meant.
+    # The backoff caps the first delay too.
     return props
 
 

@@ -272,6 +272,12 @@ class _NoThread:
 class _Handler(WSGIRequestHandler):
     timeout = REQUEST_TIMEOUT
 
+    def connection_dropped(self, error: BaseException, environ: Environ | None = None) -> None:
+        # The app raises ConnectionAbortedError when a WebSocket ends; without
+        # this, HTTP/1.1 keep-alive would wait for another request on the
+        # socket instead of closing it, and the peer would wait for our FIN.
+        self.close_connection = True
+
     def log(self, type: str, message: str, *args: Any) -> None:
         logger.debug("%s %s - %s", type, self.address_string(), message % args if args else message)
 

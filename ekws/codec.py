@@ -47,7 +47,7 @@ try:
 except ImportError:  # pragma: no cover - orjson is an optional extra
     orjson = None  # type: ignore[assignment]
 
-__all__ = ["JSON_BACKEND", "Decoder", "json_loads", "make_decoder"]
+__all__ = ["JSON_BACKEND", "ORJSON_AVAILABLE", "Decoder", "json_loads", "make_decoder"]
 
 logger = logging.getLogger(__name__)
 
@@ -127,6 +127,7 @@ def _select_backend() -> tuple[str, Loads]:
     return "stdlib", _loads_stdlib
 
 
+ORJSON_AVAILABLE: Final = orjson is not None
 JSON_BACKEND, _loads = _select_backend()
 """The JSON backend in use: ``"orjson"`` or ``"stdlib"`` (chosen at import)."""
 

@@ -37,8 +37,9 @@ class Stream:
         self._make_source = make_source
         self._source: Source | None = None
         # Lifecycle lock: subscribe/unsubscribe and source start/stop. The hot
-        # path never takes it; it reads the immutable _subs tuple.
-        self._lifecycle = threading.Lock()
+        # path never takes it; it reads the immutable _subs tuple. Reentrant:
+        # a source that fails to start closes its subscription under it.
+        self._lifecycle = threading.RLock()
         self._subs: tuple[Subscription, ...] = ()
         # Closed subscriptions still count in the totals: kept until their
         # worker has delivered the last message, then folded into _done.

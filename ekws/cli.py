@@ -18,7 +18,7 @@ from typing import Any, TextIO
 from . import __version__
 from .config import load_service_config
 from .errors import EkwsError
-from .message import Message, Status
+from .message import Message
 from .runtime import Runtime
 
 logger = logging.getLogger(__name__)
@@ -51,15 +51,11 @@ def _run(config_dir: str, log_level: str | None, out: TextIO) -> int:
             out.write(line + "\n")
             out.flush()
 
-    def on_status(status: Status) -> None:
-        logger.info("stream %s is %s%s", status.stream, status.state,
-                    f": {status.error}" if status.error else "")
-
     with Runtime(config_dir) as rt:
         subscriptions = []
         for sql in service.streams:
             name = rt.create_stream(sql).name
-            subscriptions.append(rt.subscribe(name, emit, on_status=on_status))
+            subscriptions.append(rt.subscribe(name, emit))  # the stream logs its own status
         if not subscriptions:
             logger.warning("no streams in %s/ekws.yaml: nothing to do until stopped", config_dir)
         elif rt.server_address:

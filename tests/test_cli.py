@@ -25,7 +25,8 @@ def write_etc(tmp_path: Path) -> Path:
         "default:\n  addr: ''\nsource:\n  httpServerIp: 127.0.0.1\n  httpServerPort: 0\n")
     (etc / "ekws.yaml").write_text(
         "logLevel: INFO\nstreams:\n"
-        "  - CREATE STREAM websocketDemo() WITH (DATASOURCE=\"/api/data\", FORMAT=\"json\", TYPE=\"websocket\")\n")
+        "  - CREATE STREAM websocketDemo() WITH "
+        "(DATASOURCE=\"/api/data\", FORMAT=\"json\", TYPE=\"websocket\")\n")
     return etc
 
 

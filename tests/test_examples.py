@@ -8,10 +8,9 @@ import sys
 import threading
 from pathlib import Path
 
+from test_cli import Lines
 from websockets.sync.client import connect
 from websockets.sync.server import serve
-
-from test_cli import Lines
 
 REPO = Path(__file__).resolve().parent.parent
 ENV = {**os.environ, "PYTHONPATH": str(REPO), "PYTHONUNBUFFERED": "1"}

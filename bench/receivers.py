@@ -1,0 +1,306 @@
+"""The receivers under test: ekws and the baselines it is compared with.
+
+Run as ``python -m bench.receivers KIND --mode client|server --task TASK ...``;
+each run is a fresh process, so imports, threads and RSS belong to one receiver.
+
+KIND:
+- ``ekws``        ekws.Runtime + one stream + one subscription (JSON backend from
+                  ``EKWS_JSON``, set by the driver).
+- ``naive``       what a user writes by hand: client mode, websocket-client
+                  ``WebSocket.recv()`` + ``json.loads``; server mode, Werkzeug's
+                  threaded server + simple-websocket ``receive()`` + ``json.loads``.
+- ``websockets``  the ``websockets`` library's sync client / sync server + ``json.loads``.
+- ``ceiling``     a pure-Python frame parser over a raw socket + ``json.loads``:
+                  the practical ceiling for Python.
+
+TASK:
+- ``throughput``  count records for ``--seconds`` after the first one.
+- ``latency``     sender timestamp to callback for ``--count`` paced records.
+- ``lag``         the same over many connections (server mode; ``--count`` in total).
+
+Client mode dials the sender at ``--port``; server mode listens on an ephemeral
+port and prints it in its ``READY`` line. The end is one ``RESULT`` JSON line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import socket
+import threading
+import time
+from collections.abc import Callable
+from typing import Any, Union
+
+from bench.common import (
+    client_handshake,
+    cpu_s,
+    finish,
+    maxrss_kb,
+    percentile,
+    raise_nofile,
+    ready,
+    result,
+    server_handshake,
+    threads,
+    write_etc,
+    xor_mask,
+)
+
+HOST = "127.0.0.1"
+PATH = "/bench"
+EXTRA: dict[str, Any] = {}  # receiver facts added to the RESULT line
+
+
+# -- sinks: what every receiver hands each decoded record to -------------------
+
+
+class Counter:
+    """Throughput: counts records for ``seconds`` measured from the first one."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self.count = 0
+        self.t0 = 0.0
+        self.measured = 0
+        self.elapsed = 0.0
+        self.rss_half_kb = 0
+        self.threads_half = 0
+        self.done = threading.Event()
+
+    def on(self, record: Any) -> None:
+        self.count += 1
+        now = time.perf_counter()
+        if self.count == 1:
+            self.t0 = now
+            return
+        elapsed = now - self.t0
+        if not self.rss_half_kb and elapsed >= self.seconds / 2:
+            self.rss_half_kb = maxrss_kb()
+            self.threads_half = threads()
+        if elapsed >= self.seconds and not self.done.is_set():
+            self.measured, self.elapsed = self.count - 1, elapsed
+            self.done.set()
+
+    def report(self) -> dict[str, Any]:
+        rate = self.measured / self.elapsed if self.elapsed else 0.0
+        return {
+            "rate": rate,
+            "count": self.measured,
+            "elapsed": self.elapsed,
+            "rss_half_kb": self.rss_half_kb,
+            "threads": self.threads_half,
+        }
+
+
+class Latency:
+    """Latency/lag: ``monotonic_ns()`` now minus the record's ``ts`` (sender's clock)."""
+
+    def __init__(self, count: int, skip: int) -> None:
+        self.count = count
+        self.skip = skip
+        self.n = 0
+        self.lat_ns: list[int] = []
+        self.devices: set[str] = set()
+        self.lock = threading.Lock()  # many connections feed one sink in server mode
+        self.done = threading.Event()
+
+    def on(self, record: Any) -> None:
+        lat = time.monotonic_ns() - record["ts"]
+        with self.lock:
+            self.n += 1
+            if self.n > self.skip:
+                self.lat_ns.append(lat)
+            self.devices.add(record["device"])
+            if self.n >= self.count:
+                self.done.set()
+
+    def report(self) -> dict[str, Any]:
+        with self.lock:
+            lat_ms = [x / 1e6 for x in self.lat_ns]
+            return {
+                "received": self.n,
+                "expected": self.count,
+                "lost": self.count - self.n,
+                "devices": len(self.devices),
+                "p50_ms": percentile(lat_ms, 50),
+                "p99_ms": percentile(lat_ms, 99),
+                "max_ms": max(lat_ms, default=float("nan")),
+            }
+
+
+Sink = Union[Counter, Latency]
+
+
+# -- receivers ----------------------------------------------------------------
+
+
+def run_ekws(args: argparse.Namespace, sink: Sink) -> None:
+    import ekws
+
+    try:
+        from ekws import codec
+
+        EXTRA["json_backend"] = codec.JSON_BACKEND
+    except (ImportError, AttributeError):
+        pass
+    rt = ekws.Runtime(config_dir=write_etc(args.port))
+    if args.mode == "client":
+        rt.create_stream('CREATE STREAM b() WITH (DATASOURCE="/", CONF_KEY="bench", TYPE="websocket")')
+    else:
+        rt.create_stream(f'CREATE STREAM b() WITH (DATASOURCE="{PATH}", TYPE="websocket")')
+    on = sink.on
+    rt.subscribe("b", lambda msg: on(msg.data))
+    if args.mode == "server":
+        address = rt.server_address
+        assert address is not None, "the shared server is not running"
+        ready(port=address[1])
+    else:
+        ready()
+
+
+def run_naive(args: argparse.Namespace, sink: Sink) -> None:
+    if args.mode == "client":
+        import websocket
+
+        ws = websocket.create_connection(f"ws://{HOST}:{args.port}/")
+        ready()
+        while not sink.done.is_set():
+            sink.on(json.loads(ws.recv()))
+        return
+
+    import simple_websocket
+    from werkzeug.serving import make_server
+
+    def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> list[bytes]:
+        ws = simple_websocket.Server(environ)
+        try:
+            while True:
+                sink.on(json.loads(ws.receive()))
+        except simple_websocket.ConnectionClosed:
+            pass
+        return []
+
+    server = make_server(HOST, 0, app, threaded=True)
+    # Daemon: the process ends with os._exit once the sink is done.
+    threading.Thread(target=server.serve_forever, name="werkzeug", daemon=True).start()
+    ready(port=server.server_port)
+
+
+def run_websockets(args: argparse.Namespace, sink: Sink) -> None:
+    if args.mode == "client":
+        from websockets.sync.client import connect
+
+        # No ``with``: leaving it would wait out close_timeout for a close
+        # handshake the raw sender never answers; the process exits instead.
+        ws = connect(f"ws://{HOST}:{args.port}/")
+        ready()
+        while not sink.done.is_set():
+            sink.on(json.loads(ws.recv()))
+        return
+
+    from websockets.sync.server import ServerConnection, serve
+
+    def handler(ws: ServerConnection) -> None:
+        for message in ws:
+            sink.on(json.loads(message))
+
+    server = serve(handler, HOST, 0)
+    threading.Thread(target=server.serve_forever, name="websockets", daemon=True).start()
+    ready(port=server.socket.getsockname()[1])
+
+
+def run_ceiling(args: argparse.Namespace, sink: Sink) -> None:
+    if args.mode == "client":
+        sock = socket.create_connection((HOST, args.port))
+        rest = client_handshake(sock, HOST, args.port, "/")
+        ready()
+    else:
+        listener = socket.create_server((HOST, 0))
+        ready(port=listener.getsockname()[1])
+        sock, _ = listener.accept()
+        rest = server_handshake(sock)
+    on = sink.on
+    loads = json.loads
+    buf = bytearray(rest)
+    while not sink.done.is_set():
+        chunk = sock.recv(262144)
+        if not chunk:
+            break
+        buf += chunk
+        del buf[: parse_frames(buf, lambda data: on(loads(data)))]
+
+
+def parse_frames(buf: bytearray, on_message: Callable[[bytes], None]) -> int:
+    """Hand every complete data frame in ``buf`` to ``on_message``; returns bytes consumed.
+
+    Unfragmented frames only (the senders never fragment); masked or not.
+    """
+    pos, end = 0, len(buf)
+    while end - pos >= 2:
+        b1 = buf[pos + 1]
+        length, head = b1 & 0x7F, 2
+        if length == 126:
+            if end - pos < 4:
+                break
+            length, head = int.from_bytes(buf[pos + 2 : pos + 4], "big"), 4
+        elif length == 127:
+            if end - pos < 10:
+                break
+            length, head = int.from_bytes(buf[pos + 2 : pos + 10], "big"), 10
+        masked = b1 & 0x80
+        stop = pos + head + (4 if masked else 0) + length
+        if stop > end:
+            break
+        opcode = buf[pos] & 0x0F
+        if opcode == 0x8:
+            raise ConnectionError("close frame")
+        if opcode in (0x1, 0x2):
+            if masked:
+                mask = bytes(buf[pos + head : pos + head + 4])
+                on_message(xor_mask(bytes(buf[pos + head + 4 : stop]), mask))
+            else:
+                on_message(bytes(buf[pos + head : stop]))
+        pos = stop
+    return pos
+
+
+RECEIVERS: dict[str, Callable[[argparse.Namespace, Sink], None]] = {
+    "ekws": run_ekws,
+    "naive": run_naive,
+    "websockets": run_websockets,
+    "ceiling": run_ceiling,
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.receivers")
+    parser.add_argument("kind", choices=sorted(RECEIVERS))
+    parser.add_argument("--mode", choices=["client", "server"], required=True)
+    parser.add_argument("--task", choices=["throughput", "latency", "lag"], default="throughput")
+    parser.add_argument("--port", type=int, default=0, help="client mode: the sender's port")
+    parser.add_argument("--seconds", type=float, default=1.0, help="throughput: how long to count")
+    parser.add_argument("--count", type=int, default=1000, help="latency/lag: records expected")
+    parser.add_argument("--skip", type=int, default=0, help="latency: warm-up records left out")
+    parser.add_argument("--timeout", type=float, default=90.0)
+    args = parser.parse_args(argv)
+
+    raise_nofile(8192)
+    sink: Sink = Counter(args.seconds) if args.task == "throughput" else Latency(args.count, args.skip)
+    RECEIVERS[args.kind](args, sink)  # loop receivers return when done; others return once started
+    complete = sink.done.wait(args.timeout)
+    fields: dict[str, Any] = {
+        "complete": complete,
+        "rss_peak_kb": maxrss_kb(),
+        "threads": threads(),
+        "cpu_s": cpu_s(),
+    }
+    fields.update(EXTRA)
+    fields.update(sink.report())
+    result(**fields)
+    finish()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

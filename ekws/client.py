@@ -27,7 +27,7 @@ from . import tls
 from .backoff import backoff, should_retry
 from .config import SourceProps
 from .errors import ConnectError, EkwsError, ProtocolError
-from .frames import OP_CLOSE, OP_PING, FrameParser, parse_close
+from .frames import FrameParser, parse_close
 from .message import CONNECTED, CONNECTING, DISCONNECTED, STOPPED, Peer, Sink
 
 logger = logging.getLogger(__name__)
@@ -191,29 +191,18 @@ class ClientSource:
             if ping_sent:
                 ping_sent = False
                 sock.settimeout(interval)
-            now = int(time.time() * 1000)
-            payloads = []
-            failure: ProtocolError | None = None
-            try:
-                frames = parser.feed(data)
-            except ProtocolError as exc:  # deliver what came before the bad frame
-                frames, failure = exc.frames, exc
-            for opcode, payload in frames:
-                if opcode < OP_CLOSE:
-                    payloads.append(payload)
-                elif opcode == OP_PING:
-                    ws.pong(payload)
-                elif opcode == OP_CLOSE:
-                    if payloads:
-                        publish(peer, payloads, now)
-                    code, reason = parse_close(payload)
-                    _close_quietly(ws, 1000 if code is None else code)
-                    raise _PeerClosed(f"{self.url}: the server closed the connection "
-                                      f"(code {code}{', ' + reason if reason else ''})")
-            if payloads:
-                publish(peer, payloads, now)
-            if failure is not None:
-                raise failure
+            got = parser.receive(data)
+            for payload in got.pings:
+                ws.pong(payload)
+            if got.messages:
+                publish(peer, got.messages, int(time.time() * 1000))
+            if got.close is not None:
+                code, reason = parse_close(got.close)
+                _close_quietly(ws, 1000 if code is None else code)
+                raise _PeerClosed(f"{self.url}: the server closed the connection "
+                                  f"(code {code}{', ' + reason if reason else ''})")
+            if got.error is not None:
+                raise got.error
 
 
 def _close_quietly(ws: websocket.WebSocket, code: int, reason: str = "") -> None:

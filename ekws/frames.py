@@ -15,8 +15,9 @@ from __future__ import annotations
 
 import logging
 import os
+from typing import NamedTuple
 
-from ekws.errors import MessageTooBig, ProtocolError
+from .errors import MessageTooBig, ProtocolError
 
 __all__ = [
     "OP_BINARY",
@@ -51,6 +52,15 @@ _IDENTITY = int.from_bytes(bytes(range(256)), "little")
 _XOR_TABLES = [
     (_IDENTITY ^ int.from_bytes(bytes((key,)) * 256, "little")).to_bytes(256, "little") for key in range(256)
 ]
+
+
+class Received(NamedTuple):
+    """What one read brought, as :meth:`FrameParser.receive` sorts it."""
+
+    messages: list[bytes]  # data message payloads, in order
+    pings: list[bytes]  # ping payloads to answer with pongs
+    close: bytes | None  # the payload of a close frame, when one came
+    error: ProtocolError | None  # the violation that ended the input
 
 
 class FrameParser:
@@ -123,6 +133,28 @@ class FrameParser:
             self._frag_parts = []
             self._frag_len = 0
             raise
+
+    def receive(self, data: bytes) -> Received:
+        """Like :meth:`feed`, sorted for a reader: what to deliver, answer and stop on.
+
+        Never raises: a protocol violation comes back as ``error``, after the
+        frames that preceded it. Nothing after a close frame is returned.
+        """
+        error: ProtocolError | None = None
+        try:
+            frames = self.feed(data)
+        except ProtocolError as exc:
+            frames, error = exc.frames, exc
+        messages: list[bytes] = []
+        pings: list[bytes] = []
+        for opcode, payload in frames:
+            if opcode < OP_CLOSE:
+                messages.append(payload)
+            elif opcode == OP_PING:
+                pings.append(payload)
+            elif opcode == OP_CLOSE:
+                return Received(messages, pings, payload, None)
+        return Received(messages, pings, None, error)
 
     def _parse(self, data: bytes) -> list[tuple[int, bytes]]:
         # One pass of index arithmetic over ``data``; state lives in locals and

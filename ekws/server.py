@@ -177,29 +177,18 @@ class ServerRoute:
         ping_sent = False
         while True:
             if data:
-                now = int(time.time() * 1000)
-                payloads = []
-                failure: ProtocolError | None = None
-                try:
-                    frames = parser.feed(data)
-                except ProtocolError as exc:  # deliver what came before the bad frame
-                    frames, failure = exc.frames, exc
-                for opcode, payload in frames:
-                    if opcode < OP_CLOSE:
-                        payloads.append(payload)
-                    elif opcode == OP_PING:
-                        conn.send(OP_PONG, payload)
-                    elif opcode == OP_CLOSE:
-                        if payloads:
-                            publish(peer, payloads, now)
-                        if not conn.closing:  # answer the peer's close
-                            code, _ = parse_close(payload)
-                            conn.send(OP_CLOSE, close_payload(code or 1000))
-                        raise _PeerGone
-                if payloads:
-                    publish(peer, payloads, now)
-                if failure is not None:
-                    raise failure
+                got = parser.receive(data)
+                for payload in got.pings:
+                    conn.send(OP_PONG, payload)
+                if got.messages:
+                    publish(peer, got.messages, int(time.time() * 1000))
+                if got.close is not None:
+                    if not conn.closing:  # answer the peer's close
+                        code, _ = parse_close(got.close)
+                        conn.send(OP_CLOSE, close_payload(code or 1000))
+                    raise _PeerGone
+                if got.error is not None:
+                    raise got.error
             data = b""
             if not (pending and pending()) and not poller.poll(wait_ms):
                 if ping_sent:

@@ -442,3 +442,21 @@ def test_noisy_streams_raise_only_protocol_errors(
         assert expected is None and type(exc) is error
     else:
         assert got == expected
+
+
+def test_receive_sorts_a_read_and_stops_at_close() -> None:
+    parser = FrameParser(masked=False)
+    frames = [(OP_TEXT, b"a"), (OP_PING, b"p"), (OP_BINARY, b"b"), (OP_CLOSE, close_payload(1001)),
+              (OP_TEXT, b"after close")]
+    data = b"".join(encode_frame(op, payload, mask=False) for op, payload in frames)
+    got = parser.receive(data)
+    assert got.messages == [b"a", b"b"] and got.pings == [b"p"]
+    assert parse_close(got.close or b"") == (1001, "") and got.error is None
+
+
+def test_receive_returns_what_preceded_a_violation_with_the_error() -> None:
+    parser = FrameParser(masked=False, max_message_size=10)
+    data = encode_frame(OP_TEXT, b"ok", mask=False) + encode_frame(OP_TEXT, b"x" * 11, mask=False)
+    got = parser.receive(data)
+    assert got.messages == [b"ok"] and got.close is None
+    assert isinstance(got.error, MessageTooBig) and got.error.code == 1009

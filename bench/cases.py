@@ -29,6 +29,9 @@ class Params:
 
     seconds: float = 1.0  # throughput: counting time per run
     runs: int = 3  # throughput: runs per receiver (median)
+    # throughput with many connections: 50 reader threads take longer than 1 s to reach
+    # their steady state (peak RSS plateaus after ~1.5 s), so count a little longer
+    multi_seconds: float = 2.0
     latency_rate: float = 1000.0
     latency_seconds: float = 2.0
     latency_runs: int = 3  # p50 at 1 kHz moves by tens of microseconds between runs
@@ -41,6 +44,7 @@ class Params:
 
 QUICK = Params(
     seconds=0.15,
+    multi_seconds=0.15,
     runs=1,
     latency_seconds=0.3,
     latency_runs=1,
@@ -72,14 +76,11 @@ WEBSOCKETS = {"client": "websockets sync client", "server": "websockets sync ser
 CEILING = "pure-Python parser+json.loads (ceiling)"
 
 
-def receivers(mode: str) -> list[Receiver]:
+def receivers(mode: str, clients: int = 1) -> list[Receiver]:
+    """ekws rows and baselines; no ceiling with several clients (it reads one socket)."""
     ekws_rows = [EKWS_STDLIB, EKWS_ORJSON] if HAVE_ORJSON else [EKWS_STDLIB]
-    return [
-        *ekws_rows,
-        Receiver(NAIVE[mode], "naive"),
-        Receiver(WEBSOCKETS[mode], "websockets"),
-        Receiver(CEILING, "ceiling"),
-    ]
+    rows = [*ekws_rows, Receiver(NAIVE[mode], "naive"), Receiver(WEBSOCKETS[mode], "websockets")]
+    return rows if clients > 1 else [*rows, Receiver(CEILING, "ceiling")]
 
 
 @dataclass
@@ -132,13 +133,20 @@ def _pair(
 # -- throughput ---------------------------------------------------------------
 
 
-def throughput(name: str, mode: str, size: str, params: Params, log: Log) -> list[Row]:
-    rows = [Row(r) for r in receivers(mode)]
-    sender = ["serve-push" if mode == "client" else "dial-push", "--size", size]
-    timeout = params.seconds + 40
+def throughput(name: str, mode: str, size: str, params: Params, log: Log, clients: int = 1) -> list[Row]:
+    """Throughput runs; ``clients`` > 1 (server mode) has one sender process dial that many
+    connections and push on all of them, counted for ``params.multi_seconds``."""
+    rows = [Row(r) for r in receivers(mode, clients)]
+    if clients > 1:
+        sender = ["dial-push-many", "--clients", str(clients), "--size", size]
+    else:
+        sender = ["serve-push" if mode == "client" else "dial-push", "--size", size]
+    secs = params.seconds if clients == 1 else params.multi_seconds
+    timeout = secs + 40
     for run in range(params.runs):
         for row in rows:
-            args = ["--task", "throughput", "--seconds", str(params.seconds), "--timeout", str(timeout - 10)]
+            args = ["--task", "throughput", "--seconds", str(secs), "--timeout", str(timeout - 10)]
+            args += ["--clients", str(clients)]
             res = _try(row, log, name, partial(_pair, mode, sender, row.receiver, args, timeout))
             if res is not None:
                 log(f"  {name} run {run + 1}/{params.runs}: {row.receiver.label}: {res['rate']:,.0f} msg/s")

@@ -14,7 +14,9 @@ KIND:
                   the practical ceiling for Python.
 
 TASK:
-- ``throughput``  count records for ``--seconds`` after the first one.
+- ``throughput``  count records for ``--seconds`` after the first one; with
+                  ``--clients`` above 1 (server mode, several connections feeding
+                  one sink from their own threads) the count is taken under a lock.
 - ``latency``     sender timestamp to callback for ``--count`` paced records.
 - ``lag``         the same over many connections (server mode; ``--count`` in total).
 
@@ -93,6 +95,24 @@ class Counter:
         }
 
 
+class SharedCounter(Counter):
+    """A :class:`Counter` fed by several threads (one per connection) at once.
+
+    ``count += 1`` is not atomic across threads, and two threads could both see
+    themselves as the first record; a lock makes each step whole. Every receiver
+    in a multi-connection run uses this sink, ekws included (its one subscription
+    worker takes the lock uncontended), so the lock costs them alike.
+    """
+
+    def __init__(self, seconds: float) -> None:
+        super().__init__(seconds)
+        self._lock = threading.Lock()
+
+    def on(self, record: Any) -> None:
+        with self._lock:
+            super().on(record)
+
+
 class Latency:
     """Latency/lag: ``monotonic_ns()`` now minus the record's ``ts`` (sender's clock)."""
 
@@ -129,7 +149,7 @@ class Latency:
             }
 
 
-Sink = Union[Counter, Latency]
+Sink = Union[Counter, Latency]  # SharedCounter is a Counter
 
 
 # -- receivers ----------------------------------------------------------------
@@ -281,12 +301,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--port", type=int, default=0, help="client mode: the sender's port")
     parser.add_argument("--seconds", type=float, default=1.0, help="throughput: how long to count")
     parser.add_argument("--count", type=int, default=1000, help="latency/lag: records expected")
+    parser.add_argument("--clients", type=int, default=1, help="throughput: connections feeding the sink")
     parser.add_argument("--skip", type=int, default=0, help="latency: warm-up records left out")
     parser.add_argument("--timeout", type=float, default=90.0)
     args = parser.parse_args(argv)
 
     raise_nofile(8192)
-    sink: Sink = Counter(args.seconds) if args.task == "throughput" else Latency(args.count, args.skip)
+    sink: Sink
+    if args.task != "throughput":
+        sink = Latency(args.count, args.skip)
+    else:
+        sink = SharedCounter(args.seconds) if args.clients > 1 else Counter(args.seconds)
     RECEIVERS[args.kind](args, sink)  # loop receivers return when done; others return once started
     complete = sink.done.wait(args.timeout)
     fields: dict[str, Any] = {

@@ -9,6 +9,9 @@ Run as ``python -m bench.senders KIND [options]``:
 - ``dial-push``   server-mode peer: dials ``--port``/``--path`` and writes
   pre-built masked frames until the receiver hangs up.
 - ``dial-paced``  the same, paced and time-stamped.
+- ``dial-push-many`` ``--clients`` connections from this one process, all
+  handshaken first, then a selectors loop writes the same masked frames to
+  every writable socket (the multi-connection throughput case).
 - ``dial-many``   ``--clients`` connections each sending one time-stamped
   message per second for ``--seconds`` (spread evenly), for the many-connections case.
 
@@ -19,6 +22,7 @@ listening or connected, so the driver knows when to start the other side.
 from __future__ import annotations
 
 import argparse
+import selectors
 import socket
 import time
 
@@ -55,6 +59,43 @@ def push(sock: socket.socket, data: bytes, masked: bool, max_seconds: float) -> 
     except OSError:
         pass  # the receiver has counted enough and hung up: that is the normal end
     return sent
+
+
+def push_many(socks: list[socket.socket], data: bytes, max_seconds: float) -> int:
+    """Write pre-built masked frames to every socket as fast as each one accepts them.
+
+    One thread and a selectors loop: cheaper than a thread per connection, and a
+    slow connection never holds up the others. ``send`` may take part of the
+    chunk, so each socket keeps its offset into it (the chunk is whole frames
+    and the stream just continues where it stopped, frames stay intact).
+    Returns the bytes written.
+    """
+    one = frame(data, mask=MASK)
+    chunk = memoryview(one * max(1, CHUNK_BYTES // len(one)))
+    size = len(chunk)
+    sel = selectors.DefaultSelector()
+    offsets: dict[socket.socket, int] = {}
+    for sock in socks:
+        sock.setblocking(False)
+        sel.register(sock, selectors.EVENT_WRITE, data=sock)
+        offsets[sock] = 0
+    written = 0
+    deadline = time.monotonic() + max_seconds
+    while offsets and time.monotonic() < deadline:
+        for key, _ in sel.select(timeout=1.0):
+            sock = key.data
+            try:
+                n = sock.send(chunk[offsets[sock] :])
+            except BlockingIOError:
+                continue
+            except OSError:  # the receiver has counted enough and hung up: the normal end
+                sel.unregister(sock)
+                del offsets[sock]
+                continue
+            offsets[sock] = (offsets[sock] + n) % size
+            written += n
+    sel.close()
+    return written
 
 
 def paced(sock: socket.socket, count: int, rate: float, masked: bool) -> None:
@@ -98,8 +139,8 @@ def dial_one(args: argparse.Namespace) -> socket.socket:
     return sock
 
 
-def dial_many(args: argparse.Namespace) -> None:
-    """Open ``--clients`` connections (in batches), then send 1 msg/s on each."""
+def dial_all(args: argparse.Namespace) -> list[socket.socket]:
+    """Open and upgrade ``--clients`` connections, 50 at a time (requests first, then answers)."""
     raise_nofile(args.clients + 256)
     socks: list[socket.socket] = []
     request = upgrade_request(HOST, args.port, args.path)
@@ -115,6 +156,12 @@ def dial_many(args: argparse.Namespace) -> None:
             check_101(head)
             s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         socks.extend(batch)
+    return socks
+
+
+def dial_many(args: argparse.Namespace) -> None:
+    """Open ``--clients`` connections (in batches), then send 1 msg/s on each."""
+    socks = dial_all(args)
     ready(connected=len(socks))
     time.sleep(args.settle)  # the driver samples RSS and threads with every peer connected and idle
     devices = [f"sensor-{i:04d}" for i in range(len(socks))]
@@ -135,7 +182,16 @@ def dial_many(args: argparse.Namespace) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.senders")
     parser.add_argument(
-        "kind", choices=["serve-push", "serve-paced", "serve-idle", "dial-push", "dial-paced", "dial-many"]
+        "kind",
+        choices=[
+            "serve-push",
+            "serve-paced",
+            "serve-idle",
+            "dial-push",
+            "dial-paced",
+            "dial-many",
+            "dial-push-many",
+        ],
     )
     parser.add_argument("--size", default="small", choices=["small", "large"])
     parser.add_argument("--port", type=int, default=0)
@@ -150,6 +206,11 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.kind == "dial-many":
         dial_many(args)
+        return 0
+    if args.kind == "dial-push-many":
+        socks = dial_all(args)
+        ready(connected=len(socks))
+        push_many(socks, payload(args.size), args.max_seconds)
         return 0
     sock = serve_one(args) if args.kind.startswith("serve") else dial_one(args)
     masked = args.kind.startswith("dial")

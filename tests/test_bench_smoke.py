@@ -19,6 +19,7 @@ CASES = [
     "client-16KiB",
     "server-120B",
     "server-16KiB",
+    "server-120B-50clients",
     "latency-client",
     "latency-server",
     "many-connections",

@@ -35,7 +35,7 @@ from .message import CONNECTED, STOPPED, Peer, Sink
 
 logger = logging.getLogger(__name__)
 
-RECV_SIZE = 256 * 1024
+RECV_SIZE = 64 * 1024
 REQUEST_TIMEOUT = 30.0  # seconds a client may take to send its HTTP request
 SEND_TIMEOUT = 10.0  # seconds a send (pong, close) may wait for a peer that does not read
 CLOSE_GRACE = 1.0  # seconds peers get to answer our close frame before the socket is cut

@@ -14,20 +14,14 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from server_helpers import wait_until
 
 CONF_KEY = "remote"
 FAST_RECONNECT = {"initialDelay": 0.05, "maxDelay": 0.3, "maxRetries": 0}
 
 
-def wait_for(predicate: Callable[[], bool], timeout: float = 5.0) -> bool:
-    """Poll ``predicate`` every 10 ms until it is true or ``timeout`` elapses."""
-    deadline = time.monotonic() + timeout
-    while True:
-        if predicate():
-            return True
-        if time.monotonic() >= deadline:
-            return False
-        time.sleep(0.01)
+# One polling helper for the whole suite (metrics have no event to wait on).
+wait_for = wait_until
 
 
 def write_etc(tmp_path: Path, addr: str, **props: Any) -> str:

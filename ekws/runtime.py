@@ -44,6 +44,10 @@ class Runtime:
         environ: where ``WEBSOCKET__KEY__PROP`` overrides come from
             (default ``os.environ``).
 
+    Use it as a context manager or call :meth:`close`: source and server
+    threads are not daemons (a stop must deliver what was received and close
+    peers properly), so a runtime left open keeps the process alive.
+
     Raises:
         ConfigError: the configuration cannot be read or is wrong.
     """

@@ -20,6 +20,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterable
+from http import HTTPStatus
 from typing import Any, Callable
 from urllib.parse import parse_qs
 
@@ -391,8 +392,6 @@ class SharedServer:
 
 
 def _refuse(start_response: StartResponse, status: int, message: str) -> list[bytes]:
-    from http import HTTPStatus
-
     body = (message + "\n").encode()
     headers = [("Content-Type", "text/plain; charset=utf-8"), ("Content-Length", str(len(body)))]
     if status == 426:

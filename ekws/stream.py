@@ -91,10 +91,6 @@ class Stream:
                 source, self._source = self._source, None
                 source.stop()
 
-    @property
-    def active(self) -> bool:
-        return bool(self._subs)
-
     def close(self) -> None:
         """Close every subscription (which stops the source)."""
         for sub in self._subs:

@@ -227,10 +227,6 @@ class Subscription:
     def buffered(self) -> int:
         return len(self._buffer)
 
-    @property
-    def buffer(self) -> Buffer:
-        return self._buffer
-
     def close(self) -> None:
         """Stop receiving, deliver what is buffered, stop the worker."""
         with self._state_lock:

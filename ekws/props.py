@@ -17,9 +17,12 @@ import math
 import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any, Literal, TypeGuard
+from typing import TYPE_CHECKING, Any, Literal
 
 from .errors import ConfigError
+
+if TYPE_CHECKING:  # typing.TypeGuard is 3.10+; only the type checker needs it
+    from typing import TypeGuard
 
 __all__ = [
     "SERVER_PROPS",

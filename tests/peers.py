@@ -77,8 +77,22 @@ class WsPeer:
         options.setdefault("ping_interval", None)  # keepalive is the client's job in these tests
         options.setdefault("close_timeout", 2)
         options.setdefault("open_timeout", 5)
+        # Track connections: Server.shutdown() closes them only in some
+        # websockets releases (not 15.x/16.x), and close() promises it does.
+        self._connections: set[ServerConnection] = set()
+        self._lock = threading.Lock()
+
+        def tracked(ws: ServerConnection) -> None:
+            with self._lock:
+                self._connections.add(ws)
+            try:
+                handler(ws)
+            finally:
+                with self._lock:
+                    self._connections.discard(ws)
+
         self._server: Server = serve(
-            handler,
+            tracked,
             HOST,
             port,
             ssl=ssl_context,
@@ -104,6 +118,10 @@ class WsPeer:
             return
         self._closed = True
         self._server.shutdown()
+        with self._lock:
+            connections = list(self._connections)
+        for ws in connections:
+            ws.close(1001)
         self._thread.join(timeout=10)
 
     def __enter__(self) -> WsPeer:

@@ -240,26 +240,41 @@ def websocket_config_from_dict(data: object, *, path: str | None = None,
         if parts[1].casefold() == RESERVED_KEY:
             _set_from_env(server_tree, SERVER_PROPS, parts[2:], text, var, RESERVED_KEY)
             continue
-        conf = match_name(parts[1], trees) or parts[1].lower()
+        conf = match_name(parts[1], trees) or (parts[1].lower() if parts[1].casefold() == "default" else None)
+        if conf is None:  # a typo (WEBSOCKET__DEFUALT__ADDR) must not pass silently
+            known = ", ".join(sorted({"default", *trees}))
+            raise ConfigError(f"names conf key {parts[1]!r}, which {file} does not define; "
+                              f"known conf keys: {known}", file=var)
         _set_from_env(trees.setdefault(conf, {}), SOURCE_PROPS, parts[2:], text, var, conf)
 
     default_name = match_name("default", trees) or "default"
     default = parse_props(trees.pop(default_name, {}), SOURCE_PROPS, file, default_name)
-    conf_keys = {default_name: _build_props(default_name, default, {})}
+    conf_keys = {default_name: _build_props(default_name, default, {}, file)}
     for name, tree in trees.items():
-        conf_keys[name] = _build_props(name, default, parse_props(tree, SOURCE_PROPS, file, name))
+        conf_keys[name] = _build_props(name, default, parse_props(tree, SOURCE_PROPS, file, name), file)
     return WebsocketConfig(path=path, conf_keys=conf_keys, server=_build_server(server_tree, file))
 
 
-def _build_props(name: str, default: dict[str, Any], values: dict[str, Any]) -> SourceProps:
-    """Overlay ``values`` on ``default`` (``reconnect`` key by key).
+def _build_props(name: str, default: dict[str, Any], values: dict[str, Any], file: str) -> SourceProps:
+    """Overlay ``values`` on ``default`` (``reconnect`` key by key), then check pings.
 
-    No cross-prop rules: a maxDelay below the default initialDelay, or a
-    pingInterval below the default pingTimeout, is what the user meant.
-    The backoff caps the first delay too.
+    A maxDelay below the default initialDelay is what the user meant (the
+    backoff caps the first delay). Keepalive: a ping unanswered for
+    pingTimeout drops the peer, so pingTimeout must be below pingInterval
+    when both are set; a lone pingInterval below the default pingTimeout
+    lowers the timeout to half the interval.
     """
     reconnect = Reconnect(**{**default.get("reconnect", {}), **values.get("reconnect", {})})
-    return SourceProps(**{**default, **values, "name": name, "reconnect": reconnect})
+    merged = {**default, **values, "name": name, "reconnect": reconnect}
+    interval = merged.get("ping_interval", SourceProps.ping_interval)
+    timeout = merged.get("ping_timeout", SourceProps.ping_timeout)
+    if interval and timeout >= interval:
+        if "ping_timeout" in merged:
+            raise ConfigError(f"pingTimeout ({timeout:g} s) must be below pingInterval ({interval:g} s): "
+                              "a ping is sent after pingInterval of silence and must be answered "
+                              "within pingTimeout", file=file, key=f"{name}.pingTimeout")
+        merged["ping_timeout"] = interval / 2
+    return SourceProps(**merged)
 
 
 def _build_server(tree: dict[str, Any], file: str) -> ServerConfig:

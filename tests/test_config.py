@@ -213,11 +213,27 @@ def test_env_overrides_with_nesting_and_types(tmp_path: Path) -> None:
     assert config.server.http_server_tls == TlsConfig("/x", "/y")
 
 
-def test_env_creates_a_new_conf_key() -> None:
-    config = load_websocket_config(None, {"WEBSOCKET__EDGE__ADDR": "10.0.0.1:9000",
-                                          "WEBSOCKET__EDGE__BUFFERLENGTH": "4"})
-    assert config.props("edge").addr == "10.0.0.1:9000"
-    assert config.props("EDGE").buffer_length == 4
+def test_env_naming_an_unknown_conf_key_is_an_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as info:
+        load(tmp_path, "default: {addr: ''}\nremote: {addr: 'h:1'}\n",
+             {"WEBSOCKET__DEFUALT__ADDR": "1.2.3.4:80"})
+    message = str(info.value)
+    assert info.value.file == "WEBSOCKET__DEFUALT__ADDR"
+    assert "'DEFUALT'" in message and "known conf keys: default, remote" in message
+    # default exists even when the file does not name it
+    assert load_websocket_config(None, {"WEBSOCKET__DEFAULT__ADDR": "h:2"}).props(None).addr == "h:2"
+
+
+def test_ping_timeout_must_be_below_ping_interval(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as info:
+        load(tmp_path, "default: {pingInterval: 5s, pingTimeout: 5s}\n")
+    assert info.value.key == "default.pingTimeout" and "below pingInterval" in str(info.value)
+    with pytest.raises(ConfigError):
+        load(tmp_path, "default: {pingTimeout: 1m}\n")  # above the default interval
+    lone = load(tmp_path, "default: {pingInterval: 4s}\nfast: {pingInterval: 1s}\n")
+    assert lone.props(None).ping_timeout == 2.0 and lone.props("fast").ping_timeout == 0.5
+    off = load(tmp_path, "default: {pingInterval: 0, pingTimeout: 1m}\n")  # no pings: no rule
+    assert off.props(None).ping_timeout == 60.0
 
 
 @pytest.mark.parametrize(("var", "value", "key", "expected"), [

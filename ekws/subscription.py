@@ -3,6 +3,22 @@
 The stream offers a batch of messages per socket read from wire threads, so
 the producer side takes the lock once per read, not once per message; the
 worker takes one item at a time and calls the user's callbacks in order.
+
+Callback errors, as websocket-client's ``WebSocketApp`` reports them: a
+raising ``on_message`` or ``on_status`` never ends the worker; it is counted
+(``failed``, the stream's ``exceptions_total``) and passed to ``on_error`` as
+a :class:`~ekws.errors.CallbackError` whose ``__cause__`` is the exception
+and whose ``item`` is the message or status. Where it is also reported:
+
+* with ``on_error``: to the ``ekws.subscription`` logger at ERROR;
+* without ``on_error``, or when ``on_error`` itself raises (never passed
+  back to ``on_error``): to that logger when the application configured
+  logging, else through :func:`threading.excepthook`, i.e. a traceback on
+  stderr, like an exception in any thread the application started.
+
+Reports are rate-limited per subscription (:mod:`ekws.throttle`): the first
+traceback in full, then one summary line with the count at most every 10 s,
+and a last summary when the subscription ends.
 """
 
 from __future__ import annotations
@@ -10,18 +26,21 @@ from __future__ import annotations
 import enum
 import itertools
 import logging
+import sys
 import threading
 import time
 from collections import deque
 from collections.abc import Callable
 from typing import Any, Union
 
-from .errors import ClosedError, EkwsError
+from .errors import CallbackError, ClosedError, EkwsError, ErrorsCoalesced
 from .message import Message, Status
+from .throttle import INTERVAL, Throttle, Verdict
 
 logger = logging.getLogger(__name__)
 
 OVERFLOW_POLICIES = ("block", "dropOldest", "dropNewest")
+MAX_NOTICES = 64  # status and error notices queued per subscription; the rest coalesce
 
 OnMessage = Callable[[Message], Any]
 OnError = Callable[[EkwsError], Any]
@@ -34,11 +53,17 @@ _ids = itertools.count(1)
 class Buffer:
     """A bounded FIFO of messages, like ``queue.Queue`` but batch-aware.
 
-    Only messages count against ``capacity``; status and error notices are
-    never dropped and never block (they are rare and small). ``overflow``
-    says what a full buffer does to a new batch: ``block`` waits (lossless
-    back-pressure), ``dropOldest`` evicts from the head, ``dropNewest``
-    discards what does not fit. Every drop is counted.
+    Only messages count against ``capacity``; ``overflow`` says what a full
+    buffer does to a new batch: ``block`` waits (lossless back-pressure),
+    ``dropOldest`` evicts from the head, ``dropNewest`` discards what does not
+    fit. Every drop is counted.
+
+    Status and error notices never block a wire thread and are never dropped
+    by the overflow policy, but they are bounded too: at most
+    :data:`MAX_NOTICES` wait at once. Past that, errors are summed into one
+    :class:`~ekws.errors.ErrorsCoalesced` and only the latest status is kept;
+    both are queued as soon as the worker takes a notice off. ``coalesced``
+    counts the notices not delivered one by one.
     """
 
     def __init__(self, capacity: int, overflow: str) -> None:
@@ -51,6 +76,11 @@ class Buffer:
         self.dropped = 0
         self._items: deque[Item] = deque()
         self._messages = 0  # messages in _items (notices excluded)
+        self._notices = 0  # notices in _items
+        self.coalesced = 0
+        self._pending_errors = 0  # errors past MAX_NOTICES, not queued yet
+        self._last_error: EkwsError | None = None
+        self._pending_status: Status | None = None
         self._lock = threading.Lock()
         self._not_empty = threading.Condition(self._lock)
         self._not_full = threading.Condition(self._lock)
@@ -123,9 +153,40 @@ class Buffer:
 
     def put_notice(self, item: Status | EkwsError) -> None:
         with self._lock:
-            if not self._closed:
+            if self._closed:
+                return
+            if self._notices < MAX_NOTICES:
                 self._items.append(item)
+                self._notices += 1
                 self._not_empty.notify()
+            elif isinstance(item, Status):
+                if self._pending_status is not None:
+                    self.coalesced += 1
+                self._pending_status = item
+            else:
+                self.coalesced += 1
+                self._pending_errors += 1
+                self._last_error = item
+
+    def _queue_pending(self) -> None:
+        """Queue the coalesced notices once there is room (lock held)."""
+        if self._pending_errors and self._notices < MAX_NOTICES:
+            assert self._last_error is not None
+            if self._pending_errors == 1:  # nothing to sum up: deliver it as it is
+                self.coalesced -= 1
+                self._items.append(self._last_error)
+            else:
+                self._items.append(ErrorsCoalesced(self._pending_errors, self._last_error))
+            self._notices += 1
+            self._pending_errors, self._last_error = 0, None
+        if self._pending_status is not None and self._notices < MAX_NOTICES:
+            self._items.append(self._pending_status)
+            self._notices += 1
+            self._pending_status = None
+
+    @property
+    def notices(self) -> int:
+        return self._notices
 
     def get(self) -> Item | None:
         """Remove and return the oldest item; wait while empty and open.
@@ -144,6 +205,10 @@ class Buffer:
                 self._messages -= 1
                 if self._blocked:
                     self._not_full.notify()
+            else:
+                self._notices -= 1
+                if self._pending_errors or self._pending_status is not None:
+                    self._queue_pending()
             return item
 
     def close(self) -> None:
@@ -166,6 +231,11 @@ class Subscription:
     Use it as a context manager or call :meth:`close`. ``close()`` is
     idempotent; it delivers what was already buffered and returns within
     ``drain_timeout`` seconds even if a callback hangs.
+
+    Counters, read at any time: ``delivered`` (``on_message`` returned),
+    ``failed`` (callbacks that raised), ``dropped`` (overflow policy),
+    ``coalesced`` (notices summed up), ``last_exception`` and
+    ``last_exception_time`` (``float`` seconds since the epoch).
     """
 
     def __init__(self, stream: str, on_message: OnMessage, on_error: OnError | None = None,
@@ -188,6 +258,8 @@ class Subscription:
         self.failed = 0  # callbacks that raised
         self.last_exception: str | None = None
         self.last_exception_time: float | None = None
+        self._handled = Throttle()  # reports of errors passed to on_error
+        self._unhandled = Throttle()  # reports of errors nobody handled
         # Daemon: the worker runs user callbacks, and a callback that never
         # returns must not keep the interpreter from exiting; close() joins it
         # with a timeout instead.
@@ -224,8 +296,17 @@ class Subscription:
         return self._buffer.dropped
 
     @property
+    def coalesced(self) -> int:
+        return self._buffer.coalesced
+
+    @property
     def buffered(self) -> int:
         return len(self._buffer)
+
+    @property
+    def notices(self) -> int:
+        """Status and error notices waiting (at most :data:`MAX_NOTICES`)."""
+        return self._buffer.notices
 
     def close(self) -> None:
         """Stop receiving, deliver what is buffered, stop the worker."""
@@ -254,30 +335,108 @@ class Subscription:
     def _run(self) -> None:
         get = self._buffer.get
         on_message = self._on_message
-        while (item := get()) is not None:
-            if type(item) is Message:
-                try:
-                    on_message(item)
-                except Exception as exc:
-                    self._callback_failed("on_message", exc)
-                else:
-                    self.delivered += 1
-            elif isinstance(item, Status):
-                self._call("on_status", self._on_status, item)
-            else:
-                self._call("on_error", self._on_error, item)
-
-    def _call(self, what: str, callback: Callable[[Any], Any] | None, arg: object) -> None:
-        """Run an optional callback; a raising one is logged and counted, never re-raised."""
-        if callback is None:
-            return
         try:
-            callback(arg)
-        except Exception as exc:
-            self._callback_failed(what, exc)
+            while (item := get()) is not None:
+                if type(item) is Message:
+                    try:
+                        on_message(item)
+                    except BaseException as exc:  # SystemExit too: it must not end the worker
+                        self._callback_failed("on_message", exc, item)
+                    else:
+                        self.delivered += 1
+                elif isinstance(item, Status):
+                    if self._on_status is not None:
+                        try:
+                            self._on_status(item)
+                        except BaseException as exc:
+                            self._callback_failed("on_status", exc, item)
+                elif self._on_error is not None:
+                    assert isinstance(item, EkwsError)
+                    try:
+                        self._on_error(item)
+                    except BaseException as exc:
+                        self._unhandled_error("on_error", exc)
+        finally:
+            self._summarise(self._handled.flush(), handled=True)
+            self._summarise(self._unhandled.flush(), handled=False)
 
-    def _callback_failed(self, what: str, exc: Exception) -> None:
+    # -- callback errors ------------------------------------------------------------
+
+    def _callback_failed(self, what: str, exc: BaseException, item: Message | Status) -> None:
+        """Count a raising on_message/on_status and pass it to on_error (see the module doc)."""
+        on_error = self._on_error
+        if on_error is None:
+            self._unhandled_error(what, exc)
+            return
+        self._count(what, exc)
+        error = CallbackError(f"stream {self.stream}, subscription {self.id}: {_describe(what, exc)}",
+                              callback=what, item=item)
+        error.__cause__ = exc
+        verdict = self._handled.hit(_describe(what, exc))
+        if verdict.full:
+            logger.error("stream %s, subscription %s: %s raised (passed to on_error; repeats are "
+                         "summarised every %.0f s)", self.stream, self.id, what, INTERVAL, exc_info=exc)
+        self._summarise(verdict, handled=True)
+        try:
+            on_error(error)
+        except BaseException as inner:  # never passed back to on_error
+            self._unhandled_error("on_error", inner)
+
+    def _unhandled_error(self, what: str, exc: BaseException) -> None:
+        self._count(what, exc)
+        verdict = self._unhandled.hit(_describe(what, exc))
+        if verdict.full:
+            if _logging_configured():
+                logger.error("stream %s, subscription %s: %s raised (repeats are summarised every %.0f s)",
+                             self.stream, self.id, what, INTERVAL, exc_info=exc)
+            else:
+                _excepthook(exc)
+        self._summarise(verdict, handled=False)
+
+    def _count(self, what: str, exc: BaseException) -> None:
         self.failed += 1
-        self.last_exception = f"{what} raised {type(exc).__name__}: {exc}"
+        self.last_exception = _describe(what, exc)
         self.last_exception_time = time.time()
-        logger.error("stream %s, subscription %s: %s raised", self.stream, self.id, what, exc_info=exc)
+
+    def _summarise(self, verdict: Verdict, *, handled: bool) -> None:
+        if not verdict.summary:
+            return
+        line = (f"stream {self.stream}, subscription {self.id}: {verdict.summary} more callback errors "
+                f"since the last report; the last: {verdict.last}")
+        if handled or _logging_configured():
+            logger.error("%s", line)
+        elif sys.stderr is not None:
+            try:
+                print(f"ekws: {line}", file=sys.stderr, flush=True)
+            except (OSError, ValueError):  # stderr closed: nowhere left to report
+                pass
+
+
+def _describe(what: str, exc: BaseException) -> str:
+    return f"{what} raised {type(exc).__name__}: {exc}"
+
+
+def _logging_configured() -> bool:
+    """Whether a record of this module's logger reaches a real handler.
+
+    The package logger carries a NullHandler (a library must not print by
+    default), which also keeps ``logging.lastResort`` away; for errors nobody
+    handles, this tells whether the application set up logging to see them.
+    """
+    current: logging.Logger | None = logger
+    while current is not None:
+        if any(not isinstance(handler, logging.NullHandler) for handler in current.handlers):
+            return True
+        if not current.propagate:
+            return False
+        current = current.parent
+    return False
+
+
+def _excepthook(exc: BaseException) -> None:
+    """Report ``exc`` as an uncaught exception of the current thread would be."""
+    args = threading.ExceptHookArgs((type(exc), exc, exc.__traceback__, threading.current_thread()))
+    try:
+        threading.excepthook(args)
+    except Exception:  # a broken hook must not end the worker
+        pass

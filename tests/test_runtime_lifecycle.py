@@ -184,3 +184,18 @@ def close_while_subscribing(etc: str) -> None:
 def test_closing_the_runtime_while_threads_subscribe_leaves_no_subscription_alive(tmp_path: Path) -> None:
     for round_ in range(6):
         close_while_subscribing(write_etc(tmp_path / f"r{round_}"))
+
+
+def test_statuses_and_the_state_metric_are_state_members(tmp_path: Path) -> None:
+    statuses: list[ekws.Status] = []
+    with ekws.Runtime(config_dir=write_etc(tmp_path)) as rt:
+        rt.create_stream(create_sql("demo", "/ws"))
+        sub = rt.subscribe("demo", lambda m: None, on_status=statuses.append)
+        assert wait_until(lambda: len(statuses) == 1)
+        assert rt.status("demo")["state"] is ekws.State.CONNECTED
+        before = time.time()
+        sub.close()
+        assert rt.status("demo")["state"] is ekws.State.STOPPED
+    assert [s.state for s in statuses][0] is ekws.State.CONNECTED
+    assert all(isinstance(s.state, ekws.State) for s in statuses)
+    assert all(isinstance(s.time, float) and abs(s.time - before) < 60 for s in statuses)  # seconds

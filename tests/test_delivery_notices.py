@@ -17,9 +17,9 @@ import pytest
 from server_helpers import server_stream, wait_until, ws_connect
 
 import ekws
+from ekws.buffer import MAX_NOTICES, Buffer
 from ekws.errors import DecodeError
 from ekws.message import Message, Peer, Status
-from ekws.subscription import MAX_NOTICES, Buffer
 
 PEER = Peer("s", "/", "127.0.0.1:1", 1)
 

@@ -162,7 +162,7 @@ class Runtime:
         """Block until :meth:`close`, or SIGINT/SIGTERM when called in the main thread.
 
         A signal closes the runtime gracefully. Returns True once closed,
-        False if ``timeout`` passed first.
+        False if ``timeout`` (seconds; None: no limit) passed first.
         """
         if threading.current_thread() is not threading.main_thread():
             return self._closed.wait(timeout)

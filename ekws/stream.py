@@ -54,7 +54,9 @@ class Stream:
         self._source: Source | None = None
         self._event_time = make_event_time(definition.timestamp, definition.timestamp_format)
         self._lock = threading.Lock()  # _subs, _source, _retired, _closed; never held across I/O
-        self._switch = threading.RLock()  # source start/stop; reentrant: a failed start closes a sub
+        # Held across source start/stop (a stop joins a thread). Reentrant, defensively: a
+        # start or stop that ends up closing a subscription must not deadlock on it.
+        self._switch = threading.RLock()
         self._closed = False
         # The hot path reads the immutable _subs tuple without a lock.
         self._subs: tuple[Subscription, ...] = ()

@@ -20,6 +20,21 @@ ambiguous: a string literal cannot follow the name otherwise.
 
 Parsing is pure; every problem is a :class:`~ekws.errors.DDLError` with the
 1-based line and column of the offending token and what was expected.
+
+Options ekws honours beyond the obvious ones:
+
+* ``TIMESTAMP="field"`` sets each message's ``timestamp`` from that field
+  (event time, as eKuiper does); on a typed stream the field must be declared
+  as BIGINT, FLOAT, DATETIME or STRING. ``TIMESTAMP_FORMAT`` says how a string
+  value reads (eKuiper's letters, see :mod:`ekws.timestamps`); it is checked
+  here and refused without ``TIMESTAMP``, where ekws would have no use for it.
+* ``SHARED``: an ekws stream always shares one source (one dial, one mounted
+  path) among all its subscriptions, and gives each subscription its own
+  buffer and its own copy of every record, so what a subscriber sees is what
+  an unshared eKuiper source would give it. ``SHARED="true"`` is therefore
+  exactly what happens; ``SHARED="false"`` is accepted (eKuiper statements
+  run unchanged) and the parser logs an INFO note saying the source is
+  shared anyway.
 """
 
 from __future__ import annotations
@@ -31,6 +46,7 @@ from typing import Any, Callable, Final, NamedTuple
 
 from .errors import DDLError, DecodeError
 from .schema import Field, FieldType, convert_value
+from .timestamps import compile_format
 
 __all__ = ["StreamDef", "parse_stream"]
 
@@ -40,6 +56,7 @@ FORMATS: Final = ("json", "binary", "delimited")
 _SCALAR_TYPES: Final = ("BIGINT", "FLOAT", "STRING", "DATETIME", "BOOLEAN", "BYTEA")
 _TYPE_NAMES: Final = "BIGINT, FLOAT, STRING, DATETIME, BOOLEAN, BYTEA, ARRAY or STRUCT"
 _MAX_DEPTH: Final = 32  # ARRAY/STRUCT nesting; bounds the recursion on hostile input
+_TIMESTAMP_TYPES: Final = ("bigint", "float", "datetime", "string")
 
 
 @dataclass(frozen=True)
@@ -275,6 +292,9 @@ class _Parser:
         if close_quote is not None:
             self.pos, self.end, self.ahead = close_quote + 1, len(self.src), None
             self._end_of_statement()
+        if options.get("shared") is False:
+            logger.info('stream %s: SHARED="false" has no effect: an ekws stream shares one source among '
+                        "its subscriptions (each still gets its own buffer and copy of every record)", name)
         return StreamDef(name=name, fields=fields, sql=self.src, **options)
 
     def _end_of_statement(self) -> None:
@@ -357,7 +377,7 @@ class _Parser:
     def options(self, fields: tuple[Field, ...]) -> dict[str, Any]:
         self.punct("(")
         options: dict[str, Any] = {}
-        seen: set[str] = set()
+        seen: dict[str, int] = {}  # option -> position of its value
         if self.at_punct(")"):
             self.take()
             return options
@@ -372,9 +392,9 @@ class _Parser:
                 raise self.error(f"unknown option '{token.value}': expected one of {expected}", token.pos)
             if option in seen:
                 raise self.error(f"duplicate option '{token.value}'", token.pos)
-            seen.add(option)
             self.punct("=")
             value = self.take()
+            seen[option] = value.pos
             if value.kind != "string":
                 raise self.unexpected(value, f"a quoted string for {option}")
             try:
@@ -385,6 +405,10 @@ class _Parser:
             self.check_option(option, options, fields, value.pos)
             token = self.take()
             if token.kind == "punct" and token.value == ")":
+                if "TIMESTAMP_FORMAT" in seen and "TIMESTAMP" not in seen:
+                    raise self.error("TIMESTAMP_FORMAT without TIMESTAMP: it says how the TIMESTAMP "
+                                     "field reads, and ekws uses it for nothing else",
+                                     seen["TIMESTAMP_FORMAT"])
                 return options
             if token.kind != "punct" or token.value != ",":
                 raise self.unexpected(token, "',' or ')'")
@@ -394,8 +418,13 @@ class _Parser:
         binary = option == "FORMAT" and options["format"] == "binary"
         if binary and fields and (len(fields) > 1 or fields[0].type.kind != "bytea"):
             raise self.error("FORMAT binary allows no fields or exactly one BYTEA field", pos)
-        if option == "TIMESTAMP" and fields and options["timestamp"] not in {f.name for f in fields}:
-            raise self.error(f"TIMESTAMP names no declared field: '{options['timestamp']}'", pos)
+        if option == "TIMESTAMP" and fields:
+            declared = {f.name: f for f in fields}.get(options["timestamp"])
+            if declared is None:
+                raise self.error(f"TIMESTAMP names no declared field: '{options['timestamp']}'", pos)
+            if declared.type.kind not in _TIMESTAMP_TYPES:
+                raise self.error(f"TIMESTAMP field '{declared.name}' is {declared.type.kind.upper()}: "
+                                 "expected BIGINT, FLOAT, DATETIME or STRING", pos)
 
 
 def _datasource(value: str) -> str:
@@ -428,7 +457,9 @@ def _non_empty(value: str) -> str:
     return value
 
 
-def _any(value: str) -> str:
+def _timestamp_format(value: str) -> str:
+    if value:
+        compile_format(value)  # ValueError says what is wrong
     return value
 
 
@@ -441,5 +472,5 @@ _OPTIONS: Final[dict[str, Callable[[str], Any]]] = {
     "SHARED": _boolean,
     "STRICT_VALIDATION": _boolean,
     "TIMESTAMP": _non_empty,
-    "TIMESTAMP_FORMAT": _any,
+    "TIMESTAMP_FORMAT": _timestamp_format,
 }

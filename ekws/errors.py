@@ -20,10 +20,14 @@ catch an error.
     │   └── MessageTooBig                a message over maxMessageSize
     ├── ServerError                      the shared server cannot serve
     │   └── BindError                    port in use, permission denied
-    └── ClosedError                      the object was closed already
+    ├── ClosedError                      the object was closed already
+    ├── CallbackError                    a user callback raised (cause attached)
+    └── ErrorsCoalesced                  errors summed up while on_error was behind
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 
 class EkwsError(Exception):
@@ -106,3 +110,31 @@ class BindError(ServerError):
 
 class ClosedError(EkwsError):
     """The runtime or subscription was closed and cannot be used again."""
+
+
+class CallbackError(EkwsError):
+    """A user callback raised; what ``on_error`` receives for it.
+
+    The exception the callback raised is ``__cause__``; ``callback`` names the
+    callback (``"on_message"`` or ``"on_status"``) and ``item`` is what it was
+    called with (the :class:`~ekws.Message` or :class:`~ekws.Status`).
+    """
+
+    def __init__(self, message: str, *, callback: str, item: Any) -> None:
+        super().__init__(message)
+        self.callback = callback
+        self.item = item
+
+
+class ErrorsCoalesced(EkwsError):
+    """Errors that arrived while a subscription's ``on_error`` was behind, as one.
+
+    ``count`` errors were not delivered one by one; ``last`` is the newest of
+    them (also ``__cause__``). Keeps one noisy peer from queueing without bound.
+    """
+
+    def __init__(self, count: int, last: EkwsError) -> None:
+        super().__init__(f"{count} errors coalesced while on_error was behind; the last: {last}")
+        self.count = count
+        self.last = last
+        self.__cause__ = last

@@ -4,19 +4,51 @@ Wire modules (``client``, ``server``) know nothing of streams: they hand raw
 payloads to a :class:`Sink` together with the :class:`Peer` they came from.
 The stream implements the sink, decodes, and fans :class:`Message` objects
 out to subscriptions. Keeping these types here lets data flow one way.
+
+Time units in the public API, one per value:
+
+* :attr:`Message.timestamp` and ``meta["timestamp"]``: ``int`` milliseconds
+  since the epoch (eKuiper's unit for tuple timestamps).
+* :attr:`Status.time`: ``float`` seconds since the epoch (``time.time()``).
+* metrics ``*_time`` (``Runtime.status()``): ``int`` milliseconds since the
+  epoch, or None, as eKuiper reports them.
+* durations in configuration and arguments (``connectTimeout``,
+  ``reconnect.*``, ``pingInterval``, ``drain_timeout``): ``float`` seconds.
 """
 
 from __future__ import annotations
 
+import enum
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 from .errors import EkwsError
 
-CONNECTING = "connecting"
-CONNECTED = "connected"
-DISCONNECTED = "disconnected"
-STOPPED = "stopped"
+
+class State(str, enum.Enum):
+    """A source's connection state, as :attr:`Status.state` and the ``state`` metric.
+
+    A ``str`` enum: ``State.CONNECTED == "connected"``, and it prints and
+    serialises to JSON as its value.
+    """
+
+    CONNECTING = "connecting"  # client mode: dialling (before every attempt)
+    CONNECTED = "connected"  # client: handshake done; server: path mounted
+    DISCONNECTED = "disconnected"  # client mode: a dial failed or the connection dropped
+    STOPPED = "stopped"  # the source ended: closed, or retries exhausted
+
+    def __str__(self) -> str:  # "connected", not "State.CONNECTED", on every Python
+        return self.value
+
+    def __format__(self, spec: str) -> str:  # f"{state}" likewise (3.9-3.11 differ from 3.12+)
+        return self.value.__format__(spec)
+
+
+# The wire modules use these names.
+CONNECTING = State.CONNECTING
+CONNECTED = State.CONNECTED
+DISCONNECTED = State.DISCONNECTED
+STOPPED = State.STOPPED
 
 
 @dataclass(frozen=True)
@@ -33,7 +65,10 @@ class Message:
     """One decoded record and where it came from.
 
     ``meta`` is built on access: the hot path only stores the record, the
-    peer and the receive time.
+    peer and the time. ``timestamp`` is ``int`` milliseconds since the
+    epoch: the receive time, or the record's event time when the stream
+    declares ``TIMESTAMP``. ``data`` belongs to this message's subscription:
+    a callback may change it without affecting another subscription.
     """
 
     __slots__ = ("data", "peer", "timestamp")
@@ -41,7 +76,7 @@ class Message:
     def __init__(self, data: dict[str, Any], peer: Peer, timestamp: int) -> None:
         self.data = data
         self.peer = peer
-        self.timestamp = timestamp  # receive time, ms since the epoch
+        self.timestamp = timestamp  # ms since the epoch
 
     @property
     def meta(self) -> dict[str, Any]:
@@ -66,10 +101,11 @@ class Status:
     handshake, ``disconnected`` (with ``error``) after a failed dial or a
     drop, ``stopped`` when the source ends (closed, or retries exhausted).
     Server mode: ``connected`` while the path is mounted, ``stopped`` after.
+    ``time`` is when it happened, ``float`` seconds since the epoch.
     """
 
     stream: str
-    state: str
+    state: State
     time: float  # seconds since the epoch
     error: str | None = None
     url: str | None = None

@@ -99,7 +99,12 @@ class Runtime:
         return self._get(name).definition
 
     def status(self, name: str) -> dict[str, Any]:
-        """The stream's metrics (eKuiper's names) and connection state."""
+        """The stream's metrics (eKuiper's names) and connection state.
+
+        ``state`` is a :class:`~ekws.State`; ``*_time`` values are ``int``
+        milliseconds since the epoch (or None). Never waits for a source
+        that is starting or stopping, nor for a callback.
+        """
         return self._get(name).metrics()
 
     def subscribe(self, name: str, on_message: OnMessage, on_error: OnError | None = None,
@@ -108,10 +113,14 @@ class Runtime:
         """Deliver the stream's records to ``on_message`` until the subscription closes.
 
         The first subscription of a stream starts its source; the last one to
-        close stops it. Callbacks run in the subscription's own thread.
+        close stops it. Callbacks run in the subscription's own thread; a
+        raising callback is counted and passed to ``on_error`` as a
+        :class:`~ekws.CallbackError` (see :mod:`ekws.subscription`).
 
         Raises:
             StreamNotFound: no such stream.
+            ClosedError: the runtime is closed, or closed (or the stream was
+                dropped) while subscribing; no subscription is left running.
             BindError: server mode, and the shared server cannot bind.
             ServerError: server mode, and another stream serves the path.
             ConfigError: TLS files cannot be read.
@@ -153,7 +162,7 @@ class Runtime:
         """Block until :meth:`close`, or SIGINT/SIGTERM when called in the main thread.
 
         A signal closes the runtime gracefully. Returns True once closed,
-        False if ``timeout`` passed first.
+        False if ``timeout`` (seconds; None: no limit) passed first.
         """
         if threading.current_thread() is not threading.main_thread():
             return self._closed.wait(timeout)

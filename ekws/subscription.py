@@ -1,8 +1,23 @@
-"""Subscriptions: a bounded buffer and a worker thread per callback set.
+"""Subscriptions: a bounded buffer (:mod:`ekws.buffer`) and a worker thread per callback set.
 
-The stream offers a batch of messages per socket read from wire threads, so
-the producer side takes the lock once per read, not once per message; the
-worker takes one item at a time and calls the user's callbacks in order.
+Wire threads offer batches through the stream; the worker takes one item at
+a time and calls the user's callbacks in order.
+
+Callback errors, as websocket-client's ``WebSocketApp`` reports them: a
+raising ``on_message`` or ``on_status`` never ends the worker; it is counted
+(``failed``, the stream's ``exceptions_total``) and passed to ``on_error`` as
+a :class:`~ekws.errors.CallbackError` whose ``__cause__`` is the exception
+and whose ``item`` is the message or status. Where it is also reported:
+
+* with ``on_error``: to the ``ekws.subscription`` logger at ERROR;
+* without ``on_error``, or when ``on_error`` itself raises (never passed
+  back to ``on_error``): to that logger when the application configured
+  logging, else through :func:`threading.excepthook`, i.e. a traceback on
+  stderr, like an exception in any thread the application started.
+
+Reports are rate-limited per subscription (:mod:`ekws.throttle`): the first
+traceback in full, then one summary line with the count at most every 10 s,
+and a last summary when the subscription ends.
 """
 
 from __future__ import annotations
@@ -10,148 +25,27 @@ from __future__ import annotations
 import enum
 import itertools
 import logging
+import sys
 import threading
 import time
-from collections import deque
 from collections.abc import Callable
-from typing import Any, Union
+from typing import Any
 
-from .errors import ClosedError, EkwsError
+from .buffer import MAX_NOTICES, OVERFLOW_POLICIES, Buffer, Item
+from .errors import CallbackError, ClosedError, EkwsError
 from .message import Message, Status
+from .throttle import INTERVAL, Throttle, Verdict
+
+__all__ = ["MAX_NOTICES", "OVERFLOW_POLICIES", "Buffer", "Item", "OnError", "OnMessage", "OnStatus",
+           "Subscription"]
 
 logger = logging.getLogger(__name__)
-
-OVERFLOW_POLICIES = ("block", "dropOldest", "dropNewest")
 
 OnMessage = Callable[[Message], Any]
 OnError = Callable[[EkwsError], Any]
 OnStatus = Callable[[Status], Any]
-Item = Union[Message, Status, EkwsError]
 
 _ids = itertools.count(1)
-
-
-class Buffer:
-    """A bounded FIFO of messages, like ``queue.Queue`` but batch-aware.
-
-    Only messages count against ``capacity``; status and error notices are
-    never dropped and never block (they are rare and small). ``overflow``
-    says what a full buffer does to a new batch: ``block`` waits (lossless
-    back-pressure), ``dropOldest`` evicts from the head, ``dropNewest``
-    discards what does not fit. Every drop is counted.
-    """
-
-    def __init__(self, capacity: int, overflow: str) -> None:
-        if capacity < 1:
-            raise ValueError(f"bufferLength must be at least 1, got {capacity}")
-        if overflow not in OVERFLOW_POLICIES:
-            raise ValueError(f"overflow must be one of {', '.join(OVERFLOW_POLICIES)}, got {overflow!r}")
-        self.capacity = capacity
-        self.overflow = overflow
-        self.dropped = 0
-        self._items: deque[Item] = deque()
-        self._messages = 0  # messages in _items (notices excluded)
-        self._lock = threading.Lock()
-        self._not_empty = threading.Condition(self._lock)
-        self._not_full = threading.Condition(self._lock)
-        self._closed = False
-        self._blocked = 0  # producers waiting for room
-
-    def __len__(self) -> int:
-        return self._messages
-
-    def put_batch(self, messages: list[Message]) -> None:
-        """Add messages in order, applying the overflow policy."""
-        with self._lock:
-            if self._closed:
-                return
-            room = self.capacity - self._messages
-            if len(messages) <= room:
-                self._items.extend(messages)
-                self._messages += len(messages)
-            elif self.overflow == "block":
-                self._put_blocking(messages)
-            elif self.overflow == "dropNewest":
-                if room > 0:
-                    self._items.extend(messages[:room])
-                    self._messages += room
-                self.dropped += len(messages) - max(room, 0)
-            else:
-                self._put_drop_oldest(messages)
-            self._not_empty.notify()
-
-    def _put_blocking(self, messages: list[Message]) -> None:
-        start = 0
-        while start < len(messages):
-            while self._messages >= self.capacity and not self._closed:
-                self._not_empty.notify()
-                self._blocked += 1
-                try:
-                    self._not_full.wait()
-                finally:
-                    self._blocked -= 1
-            if self._closed:
-                return
-            end = start + self.capacity - self._messages
-            chunk = messages[start:end]
-            self._items.extend(chunk)
-            self._messages += len(chunk)
-            start += len(chunk)
-
-    def _put_drop_oldest(self, messages: list[Message]) -> None:
-        if len(messages) >= self.capacity:
-            # Everything buffered and the head of this batch go.
-            keep = messages[-self.capacity:]
-            self.dropped += self._messages + len(messages) - len(keep)
-            notices = [item for item in self._items if not isinstance(item, Message)]
-            self._items = deque(notices)
-            self._items.extend(keep)
-            self._messages = len(keep)
-            return
-        excess = self._messages + len(messages) - self.capacity
-        kept: deque[Item] = deque()
-        while excess > 0:
-            item = self._items.popleft()
-            if isinstance(item, Message):
-                excess -= 1
-                self.dropped += 1
-            else:
-                kept.append(item)
-        self._items.extendleft(reversed(kept))
-        self._items.extend(messages)
-        self._messages = self.capacity
-
-    def put_notice(self, item: Status | EkwsError) -> None:
-        with self._lock:
-            if not self._closed:
-                self._items.append(item)
-                self._not_empty.notify()
-
-    def get(self) -> Item | None:
-        """Remove and return the oldest item; wait while empty and open.
-
-        Returns None once the buffer is closed and drained. One item at a
-        time, so that ``capacity`` bounds what waits besides the one item a
-        callback is handling, exactly as with ``queue.Queue``.
-        """
-        with self._lock:
-            while not self._items:
-                if self._closed:
-                    return None
-                self._not_empty.wait()
-            item = self._items.popleft()
-            if type(item) is Message:
-                self._messages -= 1
-                if self._blocked:
-                    self._not_full.notify()
-            return item
-
-    def close(self) -> None:
-        """Refuse new items and wake every waiter; what is buffered stays."""
-        with self._lock:
-            self._closed = True
-            self._not_full.notify_all()
-            self._not_empty.notify_all()
 
 
 class _State(enum.Enum):
@@ -166,6 +60,11 @@ class Subscription:
     Use it as a context manager or call :meth:`close`. ``close()`` is
     idempotent; it delivers what was already buffered and returns within
     ``drain_timeout`` seconds even if a callback hangs.
+
+    Counters, read at any time: ``delivered`` (``on_message`` returned),
+    ``failed`` (callbacks that raised), ``dropped`` (overflow policy),
+    ``coalesced`` (notices summed up), ``last_exception`` and
+    ``last_exception_time`` (``float`` seconds since the epoch).
     """
 
     def __init__(self, stream: str, on_message: OnMessage, on_error: OnError | None = None,
@@ -188,6 +87,8 @@ class Subscription:
         self.failed = 0  # callbacks that raised
         self.last_exception: str | None = None
         self.last_exception_time: float | None = None
+        self._handled = Throttle()  # reports of errors passed to on_error
+        self._unhandled = Throttle()  # reports of errors nobody handled
         # Daemon: the worker runs user callbacks, and a callback that never
         # returns must not keep the interpreter from exiting; close() joins it
         # with a timeout instead.
@@ -224,8 +125,17 @@ class Subscription:
         return self._buffer.dropped
 
     @property
+    def coalesced(self) -> int:
+        return self._buffer.coalesced
+
+    @property
     def buffered(self) -> int:
         return len(self._buffer)
+
+    @property
+    def notices(self) -> int:
+        """Status and error notices waiting (at most :data:`MAX_NOTICES`)."""
+        return self._buffer.notices
 
     def close(self) -> None:
         """Stop receiving, deliver what is buffered, stop the worker."""
@@ -254,30 +164,108 @@ class Subscription:
     def _run(self) -> None:
         get = self._buffer.get
         on_message = self._on_message
-        while (item := get()) is not None:
-            if type(item) is Message:
-                try:
-                    on_message(item)
-                except Exception as exc:
-                    self._callback_failed("on_message", exc)
-                else:
-                    self.delivered += 1
-            elif isinstance(item, Status):
-                self._call("on_status", self._on_status, item)
-            else:
-                self._call("on_error", self._on_error, item)
-
-    def _call(self, what: str, callback: Callable[[Any], Any] | None, arg: object) -> None:
-        """Run an optional callback; a raising one is logged and counted, never re-raised."""
-        if callback is None:
-            return
         try:
-            callback(arg)
-        except Exception as exc:
-            self._callback_failed(what, exc)
+            while (item := get()) is not None:
+                if type(item) is Message:
+                    try:
+                        on_message(item)
+                    except BaseException as exc:  # SystemExit too: it must not end the worker
+                        self._callback_failed("on_message", exc, item)
+                    else:
+                        self.delivered += 1
+                elif isinstance(item, Status):
+                    if self._on_status is not None:
+                        try:
+                            self._on_status(item)
+                        except BaseException as exc:
+                            self._callback_failed("on_status", exc, item)
+                elif self._on_error is not None:
+                    assert isinstance(item, EkwsError)
+                    try:
+                        self._on_error(item)
+                    except BaseException as exc:
+                        self._unhandled_error("on_error", exc)
+        finally:
+            self._summarise(self._handled.flush(), handled=True)
+            self._summarise(self._unhandled.flush(), handled=False)
 
-    def _callback_failed(self, what: str, exc: Exception) -> None:
+    # -- callback errors ------------------------------------------------------------
+
+    def _callback_failed(self, what: str, exc: BaseException, item: Message | Status) -> None:
+        """Count a raising on_message/on_status and pass it to on_error (see the module doc)."""
+        on_error = self._on_error
+        if on_error is None:
+            self._unhandled_error(what, exc)
+            return
+        self._count(what, exc)
+        error = CallbackError(f"stream {self.stream}, subscription {self.id}: {_describe(what, exc)}",
+                              callback=what, item=item)
+        error.__cause__ = exc
+        verdict = self._handled.hit(_describe(what, exc))
+        if verdict.full:
+            logger.error("stream %s, subscription %s: %s raised (passed to on_error; repeats are "
+                         "summarised every %.0f s)", self.stream, self.id, what, INTERVAL, exc_info=exc)
+        self._summarise(verdict, handled=True)
+        try:
+            on_error(error)
+        except BaseException as inner:  # never passed back to on_error
+            self._unhandled_error("on_error", inner)
+
+    def _unhandled_error(self, what: str, exc: BaseException) -> None:
+        self._count(what, exc)
+        verdict = self._unhandled.hit(_describe(what, exc))
+        if verdict.full:
+            if _logging_configured():
+                logger.error("stream %s, subscription %s: %s raised (repeats are summarised every %.0f s)",
+                             self.stream, self.id, what, INTERVAL, exc_info=exc)
+            else:
+                _excepthook(exc)
+        self._summarise(verdict, handled=False)
+
+    def _count(self, what: str, exc: BaseException) -> None:
         self.failed += 1
-        self.last_exception = f"{what} raised {type(exc).__name__}: {exc}"
+        self.last_exception = _describe(what, exc)
         self.last_exception_time = time.time()
-        logger.error("stream %s, subscription %s: %s raised", self.stream, self.id, what, exc_info=exc)
+
+    def _summarise(self, verdict: Verdict, *, handled: bool) -> None:
+        if not verdict.summary:
+            return
+        line = (f"stream {self.stream}, subscription {self.id}: {verdict.summary} more callback errors "
+                f"since the last report; the last: {verdict.last}")
+        if handled or _logging_configured():
+            logger.error("%s", line)
+        elif sys.stderr is not None:
+            try:
+                print(f"ekws: {line}", file=sys.stderr, flush=True)
+            except (OSError, ValueError):  # stderr closed: nowhere left to report
+                pass
+
+
+def _describe(what: str, exc: BaseException) -> str:
+    return f"{what} raised {type(exc).__name__}: {exc}"
+
+
+def _logging_configured() -> bool:
+    """Whether a record of this module's logger reaches a real handler.
+
+    The package logger carries a NullHandler (a library must not print by
+    default), which also keeps ``logging.lastResort`` away; for errors nobody
+    handles, this tells whether the application set up logging to see them.
+    """
+    current: logging.Logger | None = logger
+    while current is not None:
+        if any(not isinstance(handler, logging.NullHandler) for handler in current.handlers):
+            return True
+        if not current.propagate:
+            return False
+        current = current.parent
+    return False
+
+
+def _excepthook(exc: BaseException) -> None:
+    """Report ``exc`` as an uncaught exception of the current thread would be."""
+    args = threading.ExceptHookArgs((type(exc), exc, exc.__traceback__, threading.current_thread()))
+    try:
+        threading.excepthook(args)
+    except Exception:  # a broken hook must not end the worker
+        pass

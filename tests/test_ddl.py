@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import pathlib
 
 import pytest
@@ -211,6 +212,23 @@ def test_nested_struct_field_default() -> None:
         ("CREATE STREAM demo(a STRING) WITH (FORMAT='binary')", "exactly one BYTEA field"),
         ("CREATE STREAM demo(a BYTEA, b BYTEA) WITH (FORMAT='binary')", "exactly one BYTEA field"),
         ("CREATE STREAM demo(a BIGINT) WITH (TIMESTAMP='b')", "TIMESTAMP names no declared field: 'b'"),
+        (
+            "CREATE STREAM demo(a BOOLEAN) WITH (TIMESTAMP='a')",
+            "TIMESTAMP field 'a' is BOOLEAN: expected BIGINT, FLOAT, DATETIME or STRING at line 1, column 47",
+        ),
+        (
+            "CREATE STREAM demo() WITH (TIMESTAMP='t', TIMESTAMP_FORMAT='YYY-MM-dd')",
+            "invalid TIMESTAMP_FORMAT 'YYY-MM-dd': 'YYY' is not a valid field: use YY or YYYY "
+            "at line 1, column 60",
+        ),
+        (
+            "CREATE STREAM demo() WITH (TIMESTAMP='t', TIMESTAMP_FORMAT='YYYY-MM-dd HH:mm z')",
+            "zone names (z) are ambiguous",
+        ),
+        (
+            "CREATE STREAM demo() WITH (TIMESTAMP_FORMAT='YYYY-MM-dd', FORMAT='json')",
+            "TIMESTAMP_FORMAT without TIMESTAMP",
+        ),
         ("CREATE STREAM demo(a BIGINT DEFAULT " + "9" * 5000 + ")", "number literal too long"),
     ],
 )
@@ -350,3 +368,23 @@ def _mutated(draw: st.DrawFn) -> str:
 @given(_mutated())
 def test_mutated_statements_raise_only_ddl_error(sql: str) -> None:
     _parse_or_ddl_error(sql)
+
+
+def test_timestamp_options_in_any_order() -> None:
+    stream = parse_stream(
+        "CREATE STREAM s (t STRING) WITH (TIMESTAMP_FORMAT='YYYY-MM-dd HH:mm:ss', TIMESTAMP='t')"
+    )
+    assert (stream.timestamp, stream.timestamp_format) == ("t", "YYYY-MM-dd HH:mm:ss")
+    assert parse_stream("CREATE STREAM s () WITH (TIMESTAMP='t', TIMESTAMP_FORMAT='')").timestamp_format == ""
+
+
+def test_shared_false_is_accepted_with_a_logged_note(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="ekws.ddl")
+    assert not parse_stream('CREATE STREAM s () WITH (SHARED="false")').shared
+    notes = [r for r in caplog.records if "SHARED" in r.getMessage()]
+    assert len(notes) == 1 and notes[0].levelno == logging.INFO
+    assert "stream s" in notes[0].getMessage() and "shares one source" in notes[0].getMessage()
+    caplog.clear()
+    parse_stream('CREATE STREAM s () WITH (SHARED="true")')
+    parse_stream("CREATE STREAM s ()")
+    assert not [r for r in caplog.records if "SHARED" in r.getMessage()]

@@ -13,3 +13,37 @@ def test_every_error_derives_from_the_root():
         if isinstance(obj, type) and issubclass(obj, Exception):
             assert issubclass(obj, ekws.EkwsError), name
     assert issubclass(ekws.ConfigError, ValueError) and issubclass(ekws.DDLError, ValueError)
+
+
+def test_state_is_an_exported_str_enum() -> None:
+    import enum
+    import json
+
+    assert "State" in ekws.__all__
+    assert issubclass(ekws.State, str) and issubclass(ekws.State, enum.Enum)
+    assert [s.value for s in ekws.State] == ["connecting", "connected", "disconnected", "stopped"]
+    state = ekws.State.CONNECTED
+    assert state == "connected" and ekws.State("stopped") is ekws.State.STOPPED
+    assert (str(state), f"{state}", f"{state:>10}", "%s" % (state,)) == (  # noqa: UP031 - logging's form
+        "connected", "connected", " connected", "connected")
+    assert json.dumps({"state": state}) == '{"state": "connected"}'
+    # The wire modules' names still work, as members of the enum.
+    from ekws.message import CONNECTED, CONNECTING, DISCONNECTED, STOPPED
+
+    assert tuple(ekws.State) == (CONNECTING, CONNECTED, DISCONNECTED, STOPPED)
+
+
+def test_help_opens_with_what_ekws_does_and_its_entry_points() -> None:
+    import pydoc
+
+    text = pydoc.render_doc(ekws, renderer=pydoc.plaintext)
+    description = text[text.index("DESCRIPTION"):]
+    head = description[: description.index("CLASSES") if "CLASSES" in description else None]
+    assert "WebSocket" in text[: text.index("DESCRIPTION")]  # the NAME line says what it is
+    positions = [head.find(word) for word in
+                 ("Runtime", "create_stream", "subscribe", "Message", "State", "ekws run")]
+    assert -1 not in positions, positions
+    # Entry points come first; the exception classes are mentioned after them, if at all.
+    first_error = min((head.find(n) for n in ("EkwsError", "DDLError", "BindError") if n in head),
+                      default=len(head))
+    assert max(positions) < first_error

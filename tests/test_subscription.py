@@ -1,10 +1,12 @@
 """The subscription buffer and worker: overflow policies, order, close."""
 
 import threading
+import time
 
 import pytest
+from server_helpers import wait_until
 
-from ekws.errors import DecodeError
+from ekws.errors import CallbackError, DecodeError
 from ekws.message import Message, Peer, Status
 from ekws.subscription import Buffer, Subscription
 
@@ -110,14 +112,32 @@ def test_worker_delivers_in_order_survives_raising_callbacks_and_drains_on_close
     assert got == [0, 1, 3, 4]
     assert sub.delivered == 4 and sub.failed == 1
     assert "boom" in sub.last_exception
-    assert [str(e) for e in errors] == ["bad"] and statuses[0].state == "connected"
+    failure, decode = errors
+    assert isinstance(failure, CallbackError) and failure.callback == "on_message"
+    assert failure.item.data == {"n": 2} and str(failure.__cause__) == "boom"
+    assert str(decode) == "bad" and statuses[0].state == "connected"
     assert sub.finished
 
 
 def test_close_returns_in_bounded_time_when_a_callback_hangs():
     hang = threading.Event()
-    sub = Subscription("s", lambda m: hang.wait(10), drain_timeout=0.2)
+    entered = threading.Event()
+
+    def on_message(msg):
+        entered.set()
+        hang.wait(10)
+
+    sub = Subscription("s", on_message, drain_timeout=0.2)
     sub.start()
     sub.offer(messages(0, 2))
+    assert entered.wait(5)
+    started = time.monotonic()
     sub.close()
-    hang.set()
+    took = time.monotonic() - started
+    try:
+        assert 0.15 <= took < 2.0, took  # waited for the drain, then gave up
+        assert sub.closed and not sub.finished  # the callback still runs
+    finally:
+        hang.set()
+    assert wait_until(lambda: sub.finished, 5)
+    assert sub.delivered == 2  # what was buffered was still delivered, once the callback returned

@@ -1,0 +1,192 @@
+"""A subscription's buffer: a bounded, batch-aware FIFO between wire threads and a worker.
+
+The stream offers a batch of messages per socket read, so the producer side
+takes the lock once per read, not once per message; the worker takes one item
+at a time. Messages are bounded by ``bufferLength`` and the overflow policy;
+status and error notices by :data:`MAX_NOTICES`, past which they coalesce, so
+a peer sending bad JSON forever cannot queue without bound behind a slow
+subscriber.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import deque
+from typing import Union
+
+from .errors import EkwsError, ErrorsCoalesced
+from .message import Message, Status
+
+OVERFLOW_POLICIES = ("block", "dropOldest", "dropNewest")
+MAX_NOTICES = 64  # status and error notices queued per subscription; the rest coalesce
+
+Item = Union[Message, Status, EkwsError]
+
+
+class Buffer:
+    """A bounded FIFO of messages, like ``queue.Queue`` but batch-aware.
+
+    Only messages count against ``capacity``; ``overflow`` says what a full
+    buffer does to a new batch: ``block`` waits (lossless back-pressure),
+    ``dropOldest`` evicts from the head, ``dropNewest`` discards what does not
+    fit. Every drop is counted.
+
+    Status and error notices never block a wire thread and are never dropped
+    by the overflow policy, but they are bounded too: at most
+    :data:`MAX_NOTICES` wait at once. Past that, errors are summed into one
+    :class:`~ekws.errors.ErrorsCoalesced` and only the latest status is kept;
+    both are queued as soon as the worker takes a notice off. ``coalesced``
+    counts the notices not delivered one by one.
+    """
+
+    def __init__(self, capacity: int, overflow: str) -> None:
+        if capacity < 1:
+            raise ValueError(f"bufferLength must be at least 1, got {capacity}")
+        if overflow not in OVERFLOW_POLICIES:
+            raise ValueError(f"overflow must be one of {', '.join(OVERFLOW_POLICIES)}, got {overflow!r}")
+        self.capacity = capacity
+        self.overflow = overflow
+        self.dropped = 0
+        self._items: deque[Item] = deque()
+        self._messages = 0  # messages in _items (notices excluded)
+        self._notices = 0  # notices in _items
+        self.coalesced = 0
+        self._pending_errors = 0  # errors past MAX_NOTICES, not queued yet
+        self._last_error: EkwsError | None = None
+        self._pending_status: Status | None = None
+        self._lock = threading.Lock()
+        self._not_empty = threading.Condition(self._lock)
+        self._not_full = threading.Condition(self._lock)
+        self._closed = False
+        self._blocked = 0  # producers waiting for room
+
+    def __len__(self) -> int:
+        return self._messages
+
+    def put_batch(self, messages: list[Message]) -> None:
+        """Add messages in order, applying the overflow policy."""
+        with self._lock:
+            if self._closed:
+                return
+            room = self.capacity - self._messages
+            if len(messages) <= room:
+                self._items.extend(messages)
+                self._messages += len(messages)
+            elif self.overflow == "block":
+                self._put_blocking(messages)
+            elif self.overflow == "dropNewest":
+                if room > 0:
+                    self._items.extend(messages[:room])
+                    self._messages += room
+                self.dropped += len(messages) - max(room, 0)
+            else:
+                self._put_drop_oldest(messages)
+            self._not_empty.notify()
+
+    def _put_blocking(self, messages: list[Message]) -> None:
+        start = 0
+        while start < len(messages):
+            while self._messages >= self.capacity and not self._closed:
+                self._not_empty.notify()
+                self._blocked += 1
+                try:
+                    self._not_full.wait()
+                finally:
+                    self._blocked -= 1
+            if self._closed:
+                return
+            end = start + self.capacity - self._messages
+            chunk = messages[start:end]
+            self._items.extend(chunk)
+            self._messages += len(chunk)
+            start += len(chunk)
+
+    def _put_drop_oldest(self, messages: list[Message]) -> None:
+        if len(messages) >= self.capacity:
+            # Everything buffered and the head of this batch go.
+            keep = messages[-self.capacity:]
+            self.dropped += self._messages + len(messages) - len(keep)
+            notices = [item for item in self._items if not isinstance(item, Message)]
+            self._items = deque(notices)
+            self._items.extend(keep)
+            self._messages = len(keep)
+            return
+        excess = self._messages + len(messages) - self.capacity
+        kept: deque[Item] = deque()
+        while excess > 0:
+            item = self._items.popleft()
+            if isinstance(item, Message):
+                excess -= 1
+                self.dropped += 1
+            else:
+                kept.append(item)
+        self._items.extendleft(reversed(kept))
+        self._items.extend(messages)
+        self._messages = self.capacity
+
+    def put_notice(self, item: Status | EkwsError) -> None:
+        with self._lock:
+            if self._closed:
+                return
+            if self._notices < MAX_NOTICES:
+                self._items.append(item)
+                self._notices += 1
+                self._not_empty.notify()
+            elif isinstance(item, Status):
+                if self._pending_status is not None:
+                    self.coalesced += 1
+                self._pending_status = item
+            else:
+                self.coalesced += 1
+                self._pending_errors += 1
+                self._last_error = item
+
+    def _queue_pending(self) -> None:
+        """Queue the coalesced notices once there is room (lock held)."""
+        if self._pending_errors and self._notices < MAX_NOTICES:
+            assert self._last_error is not None
+            if self._pending_errors == 1:  # nothing to sum up: deliver it as it is
+                self.coalesced -= 1
+                self._items.append(self._last_error)
+            else:
+                self._items.append(ErrorsCoalesced(self._pending_errors, self._last_error))
+            self._notices += 1
+            self._pending_errors, self._last_error = 0, None
+        if self._pending_status is not None and self._notices < MAX_NOTICES:
+            self._items.append(self._pending_status)
+            self._notices += 1
+            self._pending_status = None
+
+    @property
+    def notices(self) -> int:
+        return self._notices
+
+    def get(self) -> Item | None:
+        """Remove and return the oldest item; wait while empty and open.
+
+        Returns None once the buffer is closed and drained. One item at a
+        time, so that ``capacity`` bounds what waits besides the one item a
+        callback is handling, exactly as with ``queue.Queue``.
+        """
+        with self._lock:
+            while not self._items:
+                if self._closed:
+                    return None
+                self._not_empty.wait()
+            item = self._items.popleft()
+            if type(item) is Message:
+                self._messages -= 1
+                if self._blocked:
+                    self._not_full.notify()
+            else:
+                self._notices -= 1
+                if self._pending_errors or self._pending_status is not None:
+                    self._queue_pending()
+            return item
+
+    def close(self) -> None:
+        """Refuse new items and wake every waiter; what is buffered stays."""
+        with self._lock:
+            self._closed = True
+            self._not_full.notify_all()
+            self._not_empty.notify_all()

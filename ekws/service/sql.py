@@ -1,0 +1,987 @@
+"""The rule SQL subset: parsed once, compiled into Python closures.
+
+ekws is not a SQL engine. A rule over a WebSocket stream is nearly always a
+projection and a filter, so that is what runs, exactly as eKuiper runs it;
+everything else is refused with the construct's name and 1-based position,
+never half-run::
+
+    query     := SELECT select FROM stream [[AS] alias] [WHERE condition] [';']
+    select    := '*' [',' item {',' item}] | item {',' item}
+    item      := expr [AS name]
+
+Expressions (keywords and function names are case-insensitive; the stream
+name and field names are case-sensitive, as in eKuiper):
+
+- literals: ``12``, ``-1.5``, ``2e3``, ``"text"`` or ``'text'`` (backslash
+  escapes), ``TRUE``, ``FALSE``, ``NULL``;
+- fields: ``a``, nested ``a.b`` or ``a->b``, array index ``a[0]``/``a[-1]``,
+  ``demo.a`` (the stream name or its alias as a prefix), `` `odd name` ``;
+- ``meta(key)``: the record's metadata: ``stream``, ``datasource``, ``peer``,
+  ``connection``, ``timestamp`` (receive time, ms);
+- arithmetic ``+ - * / %`` (numbers only; ``/`` of two integers is integer
+  division, as in eKuiper), unary ``-``;
+- comparisons ``= != <> < > <= >=``, ``[NOT] BETWEEN x AND y``,
+  ``[NOT] IN (x, y, ...)`` or ``[NOT] IN array_field``, ``[NOT] LIKE
+  pattern`` (``%`` any run, ``_`` one character, ``\\%``/``\\_`` literal),
+  ``IS [NOT] NULL``, ``AND``, ``OR``, ``NOT``, parentheses;
+- ``CASE [value] WHEN ... THEN ... [ELSE ...] END``;
+- functions: ``lower(s)``, ``upper(s)``, ``trim(s)``, ``length(s)``,
+  ``concat(s, ...)``, ``abs(x)``, ``round(x[, digits])``, ``floor(x)``,
+  ``ceil(x)``, ``coalesce(x, ...)``, ``cast(x, "bigint"|"float"|"string"|"boolean")``.
+
+Null semantics (eKuiper's): a missing field is null; a comparison, LIKE,
+IN or BETWEEN with a null operand is false; arithmetic and functions of null
+are null (``coalesce`` excepted); a WHERE that is not exactly true drops the
+record. Equality across kinds (a number and a string) is simply unequal;
+ordering across kinds, arithmetic on a non-number or dividing by zero is an
+:class:`EvalError` for that record only.
+
+Output keys: an alias, else a field's last name (``a.b`` gives ``b``,
+``a[0]`` gives ``a``), else a function's name (``lower``), else
+``kuiper_field_<n>`` (the n-th unnamed expression, from 0), as eKuiper names
+them. ``SELECT *`` passes the record itself; ``SELECT *, x AS y`` adds to a copy.
+
+Refused, each with its position: GROUP BY and windows (TUMBLINGWINDOW ...),
+aggregates (COUNT, SUM, AVG ...), analytic functions (LAG, LATEST ...), JOIN,
+ORDER BY, HAVING, LIMIT, ``* EXCEPT``/``* REPLACE``, array slices, a second
+stream, select aliases used in later select items, and any function not
+listed above. Every parse problem is a :class:`SQLError`.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from bisect import bisect_right
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, NamedTuple, Optional, cast
+
+from ekws import EkwsError, Message
+
+__all__ = ["EvalError", "FUNCTIONS", "Query", "SQLError", "parse_query"]
+
+MAX_SQL_LENGTH = 64 * 1024
+MAX_DEPTH = 64  # nesting of parentheses and operators: bounds the recursion on hostile input
+
+Record = dict[str, Any]
+Fn = Callable[[Record, Message], Any]  # (record, message) -> value
+
+
+class SQLError(EkwsError, ValueError):
+    """A rule's SQL is malformed or uses what ekws does not run.
+
+    ``line`` and ``column`` are 1-based and point at the offending token.
+    """
+
+    def __init__(self, message: str, *, line: int = 0, column: int = 0) -> None:
+        super().__init__(f"{message} at line {line}, column {column}" if line else message)
+        self.line = line
+        self.column = column
+
+
+class EvalError(EkwsError):
+    """An expression failed on one record (a type mismatch, a division by zero)."""
+
+
+# --------------------------------------------------------------------------- tokens
+
+
+class _Token(NamedTuple):
+    kind: str  # "name", "quoted" (backquoted name), "number", "string", "op", "end"
+    text: str  # upper-cased for "name" when compared as a keyword; see .value
+    value: Any
+    pos: int
+
+
+_TOKEN_RE = re.compile(r"""
+    (?P<space>\s+|/\*.*?\*/)
+  | (?P<number>(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?)
+  | (?P<name>[^\W\d]\w*)
+  | (?P<op>->|<>|!=|<=|>=|[-+*/%=<>(),.\[\]:;&|^!])
+""", re.VERBOSE | re.DOTALL)
+
+_ESCAPES = {"n": "\n", "t": "\t", "r": "\r", "\\": "\\", '"': '"', "'": "'"}
+
+RESERVED = frozenset((
+    "SELECT", "FROM", "JOIN", "LEFT", "RIGHT", "FULL", "CROSS", "INNER", "ON", "WHERE", "GROUP", "ORDER",
+    "HAVING", "BY", "ASC", "DESC", "AND", "OR", "CASE", "WHEN", "THEN", "ELSE", "END", "IN", "NOT",
+    "BETWEEN", "LIKE", "OVER", "PARTITION", "AS", "IS", "NULL", "TRUE", "FALSE", "LIMIT", "EXCEPT", "REPLACE",
+))
+
+_CLAUSES = {
+    "GROUP": "GROUP BY (windows and aggregates)", "ORDER": "ORDER BY", "HAVING": "HAVING",
+    "LIMIT": "LIMIT", "JOIN": "JOIN", "LEFT": "JOIN", "RIGHT": "JOIN", "FULL": "JOIN", "CROSS": "JOIN",
+    "INNER": "JOIN", "OVER": "OVER (analytic functions)", "PARTITION": "PARTITION BY",
+}
+_WINDOWS = frozenset((
+    "TUMBLINGWINDOW", "HOPPINGWINDOW", "SLIDINGWINDOW", "SESSIONWINDOW", "COUNTWINDOW", "STATEWINDOW",
+))
+_AGGREGATES = frozenset((
+    "COUNT", "SUM", "AVG", "MIN", "MAX", "COLLECT", "DEDUPLICATE", "STDDEV", "STDDEVS", "VAR", "VARS",
+    "PERCENTILE_CONT", "PERCENTILE_DISC", "MERGE_AGG", "LAST_VALUE", "FIRST_VALUE", "MEDIAN",
+    "WINDOW_START", "WINDOW_END", "ROW_NUMBER",
+))
+_ANALYTIC = frozenset((
+    "LAG", "LATEST", "CHANGED_COL", "HAD_CHANGED", "CHANGED_COLS", "ACC_SUM", "ACC_AVG", "ACC_MIN",
+    "ACC_MAX", "ACC_COUNT",
+))
+
+
+class _Lexer:
+    def __init__(self, sql: str) -> None:
+        self.sql = sql
+        self._lines = [0] + [m.end() for m in re.finditer("\n", sql)]
+
+    def position(self, pos: int) -> tuple[int, int]:
+        line = bisect_right(self._lines, pos)
+        return line, pos - self._lines[line - 1] + 1
+
+    def error(self, message: str, pos: int) -> SQLError:
+        line, column = self.position(pos)
+        return SQLError(message, line=line, column=column)
+
+    def tokens(self) -> list[_Token]:
+        sql, pos, out = self.sql, 0, []
+        while pos < len(sql):
+            char = sql[pos]
+            if char in "\"'":
+                token, pos = self._string(pos)
+                out.append(token)
+                continue
+            if char == "`":
+                end = sql.find("`", pos + 1)
+                if end < 0:
+                    raise self.error("unterminated `quoted name`", pos)
+                if end == pos + 1:
+                    raise self.error("empty `quoted name`", pos)
+                out.append(_Token("quoted", sql[pos + 1:end], sql[pos + 1:end], pos))
+                pos = end + 1
+                continue
+            if sql.startswith("/*", pos) and sql.find("*/", pos + 2) < 0:
+                raise self.error("unterminated /* comment", pos)
+            match = _TOKEN_RE.match(sql, pos)
+            if match is None:
+                raise self.error(f"unexpected character {char!r}", pos)
+            kind, text = match.lastgroup, match.group()
+            if kind == "number":
+                value: Any = float(text) if any(c in text for c in ".eE") else int(text)
+                out.append(_Token("number", text, value, pos))
+            elif kind == "name":
+                out.append(_Token("name", text.upper(), text, pos))
+            elif kind == "op":
+                out.append(_Token("op", text, text, pos))
+            pos = match.end()
+        out.append(_Token("end", "", None, len(sql)))
+        return out
+
+    def _string(self, start: int) -> tuple[_Token, int]:
+        sql, quote = self.sql, self.sql[start]
+        parts: list[str] = []
+        pos = start + 1
+        while pos < len(sql):
+            char = sql[pos]
+            if char == quote:
+                return _Token("string", quote, "".join(parts), start), pos + 1
+            if char == "\\" and pos + 1 < len(sql):
+                nxt = sql[pos + 1]
+                # Unknown escapes keep their backslash: LIKE uses \% and \_.
+                parts.append(_ESCAPES.get(nxt, "\\" + nxt))
+                pos += 2
+                continue
+            parts.append(char)
+            pos += 1
+        raise self.error("unterminated string", start)
+
+
+def _describe(token: _Token) -> str:
+    if token.kind == "end":
+        return "the end of the statement"
+    if token.kind == "string":
+        return f"string {token.value!r}"
+    if token.kind == "quoted":
+        return f"`{token.value}`"
+    return repr(token.value)
+
+
+# --------------------------------------------------------------------------- values
+
+
+def _kind(value: Any) -> str:
+    kind = type(value)
+    if kind is bool:
+        return "boolean"
+    if kind is int or kind is float:
+        return "number"
+    if kind is str:
+        return "string"
+    return "null" if value is None else kind.__name__
+
+
+def _equal(a: Any, b: Any) -> bool:
+    return a == b and (type(a) is bool) == (type(b) is bool)
+
+
+_ORDER: dict[str, Callable[[Any, Any], bool]] = {
+    "<": lambda a, b: a < b, ">": lambda a, b: a > b,
+    "<=": lambda a, b: a <= b, ">=": lambda a, b: a >= b,
+}
+
+
+def _compare(op: str, a: Any, b: Any) -> bool:
+    if a is None or b is None:
+        return False
+    if op == "=":
+        return _equal(a, b)
+    if op == "!=":
+        return not _equal(a, b)
+    ka, kb = _kind(a), _kind(b)
+    if ka != kb or ka not in ("number", "string", "boolean"):
+        raise EvalError(f"cannot compare {ka} {a!r:.40} {op} {kb} {b!r:.40}")
+    return bool(_ORDER[op](a, b))
+
+
+def _number(value: Any, op: str) -> Any:
+    if type(value) is int or type(value) is float:
+        return value
+    raise EvalError(f"{op} needs numbers, got {_kind(value)} {value!r:.40}")
+
+
+def _arith(op: str, a: Any, b: Any) -> Any:
+    if a is None or b is None:
+        return None
+    a, b = _number(a, op), _number(b, op)
+    if op == "+":
+        return a + b
+    if op == "-":
+        return a - b
+    if op == "*":
+        return a * b
+    if b == 0:
+        raise EvalError(f"division by zero in {a!r} {op} {b!r}")
+    if op == "/":
+        if type(a) is int and type(b) is int:
+            return int(a / b)  # eKuiper (Go) truncates integer division toward zero
+        return a / b
+    return math.fmod(a, b) if float in (type(a), type(b)) else int(math.fmod(a, b))
+
+
+def like_regex(pattern: str) -> re.Pattern[str]:
+    """SQL LIKE as a regular expression: ``%`` any run, ``_`` one character, ``\\`` escapes."""
+    out, i = [], 0
+    while i < len(pattern):
+        char = pattern[i]
+        if char == "\\" and i + 1 < len(pattern):
+            out.append(re.escape(pattern[i + 1]))
+            i += 2
+            continue
+        out.append(".*" if char == "%" else "." if char == "_" else re.escape(char))
+        i += 1
+    return re.compile("".join(out), re.DOTALL)
+
+
+# --------------------------------------------------------------------------- functions
+
+
+def _null_in(fn: Callable[..., Any]) -> Callable[..., Any]:
+    def wrapped(*args: Any) -> Any:
+        return None if any(a is None for a in args) else fn(*args)
+    return wrapped
+
+
+def _string_arg(name: str, value: Any) -> str:
+    if type(value) is not str:
+        raise EvalError(f"{name}() needs a string, got {_kind(value)} {value!r:.40}")
+    return value
+
+
+def _round(x: Any, digits: Any = 0) -> Any:
+    x = _number(x, "round()")
+    if type(digits) is not int:
+        raise EvalError(f"round() needs an integer number of digits, got {digits!r:.40}")
+    # Half away from zero, as SQL and Go's math.Round do (Python rounds half to even).
+    scale = 10.0 ** digits
+    rounded = math.floor(abs(x) * scale + 0.5) / scale
+    result = math.copysign(rounded, x)
+    return int(result) if digits <= 0 and type(x) is int else result
+
+
+def _cast(value: Any, to: Any) -> Any:
+    target = str(to).lower()
+    try:
+        if target == "bigint":
+            return int(float(value)) if isinstance(value, str) else int(value)
+        if target == "float":
+            return float(value)
+        if target == "string":
+            return value if isinstance(value, str) else ("true" if value is True else "false"
+                                                          if value is False else str(value))
+        if target == "boolean":
+            if isinstance(value, str):
+                if value.lower() in ("true", "1", "t"):
+                    return True
+                if value.lower() in ("false", "0", "f"):
+                    return False
+                raise ValueError(value)
+            return bool(value)
+    except (ValueError, TypeError, OverflowError) as exc:
+        raise EvalError(f"cannot cast {_kind(value)} {value!r:.40} to {target}") from exc
+    raise EvalError(f"cast() to unknown type {to!r}")
+
+
+def _concat(*args: Any) -> Any:
+    if any(a is None for a in args):
+        return None
+    return "".join(a if isinstance(a, str) else str(a) for a in args)
+
+
+def _length(value: Any) -> int:
+    if isinstance(value, (str, list, dict)):
+        return len(value)
+    raise EvalError(f"length() needs a string or an array, got {_kind(value)} {value!r:.40}")
+
+
+# name -> (callable, min args, max args or None for variadic)
+FUNCTIONS: dict[str, tuple[Callable[..., Any], int, Optional[int]]] = {
+    "lower": (_null_in(lambda s: _string_arg("lower", s).lower()), 1, 1),
+    "upper": (_null_in(lambda s: _string_arg("upper", s).upper()), 1, 1),
+    "trim": (_null_in(lambda s: _string_arg("trim", s).strip()), 1, 1),
+    "length": (_null_in(_length), 1, 1),
+    "concat": (_concat, 1, None),
+    "abs": (_null_in(lambda x: abs(_number(x, "abs()"))), 1, 1),
+    "round": (_null_in(_round), 1, 2),
+    "floor": (_null_in(lambda x: math.floor(_number(x, "floor()"))), 1, 1),
+    "ceil": (_null_in(lambda x: math.ceil(_number(x, "ceil()"))), 1, 1),
+    "coalesce": (lambda *args: next((a for a in args if a is not None), None), 1, None),
+    "cast": (_null_in(_cast), 2, 2),
+}
+_CAST_TYPES = ("bigint", "float", "string", "boolean")
+
+
+# --------------------------------------------------------------------------- the query
+
+
+@dataclass(frozen=True)
+class Query:
+    """A compiled rule query.
+
+    ``matches`` and ``project`` are closures built once; they raise
+    :class:`EvalError` (or, for a record of unexpected shape, another
+    exception the caller counts) for one record, never for the rule.
+    """
+
+    sql: str
+    stream: str
+    alias: Optional[str]
+    select_all: bool
+    fields: tuple[str, ...]  # output keys of the select items, in order
+    has_where: bool
+    _where: Optional[Callable[[Message], bool]]
+    _project: Optional[Callable[[Message], Record]]
+
+    def matches(self, msg: Message) -> bool:
+        """True when the record passes the WHERE clause (always, without one)."""
+        return True if self._where is None else self._where(msg)
+
+    def project(self, msg: Message) -> dict[str, Any]:
+        """The output record; ``SELECT *`` alone returns ``msg.data`` itself."""
+        return msg.data if self._project is None else self._project(msg)
+
+
+def parse_query(sql: str) -> Query:
+    """Parse and compile a rule's SQL.
+
+    Raises:
+        SQLError: malformed, or a construct ekws does not run (named, with its position).
+    """
+    if not isinstance(sql, str):
+        raise SQLError(f"the rule's sql must be a string, got {type(sql).__name__}")
+    if len(sql) > MAX_SQL_LENGTH:
+        raise SQLError(f"the rule's sql is longer than {MAX_SQL_LENGTH} characters")
+    return _Parser(sql).query()
+
+
+class _Expr(NamedTuple):
+    fn: Fn
+    name: Optional[str]  # the output key it gets without an alias
+    const: bool  # a literal: fn ignores its arguments
+    root: Optional[str] = None  # first name of a field reference
+
+
+def _literal(value: Any) -> _Expr:
+    return _Expr(lambda d, m: value, None, True)
+
+
+class _Parser:
+    def __init__(self, sql: str) -> None:
+        self.sql = sql
+        self.lexer = _Lexer(sql)
+        self.tokens = self.lexer.tokens()
+        self.i = 0
+        self.stream = ""
+        self.alias: Optional[str] = None
+        self.depth = 0
+        self.aliases: set[str] = set()  # select aliases defined so far
+        self.in_select = False
+
+    # -- token helpers --------------------------------------------------------------
+
+    def peek(self, ahead: int = 0) -> _Token:
+        return self.tokens[min(self.i + ahead, len(self.tokens) - 1)]
+
+    def take(self) -> _Token:
+        token = self.peek()
+        self.i = min(self.i + 1, len(self.tokens) - 1)
+        return token
+
+    def error(self, message: str, token: _Token) -> SQLError:
+        return self.lexer.error(message, token.pos)
+
+    def unexpected(self, expected: str) -> SQLError:
+        token = self.peek()
+        self.refuse_clause(token)
+        return self.error(f"expected {expected}, got {_describe(token)}", token)
+
+    def at(self, word: str) -> bool:
+        token = self.peek()
+        return token.kind == "name" and token.text == word
+
+    def at_op(self, op: str) -> bool:
+        token = self.peek()
+        return token.kind == "op" and token.text == op
+
+    def accept(self, word: str) -> bool:
+        if self.at(word):
+            self.take()
+            return True
+        return False
+
+    def accept_op(self, op: str) -> bool:
+        if self.at_op(op):
+            self.take()
+            return True
+        return False
+
+    def expect(self, word: str) -> None:
+        if not self.accept(word):
+            raise self.unexpected(word)
+
+    def expect_op(self, op: str) -> None:
+        if not self.accept_op(op):
+            raise self.unexpected(repr(op))
+
+    def at_name(self, ahead: int = 0) -> bool:
+        token = self.peek(ahead)
+        return token.kind == "quoted" or (token.kind == "name" and token.text not in RESERVED)
+
+    def name(self, what: str) -> str:
+        if self.at_name():
+            return str(self.take().value)
+        raise self.unexpected(what)
+
+    def refuse_clause(self, token: _Token) -> None:
+        """Name a clause ekws does not run, where a clause may start."""
+        if token.kind != "name" or token.text not in _CLAUSES:
+            return
+        if token.text == "GROUP":
+            for later in self.tokens[self.tokens.index(token):]:
+                if later.kind == "name" and later.text in _WINDOWS:
+                    raise self.error(f"the window {later.text} is not supported: ekws rules run no "
+                                     "windows (GROUP BY is not supported)", later)
+        raise self.error(f"{_CLAUSES[token.text]} is not supported by ekws rules "
+                         "(a rule is a projection and a filter over one stream)", token)
+
+    def enter(self) -> None:
+        self.depth += 1
+        if self.depth > MAX_DEPTH:
+            raise self.error(f"expression nested deeper than {MAX_DEPTH} levels", self.peek())
+
+    # -- statement ------------------------------------------------------------------
+
+    def prescan_from(self) -> None:
+        """Find the stream name and alias first: select items may be prefixed with either."""
+        depth = 0
+        for n, token in enumerate(self.tokens):
+            if token.kind == "op" and token.text in "([":
+                depth += 1
+            elif token.kind == "op" and token.text in ")]":
+                depth -= 1
+            elif depth == 0 and token.kind == "name" and token.text == "FROM":
+                saved, self.i = self.i, n + 1
+                if self.at_name():
+                    self.stream = str(self.take().value)
+                    if self.accept("AS") and self.at_name() or self.at_name():
+                        self.alias = str(self.peek().value)
+                self.i = saved
+                return
+
+    def query(self) -> Query:
+        self.prescan_from()
+        self.expect("SELECT")
+        select_all, items = self.select_list()
+        self.expect("FROM")
+        self.name("a stream name")
+        if self.accept("AS") or self.at_name():
+            self.name("a stream alias")
+        if self.at_op(","):
+            raise self.error("a second stream is not supported by ekws rules (nor is JOIN)", self.peek())
+        where: Optional[_Expr] = None
+        if self.accept("WHERE"):
+            where = self.expr()
+        self.refuse_clause(self.peek())
+        self.accept_op(";")
+        if self.peek().kind != "end":
+            raise self.unexpected("WHERE or the end of the statement" if where is None
+                                  else "an operator or the end of the statement")
+        return Query(self.sql, self.stream, self.alias, select_all, tuple(name for name, _ in items),
+                     where is not None, _where_fn(where.fn) if where is not None else None,
+                     _project_fn(select_all, items))
+
+    def select_list(self) -> tuple[bool, list[tuple[str, Fn]]]:
+        select_all = False
+        items: list[tuple[str, Fn]] = []
+        if self.at_op("*"):
+            self.take()
+            select_all = True
+            if self.at("EXCEPT") or self.at("REPLACE"):
+                raise self.error(f"* {self.peek().text} is not supported by ekws rules", self.peek())
+            if not self.accept_op(","):
+                return select_all, items
+        unnamed = 0
+        while True:
+            if self.at_op("*"):
+                raise self.error("'*' must come first in the select list", self.peek())
+            self.in_select = True
+            expr = self.expr()
+            self.in_select = False
+            name = expr.name
+            if self.accept("AS"):
+                name = self.name("a field alias")
+                self.aliases.add(name)
+            elif name is None:
+                name = f"kuiper_field_{unnamed}"
+                unnamed += 1
+            items.append((name, expr.fn))
+            if not self.accept_op(","):
+                return select_all, items
+
+    # -- expressions -----------------------------------------------------------------
+
+    def expr(self) -> _Expr:
+        self.enter()
+        try:
+            return self.or_expr()
+        finally:
+            self.depth -= 1
+
+    def or_expr(self) -> _Expr:
+        left = self.and_expr()
+        while self.accept("OR"):
+            right = self.and_expr()
+            left = _Expr(_or(left.fn, right.fn), None, False)
+        return left
+
+    def and_expr(self) -> _Expr:
+        left = self.not_expr()
+        while self.accept("AND"):
+            right = self.not_expr()
+            left = _Expr(_and(left.fn, right.fn), None, False)
+        return left
+
+    def not_expr(self) -> _Expr:
+        if self.accept("NOT"):
+            self.enter()
+            try:
+                inner = self.not_expr().fn
+            finally:
+                self.depth -= 1
+            return _Expr(lambda d, m: inner(d, m) is not True, None, False)
+        return self.predicate()
+
+    def predicate(self) -> _Expr:
+        left = self.additive()
+        token = self.peek()
+        if token.kind == "op" and token.text in ("=", "!=", "<>", "<", ">", "<=", ">="):
+            self.take()
+            op = "!=" if token.text == "<>" else token.text
+            return _comparison(op, left, self.additive())
+        if self.accept("IS"):
+            negate = self.accept("NOT")
+            self.expect("NULL")
+            a = left.fn
+            if negate:
+                return _Expr(lambda d, m: a(d, m) is not None, None, False)
+            return _Expr(lambda d, m: a(d, m) is None, None, False)
+        negate = False
+        if self.at("NOT") and self.peek(1).kind == "name" and self.peek(1).text in ("IN", "LIKE", "BETWEEN"):
+            self.take()
+            negate = True
+        if self.accept("IN"):
+            return self.in_list(left, negate)
+        if self.accept("LIKE"):
+            return _like(left, self.additive(), negate)
+        if self.accept("BETWEEN"):
+            low = self.additive()
+            self.expect("AND")
+            return _between(left, low, self.additive(), negate)
+        return left
+
+    def in_list(self, left: _Expr, negate: bool) -> _Expr:
+        a = left.fn
+        if not self.at_op("("):
+            array = self.additive().fn
+
+            def in_array(d: Record, m: Message) -> bool:
+                value, items = a(d, m), array(d, m)
+                if value is None or items is None:
+                    return False
+                if not isinstance(items, list):
+                    raise EvalError(f"IN needs an array on its right, got {_kind(items)} {items!r:.40}")
+                return any(_equal(value, x) for x in items) is not negate
+            return _Expr(in_array, None, False)
+        self.take()
+        options = [self.expr()]
+        while self.accept_op(","):
+            options.append(self.expr())
+        self.expect_op(")")
+        if all(o.const for o in options):
+            values = [_constant(o) for o in options]
+            strings = frozenset(v for v in values if type(v) is str)
+            others = [v for v in values if type(v) is not str and v is not None]
+
+            def in_constants(d: Record, m: Message) -> bool:
+                value = a(d, m)
+                if value is None:
+                    return False
+                if type(value) is str:
+                    return (value in strings) is not negate
+                return any(_equal(value, x) for x in others) is not negate
+            return _Expr(in_constants, None, False)
+        fns = [o.fn for o in options]
+
+        def in_expressions(d: Record, m: Message) -> bool:
+            value = a(d, m)
+            return value is not None and any(_equal(value, f(d, m)) for f in fns) is not negate
+        return _Expr(in_expressions, None, False)
+
+    def additive(self) -> _Expr:
+        left = self.multiplicative()
+        while self.at_op("+") or self.at_op("-"):
+            op = self.take().text
+            left = _arithmetic(op, left, self.multiplicative())
+        return left
+
+    def multiplicative(self) -> _Expr:
+        left = self.unary()
+        while self.at_op("*") or self.at_op("/") or self.at_op("%"):
+            op = self.take().text
+            left = _arithmetic(op, left, self.unary())
+        return left
+
+    def unary(self) -> _Expr:
+        if self.at_op("-") or self.at_op("+"):
+            op = self.take().text
+            self.enter()
+            try:
+                operand = self.unary()
+            finally:
+                self.depth -= 1
+            if op == "+":
+                return operand
+            return _arithmetic("-", _literal(0), operand)
+        return self.primary()
+
+    def primary(self) -> _Expr:
+        token = self.peek()
+        if token.kind in ("number", "string"):
+            self.take()
+            return _literal(token.value)
+        if token.kind == "op" and token.text == "(":
+            self.take()
+            inner = self.expr()
+            self.expect_op(")")
+            return self.steps(inner._replace(name=None, root=None))
+        if token.kind == "op" and token.text in ("&", "|", "^"):
+            raise self.error(f"the bitwise operator {token.text!r} is not supported by ekws rules", token)
+        if token.kind == "quoted":
+            self.take()
+            return self.field(token)
+        if token.kind != "name":
+            raise self.unexpected("an expression")
+        if token.text in ("TRUE", "FALSE"):
+            self.take()
+            return _literal(token.text == "TRUE")
+        if token.text == "NULL":
+            self.take()
+            return _literal(None)
+        if token.text == "CASE":
+            self.take()
+            return self.case()
+        if self.peek(1).kind == "op" and self.peek(1).text == "(" and token.text not in RESERVED:
+            return self.steps(self.call())
+        if token.text in RESERVED:
+            raise self.unexpected("an expression")
+        self.take()
+        return self.field(token)
+
+    def field(self, token: _Token) -> _Expr:
+        """A field reference: a name, then ``.name``, ``->name`` or ``[index]`` steps."""
+        first = str(token.value)
+        if self.in_select and first in self.aliases:
+            raise self.error(f"{first!r} is an earlier select alias; referring to select aliases "
+                             "is not supported by ekws rules", token)
+        path: list[Any] = [first]
+        while self.at_op("."):
+            self.take()
+            if self.at_op("*"):
+                raise self.error("'.*' projections are not supported by ekws rules", self.peek())
+            path.append(self.name("a field name"))
+        if len(path) > 1 and first in (self.stream, self.alias):
+            path = path[1:]
+        return self.steps(_Expr(_getter(tuple(path)), path[-1], False, path[0]), path)
+
+    def steps(self, expr: _Expr, path: Optional[list[Any]] = None) -> _Expr:
+        """``->name``, ``.name`` and ``[index]`` steps into a value."""
+        steps: list[Any] = []
+        name = expr.name
+        while self.at_op("->") or self.at_op("[") or (self.at_op(".") and path is not None):
+            bracket = self.take()
+            if bracket.text == "[":
+                index = self.expr()
+                if self.at_op(":"):
+                    raise self.error("array slices are not supported by ekws rules", bracket)
+                self.expect_op("]")
+                if not index.const or type(_constant(index)) is not int:
+                    raise self.error("an array index must be an integer literal", bracket)
+                steps.append(_constant(index))
+            else:
+                if self.at_op("*"):
+                    raise self.error("'->*' projections are not supported by ekws rules", self.peek())
+                steps.append(self.name("a field name"))
+                name = steps[-1]
+        if not steps:
+            return expr
+        if path is not None:
+            return _Expr(_getter(tuple(path + steps)), name, False, expr.root)
+        base, get = expr.fn, _getter(tuple(steps))
+
+        def step_into(d: Record, m: Message) -> Any:
+            value = base(d, m)
+            return get(cast(Record, value), m) if isinstance(value, (dict, list)) else None
+        return _Expr(step_into, name, False)
+
+    def call(self) -> _Expr:
+        token = self.take()
+        upper = token.text
+        if upper in _WINDOWS:
+            raise self.error(f"the window {upper} is not supported: ekws rules run no windows", token)
+        if upper in _AGGREGATES:
+            raise self.error(f"the aggregate function {upper} is not supported: ekws rules run no "
+                             "windows or aggregates", token)
+        if upper in _ANALYTIC:
+            raise self.error(f"the analytic function {upper} is not supported by ekws rules", token)
+        self.expect_op("(")
+        if upper == "META":
+            return self.meta()
+        lower = upper.lower()
+        if lower not in FUNCTIONS:
+            raise self.error(f"unknown function {token.value}; ekws rules support "
+                             f"{', '.join(FUNCTIONS)} and meta", token)
+        args: list[_Expr] = []
+        if not self.at_op(")"):
+            args.append(self.expr())
+            while self.accept_op(","):
+                args.append(self.expr())
+        self.expect_op(")")
+        fn, least, most = FUNCTIONS[lower]
+        if len(args) < least or (most is not None and len(args) > most):
+            count = (str(least) if least == most else f"{least} or more" if most is None
+                     else f"{least} to {most}")
+            raise self.error(f"{lower}() takes {count} argument{'' if count == '1' else 's'}, "
+                             f"got {len(args)}", token)
+        if lower == "cast":
+            target = _constant(args[1]) if args[1].const else None
+            if not isinstance(target, str) or target.lower() not in _CAST_TYPES:
+                raise self.error(f"cast() needs a type name literal: {', '.join(_CAST_TYPES)}", token)
+        fns = [a.fn for a in args]
+        if len(fns) == 1:
+            only = fns[0]
+            return _Expr(lambda d, m: fn(only(d, m)), lower, False)
+        return _Expr(lambda d, m: fn(*[f(d, m) for f in fns]), lower, False)
+
+    def meta(self) -> _Expr:
+        if self.peek().kind == "string":
+            key = str(self.take().value)
+        elif self.accept_op("*"):
+            key = "*"
+        else:
+            key = self.name("a metadata key")
+        self.expect_op(")")
+        if key == "*":
+            return _Expr(lambda d, m: m.meta, "meta", False)
+        if key == "timestamp":
+            return _Expr(lambda d, m: m.timestamp, key, False)
+        return _Expr(lambda d, m: m.meta.get(key), key, False)
+
+    def case(self) -> _Expr:
+        subject = None if self.at("WHEN") else self.expr()
+        branches: list[tuple[Fn, Fn]] = []
+        while self.accept("WHEN"):
+            when = self.expr()
+            self.expect("THEN")
+            branches.append((when.fn, self.expr().fn))
+        if not branches:
+            raise self.unexpected("WHEN")
+        default: Fn = self.expr().fn if self.accept("ELSE") else (lambda d, m: None)
+        self.expect("END")
+        if subject is not None:
+            value = subject.fn
+
+            def simple_case(d: Record, m: Message) -> Any:
+                v = value(d, m)
+                for when, then in branches:
+                    if v is not None and _equal(v, when(d, m)):
+                        return then(d, m)
+                return default(d, m)
+            return _Expr(simple_case, None, False)
+
+        def searched_case(d: Record, m: Message) -> Any:
+            for when, then in branches:
+                if when(d, m) is True:
+                    return then(d, m)
+            return default(d, m)
+        return _Expr(searched_case, None, False)
+
+
+# --------------------------------------------------------------------------- compiled pieces
+
+
+def _getter(path: tuple[Any, ...]) -> Fn:
+    if len(path) == 1 and type(path[0]) is str:
+        key = path[0]
+        return lambda d, m: d.get(key)
+
+    def get(d: Any, m: Message) -> Any:
+        value = d
+        for step in path:
+            if type(step) is str:
+                if type(value) is not dict:
+                    return None
+                value = value.get(step)
+            else:
+                if type(value) is not list or not -len(value) <= step < len(value):
+                    return None
+                value = value[step]
+        return value
+    return get
+
+
+def _or(a: Fn, b: Fn) -> Fn:
+    return lambda d, m: a(d, m) is True or b(d, m) is True
+
+
+def _and(a: Fn, b: Fn) -> Fn:
+    return lambda d, m: a(d, m) is True and b(d, m) is True
+
+
+def _constant(expr: _Expr) -> Any:
+    """The value of a literal expression (its closure ignores both arguments)."""
+    return expr.fn({}, None)  # type: ignore[arg-type]
+
+
+def _comparison(op: str, left: _Expr, right: _Expr) -> _Expr:
+    a, b = left.fn, right.fn
+    if right.const and op in _ORDER and type(_constant(right)) in (int, float):
+        constant, order = _constant(right), _ORDER[op]
+
+        def number_order(d: Record, m: Message) -> bool:
+            value = a(d, m)
+            if type(value) is int or type(value) is float:
+                return bool(order(value, constant))
+            return _compare(op, value, constant)
+        return _Expr(number_order, None, False)
+    if right.const and op in ("=", "!="):
+        constant, want = _constant(right), op == "="
+        if constant is None:
+            return _Expr(lambda d, m: False, None, False)
+
+        def equal_constant(d: Record, m: Message) -> bool:
+            value = a(d, m)
+            return value is not None and _equal(value, constant) is want
+        return _Expr(equal_constant, None, False)
+    return _Expr(lambda d, m: _compare(op, a(d, m), b(d, m)), None, False)
+
+
+def _arithmetic(op: str, left: _Expr, right: _Expr) -> _Expr:
+    a, b = left.fn, right.fn
+    if left.const and right.const:
+        try:
+            return _literal(_arith(op, _constant(left), _constant(right)))
+        except EvalError:
+            pass  # e.g. 1/0: an error for every record, raised when it runs
+    return _Expr(lambda d, m: _arith(op, a(d, m), b(d, m)), None, False)
+
+
+def _like(left: _Expr, pattern: _Expr, negate: bool) -> _Expr:
+    """``[NOT] LIKE``: a null on either side is false both ways (SQL's unknown)."""
+    a = left.fn
+    if pattern.const:
+        text = _constant(pattern)
+        if text is None:
+            return _Expr(lambda d, m: False, None, False)
+        if type(text) is not str:
+            raise SQLError(f"LIKE needs a string pattern, got {_kind(text)} {text!r}")
+        match = like_regex(text).fullmatch
+
+        def like_constant(d: Record, m: Message) -> bool:
+            value = a(d, m)
+            if value is None:
+                return False
+            if type(value) is not str:
+                raise EvalError(f"LIKE needs a string, got {_kind(value)} {value!r:.40}")
+            return (match(value) is not None) is not negate
+        return _Expr(like_constant, None, False)
+    p = pattern.fn
+
+    def like(d: Record, m: Message) -> bool:
+        value, text = a(d, m), p(d, m)
+        if value is None or text is None:
+            return False
+        if type(value) is not str or type(text) is not str:
+            raise EvalError(f"LIKE needs strings, got {_kind(value)} LIKE {_kind(text)}")
+        return (like_regex(text).fullmatch(value) is not None) is not negate
+    return _Expr(like, None, False)
+
+
+def _between(value: _Expr, low: _Expr, high: _Expr, negate: bool) -> _Expr:
+    v, lo, hi = value.fn, low.fn, high.fn
+
+    def between(d: Record, m: Message) -> bool:
+        x, a, b = v(d, m), lo(d, m), hi(d, m)
+        if x is None or a is None or b is None:
+            return False
+        return (_compare(">=", x, a) and _compare("<=", x, b)) is not negate
+    return _Expr(between, None, False)
+
+
+def _where_fn(fn: Fn) -> Callable[[Message], bool]:
+    return lambda msg: fn(msg.data, msg) is True
+
+
+def _project_fn(select_all: bool, items: Sequence[tuple[str, Fn]]) -> Optional[Callable[[Message], Record]]:
+    if select_all and not items:
+        return None
+    pairs = tuple(items)
+    if select_all:
+        def project_all(msg: Message) -> Record:
+            data = msg.data
+            out = dict(data)
+            for key, fn in pairs:
+                out[key] = fn(data, msg)
+            return out
+        return project_all
+
+    def project(msg: Message) -> Record:
+        data = msg.data
+        return {key: fn(data, msg) for key, fn in pairs}
+    return project

@@ -76,6 +76,7 @@ class SQLError(EkwsError, ValueError):
 
     def __init__(self, message: str, *, line: int = 0, column: int = 0) -> None:
         super().__init__(f"{message} at line {line}, column {column}" if line else message)
+        self.reason = message
         self.line = line
         self.column = column
 

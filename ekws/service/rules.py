@@ -283,6 +283,7 @@ class Rule:
         self.next_start: Optional[float] = None
         self._sub: Optional[Subscription] = None
         self._actions: list[tuple[ActionSpec, Action, _Node]] = []
+        self._stopped_actions: list[tuple[ActionSpec, Action, _Node]] = []
         self._failures = 0  # consecutive failed starts / give-ups, for restartStrategy
         self._restart_cancel = threading.Event()
         self._restart_thread: Optional[threading.Thread] = None
@@ -309,6 +310,7 @@ class Rule:
     def _start(self) -> None:
         definition = self.definition
         self._reset_nodes()
+        self._stopped_actions = []
         built: list[tuple[ActionSpec, Action, _Node]] = []
         try:
             for spec, node in zip(definition.actions, self.nodes):
@@ -344,6 +346,7 @@ class Rule:
     def _stop(self, message: str) -> None:
         sub, self._sub = self._sub, None
         actions, self._actions = self._actions, []
+        self._stopped_actions = actions  # their last metrics stay in the status
         was_running = self.state == RUNNING
         self.state = STOPPED
         self.message = message
@@ -509,7 +512,7 @@ class Rule:
             out.update(self.filter.metrics(f"op_{n}_filter_0"))
             n += 1
         out.update(self.project.metrics(f"op_{n}_project_0"))
-        actions = {id(spec): action for spec, action, _ in self._actions}
+        actions = {id(spec): action for spec, action, _ in self._actions or self._stopped_actions}
         for spec, node in zip(self.definition.actions, self.nodes):
             prefix = f"sink_{spec.kind}_{spec.index}_0"
             values = node.metrics(prefix)

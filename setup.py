@@ -17,6 +17,7 @@ setup(
     ],
     extras_require={
         "fast": ["orjson>=3.8"],
+        "mqtt": ["paho-mqtt>=2.0"],
         "test": [
             "pytest>=7",
             "pytest-timeout>=2.1",
@@ -27,6 +28,8 @@ setup(
             "ruff>=0.5",
             "mypy>=1.8",
             "types-PyYAML",
+            "prometheus-client>=0.17",
+            "paho-mqtt>=2.0",
         ],
     },
     entry_points={"console_scripts": ["ekws = ekws.cli:main"]},

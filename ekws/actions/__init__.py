@@ -23,6 +23,7 @@ from __future__ import annotations
 import base64
 import importlib
 import json
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar, Optional
@@ -44,6 +45,10 @@ KINDS: dict[str, str] = {
     "python": "ekws.actions.python",
     "mqtt": "ekws.actions.mqtt",
 }
+
+
+_DURATION_RE = re.compile(r"\s*([0-9]+(?:\.[0-9]*)?|\.[0-9]+)\s*(ms|s|m|h)?\s*", re.IGNORECASE)
+_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
 
 
 class ActionError(EkwsError, ValueError):
@@ -93,14 +98,18 @@ class ActionSpec:
 class Props:
     """An action's props with typed, case-insensitive lookups whose errors name the action and key."""
 
-    def __init__(self, kind: str, index: int, raw: Any) -> None:
-        self.where = f"action {kind} #{index}"
+    def __init__(self, kind: str, index: int, raw: Any, *, where: Optional[str] = None) -> None:
+        self.where = where or f"action {kind} #{index}"
         if raw is None:
             raw = {}
         if not isinstance(raw, Mapping):
             raise ActionError(f"{self.where}: expected a map of props, got {type(raw).__name__}")
         self._raw = {str(k).lower(): (str(k), v) for k, v in raw.items()}
         self._used: set[str] = set()
+
+    def sub(self, key: str) -> Props:
+        """The nested map under ``key`` (empty when absent), its errors naming ``key`` too."""
+        return Props("", 0, self.get(key, {}), where=f"{self.where}: {key}")
 
     def fail(self, key: str, message: str) -> ActionError:
         return ActionError(f"{self.where}: {key}: {message}")
@@ -142,6 +151,16 @@ class Props:
         if isinstance(value, bool) or not isinstance(value, (int, float)) or value < minimum:
             raise self.fail(key, f"expected a number >= {minimum:g}, got {value!r:.60}")
         return float(value)
+
+    def duration(self, key: str, default: float) -> float:
+        """Seconds: a number, or a string like ``"500ms"``, ``"2s"``, ``"1m"``."""
+        value = self.get(key, default)
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and value >= 0:
+            return float(value)
+        match = _DURATION_RE.fullmatch(value) if isinstance(value, str) else None
+        if match is None:
+            raise self.fail(key, f"expected a duration (seconds, or like '500ms', '2s'), got {value!r:.60}")
+        return float(match.group(1)) * _SECONDS[(match.group(2) or "s").lower()]
 
     def choice(self, key: str, default: Any, options: tuple[Any, ...]) -> Any:
         value = self.get(key, default)

@@ -63,7 +63,8 @@ def test_file_action_appends_json_lines_flushed_when_idle(rules: RuleManager, ru
     send(runtime, {"temperature": 60, "t": "ü"}, {"temperature": 10}, {"temperature": 70, "raw": [1, None]})
     # No close needed: the rule flushes (and fsyncs) once no record is waiting.
     assert wait_until(lambda: len(lines(out)) == 3)
-    assert lines(out) == [{"before": True}, {"temperature": 60, "t": "ü"}, {"temperature": 70, "raw": [1, None]}]
+    assert lines(out) == [{"before": True}, {"temperature": 60, "t": "ü"},
+                          {"temperature": 70, "raw": [1, None]}]
     status = rules.status("f")
     assert status["sink_file_0_0_records_out_total"] == 2
     assert status["sink_file_0_0_file_size_bytes"] == out.stat().st_size

@@ -143,7 +143,8 @@ def test_ekuiper_mqtt_rule_and_topic_templates(rules: RuleManager, runtime: ekws
         body["actions"][1]["mqtt"]["server"] = f"tcp://127.0.0.1:{broker.port}"
         body["id"] = "rule1"
         rules.create(body)
-        rules.create({"id": "fleet", "sql": "SELECT temperature, device, meta(stream) AS s FROM demo WHERE device IS NOT NULL",
+        rules.create({"id": "fleet",
+                      "sql": "SELECT temperature, device, meta(stream) AS s FROM demo WHERE device <> ''",
                       "actions": [{"mqtt": {"server": f"mqtt://127.0.0.1:{broker.port}", "qos": 2,
                                             "topic": "devices/{{.s}}/{device}"}}]})
         assert wait_until(lambda: rules.status("rule1")["sink_mqtt_1_0_connection_status"] == 1

@@ -24,6 +24,7 @@ from ekws.service.rules import InvalidRule, RuleExists, RuleManager, RuleNotFoun
 from ekws.service.sql import SQLError
 
 OUT = Collector()  # the target of the "python" actions below ("test_rules:collect")
+COLLECT = "test_rules:collect"
 
 
 def collect(msg: ekws.Message) -> None:
@@ -134,7 +135,7 @@ def test_ekuiper_window_rule_is_refused_naming_the_construct(rules: RuleManager)
 
 
 def test_short_form_and_python_action_get_each_message(rules: RuleManager, runtime: ekws.Runtime) -> None:
-    rules.create({"id": "short", "stream": "demo", "actions": [{"python": {"callable": "test_rules:collect"}}]})
+    rules.create({"id": "short", "stream": "demo", "actions": [{"python": {"callable": COLLECT}}]})
     send(runtime, {"a": 1}, {"a": 2})
     assert OUT.wait_for(2)
     assert OUT.data == [{"a": 1}, {"a": 2}]
@@ -213,7 +214,7 @@ def test_last_rule_stopping_stops_the_shared_server(rules: RuleManager, runtime:
 
 
 def test_create_update_restart_delete(rules: RuleManager, runtime: ekws.Runtime) -> None:
-    body = {"id": "r1", "sql": "SELECT a FROM demo", "actions": [{"python": {"callable": "test_rules:collect"}}]}
+    body = {"id": "r1", "sql": "SELECT a FROM demo", "actions": [{"python": {"callable": COLLECT}}]}
     rules.create(body)
     with pytest.raises(RuleExists):
         rules.create(body)
@@ -265,8 +266,8 @@ def test_restart_strategy_retries_a_failed_start(tmp_path: Path) -> None:
     ({"sql": "SELECT * FROM demo", "actions": [{"log": {}}]}, InvalidRule, "needs an id"),
     ({"id": "x", "actions": [{"log": {}}]}, InvalidRule, "either sql"),
     ({"id": "x", "sql": "SELECT * FROM demo", "actions": []}, InvalidRule, "actions"),
-    ({"id": "x", "sql": "SELECT * FROM nope", "actions": [{"log": {}}]}, InvalidRule, "'nope' does not exist"),
-    ({"id": "x", "sql": "SELECT * FROM Demo", "actions": [{"log": {}}]}, InvalidRule, "'Demo' does not exist"),
+    ({"id": "x", "sql": "SELECT * FROM nope", "actions": [{"log": {}}]}, InvalidRule, "'nope' does not"),
+    ({"id": "x", "sql": "SELECT * FROM Demo", "actions": [{"log": {}}]}, InvalidRule, "'Demo' does not"),
     ({"id": "x", "sql": "SELECT * FROM demo", "actions": [{"rest": {}}]}, ActionError, "unknown action kind"),
     ({"id": "x", "sql": "SELECT * FROM demo", "actions": [{"file": {}}]}, ActionError, "file #0: path"),
     ({"id": "x", "sql": "SELECT * FROM demo", "actions": [{"log": {"colour": 1}}]}, ActionError,
@@ -287,7 +288,8 @@ def test_restart_strategy_retries_a_failed_start(tmp_path: Path) -> None:
     ({"id": "x", "sql": "SELECT * FROM demo ORDER BY a", "actions": [{"log": {}}]}, SQLError,
      "ORDER BY .* column 20"),
 ])
-def test_bad_bodies_name_what_is_wrong(rules: RuleManager, body: Any, error: type[Exception], match: str) -> None:
+def test_bad_bodies_name_what_is_wrong(rules: RuleManager, body: Any, error: type[Exception],
+                                       match: str) -> None:
     with pytest.raises(error, match=match) as info:
         rules.create(body)
     assert isinstance(info.value, ValueError)

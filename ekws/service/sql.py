@@ -441,6 +441,8 @@ class _Parser:
     def unexpected(self, expected: str) -> SQLError:
         token = self.peek()
         self.refuse_clause(token)
+        if token.kind == "op" and token.text in ("&", "|", "^"):
+            return self.error(f"the bitwise operator {token.text!r} is not supported by ekws rules", token)
         return self.error(f"expected {expected}, got {_describe(token)}", token)
 
     def at(self, word: str) -> bool:
@@ -620,7 +622,12 @@ class _Parser:
         if self.accept("IN"):
             return self.in_list(left, negate)
         if self.accept("LIKE"):
-            return _like(left, self.additive(), negate)
+            pattern_token = self.peek()
+            pattern = self.additive()
+            if pattern.const and not isinstance(_constant(pattern), (str, type(None))):
+                raise self.error(f"LIKE needs a string pattern, got {_describe(pattern_token)}",
+                                 pattern_token)
+            return _like(left, pattern, negate)
         if self.accept("BETWEEN"):
             low = self.additive()
             self.expect("AND")
@@ -702,8 +709,6 @@ class _Parser:
             inner = self.expr()
             self.expect_op(")")
             return self.steps(inner._replace(name=None, root=None))
-        if token.kind == "op" and token.text in ("&", "|", "^"):
-            raise self.error(f"the bitwise operator {token.text!r} is not supported by ekws rules", token)
         if token.kind == "quoted":
             self.take()
             return self.field(token)
@@ -930,8 +935,6 @@ def _like(left: _Expr, pattern: _Expr, negate: bool) -> _Expr:
         text = _constant(pattern)
         if text is None:
             return _Expr(lambda d, m: False, None, False)
-        if type(text) is not str:
-            raise SQLError(f"LIKE needs a string pattern, got {_kind(text)} {text!r}")
         match = like_regex(text).fullmatch
 
         def like_constant(d: Record, m: Message) -> bool:

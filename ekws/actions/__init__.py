@@ -35,7 +35,7 @@ try:
 except ImportError:  # pragma: no cover - orjson is an optional extra
     orjson = None  # type: ignore[assignment]
 
-__all__ = ["KINDS", "Action", "ActionError", "ActionSpec", "Props", "dumps", "parse_action"]
+__all__ = ["KINDS", "Action", "ActionError", "ActionSpec", "Props", "dumps", "dumps_line", "parse_action"]
 
 # kind -> module; each module has ``parse(props: Props) -> config`` and ``ACTION`` (the class).
 KINDS: dict[str, str] = {
@@ -221,3 +221,13 @@ def dumps(record: Any) -> bytes:
         except orjson.JSONEncodeError:
             pass  # an integer beyond 64 bits, say: the standard library writes it exactly
     return _encoder.encode(record).encode("utf-8")
+
+
+def dumps_line(record: Any) -> bytes:
+    """:func:`dumps` plus a newline: one line of a JSON-lines file."""
+    if orjson is not None:
+        try:
+            return orjson.dumps(record, default=_default, option=orjson.OPT_APPEND_NEWLINE)
+        except orjson.JSONEncodeError:
+            pass
+    return _encoder.encode(record).encode("utf-8") + b"\n"

@@ -24,12 +24,13 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import IO, Any, Optional
 
 from ekws import Message
 
-from . import Action, Props, dumps
+from . import Action, Props, dumps_line
 
 FLUSH_EVERY = 256
 _SIZE_RE = re.compile(r"\s*([0-9]+)\s*(b|k|kb|kib|m|mb|mib|g|gb|gib)?\s*", re.IGNORECASE)
@@ -75,7 +76,9 @@ class FileAction(Action):
         self._config: FileConfig = config
         self._file: Optional[IO[bytes]] = None
         self._size = 0
+        self._limit = config.rotate_size or float("inf")
         self._pending = 0  # records written since the last flush
+        self._write: Callable[[bytes], int] = _closed
         self.rotations = 0
 
     def start(self) -> None:
@@ -84,18 +87,16 @@ class FileAction(Action):
     def _open(self) -> None:
         self._file = open(self._config.path, "ab")  # noqa: SIM115 - held open until close()
         self._size = self._file.tell()
+        self._write = self._file.write
 
     def send(self, msg: Message) -> None:
-        line = dumps(msg.data) + b"\n"
-        config, file = self._config, self._file
-        if file is None:
-            raise OSError(f"{config.path} is closed")
-        if config.rotate_size and self._size and self._size + len(line) > config.rotate_size:
+        line = dumps_line(msg.data)
+        size = self._size + len(line)
+        if size > self._limit and self._size:
             self._rotate()
-            file = self._file
-            assert file is not None
-        file.write(line)
-        self._size += len(line)
+            size = len(line)
+        self._write(line)
+        self._size = size
         self._pending += 1
         if self._pending >= FLUSH_EVERY:
             self.flush()
@@ -114,7 +115,7 @@ class FileAction(Action):
         self.flush()
         assert self._file is not None
         self._file.close()
-        self._file = None
+        self._file, self._write = None, _closed
         path, count = self._config.path, self._config.rotate_count
         for n in range(count - 1, 0, -1):
             if os.path.exists(f"{path}.{n}"):
@@ -124,6 +125,7 @@ class FileAction(Action):
         self._open()
 
     def close(self) -> None:
+        self._write = _closed
         file, self._file = self._file, None
         if file is not None:
             try:
@@ -135,6 +137,10 @@ class FileAction(Action):
 
     def metrics(self) -> dict[str, Any]:
         return {"file_size_bytes": self._size, "rotations_total": self.rotations}
+
+
+def _closed(line: bytes) -> int:
+    raise OSError("the file is closed")
 
 
 ACTION = FileAction

@@ -221,15 +221,17 @@ def _restart(raw: Any) -> RestartStrategy:
 
 
 class _Node:
-    """One node's counters (eKuiper's names). Written by the rule's worker thread only."""
+    """One node's failures; its record counts are derived (see ``Rule.status``).
 
-    __slots__ = ("name", "records_in", "records_out", "exceptions", "last_exception", "last_exception_time",
+    Written by the rule's worker thread only.
+    """
+
+    __slots__ = ("name", "exceptions", "omitted", "last_exception", "last_exception_time",
                  "_log_time", "_suppressed")
 
     def __init__(self, name: str) -> None:
         self.name = name
-        self.records_in = 0
-        self.records_out = 0
+        self.omitted = 0  # records skipped by omitIfEmpty
         self.exceptions = 0
         self.last_exception: Optional[str] = None
         self.last_exception_time: Optional[float] = None
@@ -253,10 +255,10 @@ class _Node:
         else:
             self._suppressed += 1
 
-    def metrics(self, prefix: str) -> dict[str, Any]:
+    def metrics(self, prefix: str, records_in: int, records_out: int) -> dict[str, Any]:
         return {
-            f"{prefix}_records_in_total": self.records_in,
-            f"{prefix}_records_out_total": self.records_out,
+            f"{prefix}_records_in_total": records_in,
+            f"{prefix}_records_out_total": records_out,
             f"{prefix}_exceptions_total": self.exceptions,
             f"{prefix}_last_exception": self.last_exception or "",
             f"{prefix}_last_exception_time": _ms(self.last_exception_time),
@@ -284,6 +286,8 @@ class Rule:
         self._sub: Optional[Subscription] = None
         self._actions: list[tuple[ActionSpec, Action, _Node]] = []
         self._stopped_actions: list[tuple[ActionSpec, Action, _Node]] = []
+        self._senders: list[tuple[Callable[[Message], None], _Node]] = []
+        self._omit = False
         self._failures = 0  # consecutive failed starts / give-ups, for restartStrategy
         self._restart_cancel = threading.Event()
         self._restart_thread: Optional[threading.Thread] = None
@@ -295,6 +299,11 @@ class Rule:
         self.filter = _Node("filter") if query.has_where else None
         self.project = _Node("project")
         self.nodes = [_Node(f"action {spec.kind} #{spec.index}") for spec in self.definition.actions]
+        # The hot path counts three numbers; every node's in/out derives from them.
+        self.received = 0  # records the subscription delivered
+        self.passed = 0  # records the WHERE let through
+        self.projected = 0  # output records handed to the actions
+        self.error_records = 0  # {"error": ...} records handed to the actions (sendError)
 
     # -- lifecycle ---------------------------------------------------------------------
 
@@ -318,6 +327,8 @@ class Rule:
                 built.append((spec, action, node))
                 action.start()
             self._actions = built
+            self._senders = [(action.send, node) for _, action, node in built]
+            self._omit = any(spec.omit_if_empty for spec in definition.actions)
             options = definition.options
             self.state = RUNNING
             self.message = ""
@@ -345,13 +356,14 @@ class Rule:
 
     def _stop(self, message: str) -> None:
         sub, self._sub = self._sub, None
-        actions, self._actions = self._actions, []
+        actions = self._actions
         self._stopped_actions = actions  # their last metrics stay in the status
         was_running = self.state == RUNNING
         self.state = STOPPED
         self.message = message
         if sub is not None:
             sub.close()  # delivers what was buffered to the actions first
+        self._actions, self._senders = [], []
         for _, action, _ in actions:
             _close_action(self.id, action)
         if was_running:
@@ -409,46 +421,47 @@ class Rule:
     # -- the worker thread ---------------------------------------------------------------------
 
     def _on_message(self, msg: Message) -> None:
-        source = self.source
-        source.records_in += 1
-        source.records_out += 1
+        self.received += 1
         query = self.definition.query
-        node = self.filter
-        if node is not None:
-            node.records_in += 1
+        condition = query.condition
+        if condition is not None:
             try:
-                if not query.matches(msg):
+                if condition(msg.data, msg) is not True:
                     self._idle()
                     return
             except Exception as exc:
-                self._expression_failed(node, exc, msg)
+                assert self.filter is not None
+                self._expression_failed(self.filter, exc, msg)
                 return
-            node.records_out += 1
-        project = self.project
-        project.records_in += 1
+        self.passed += 1
         try:
             record = query.project(msg)
         except Exception as exc:
-            self._expression_failed(project, exc, msg)
+            self._expression_failed(self.project, exc, msg)
             return
-        project.records_out += 1
+        self.projected += 1
         out = msg if record is msg.data else Message(record, msg.peer, msg.timestamp)
-        self._send(out, not record)
+        if self._omit and not record:
+            self._send_nonempty(out)
+        else:
+            rule_id = self.id
+            for send, node in self._senders:
+                try:
+                    send(out)
+                except Exception as exc:
+                    node.failed(rule_id, exc)
         self._idle()
 
-    def _send(self, out: Message, empty: bool) -> None:
-        rule_id = self.id
+    def _send_nonempty(self, out: Message) -> None:
+        """An empty record: actions with omitIfEmpty skip it (and count it)."""
         for spec, action, node in self._actions:
-            if empty and spec.omit_if_empty:
+            if spec.omit_if_empty:
+                node.omitted += 1
                 continue
-            node.records_in += 1
             try:
                 action.send(out)
             except Exception as exc:
-                node.failed(rule_id, exc)
-            else:
-                if not action.asynchronous:
-                    node.records_out += 1
+                node.failed(self.id, exc)
 
     def _idle(self) -> None:
         sub = self._sub
@@ -474,7 +487,13 @@ class Rule:
             self._idle()
 
     def _send_error(self, text: str, peer: Peer) -> None:
-        self._send(Message({"error": text}, peer, int(time.time() * 1000)), False)
+        self.error_records += 1
+        out = Message({"error": text}, peer, int(time.time() * 1000))
+        for send, node in self._senders:
+            try:
+                send(out)
+            except Exception as exc:
+                node.failed(self.id, exc)
 
     def _on_status(self, status: Status) -> None:
         if status.state == STOPPED and self.state == RUNNING:
@@ -496,7 +515,7 @@ class Rule:
         }
         stream = self.definition.query.stream
         prefix = f"source_{stream}_0"
-        out.update(self.source.metrics(prefix))
+        out.update(self.source.metrics(prefix, self.received, self.received))
         out[f"{prefix}_buffer_length"] = sub.buffered if sub is not None else 0
         out[f"{prefix}_dropped_total"] = sub.dropped if sub is not None else 0
         try:
@@ -509,13 +528,14 @@ class Rule:
                 out[f"{prefix}_{key}"] = stream_status[key]
         n = 2
         if self.filter is not None:
-            out.update(self.filter.metrics(f"op_{n}_filter_0"))
+            out.update(self.filter.metrics(f"op_{n}_filter_0", self.received, self.passed))
             n += 1
-        out.update(self.project.metrics(f"op_{n}_project_0"))
+        out.update(self.project.metrics(f"op_{n}_project_0", self.passed, self.projected))
         actions = {id(spec): action for spec, action, _ in self._actions or self._stopped_actions}
         for spec, node in zip(self.definition.actions, self.nodes):
             prefix = f"sink_{spec.kind}_{spec.index}_0"
-            values = node.metrics(prefix)
+            records_in = self.projected + self.error_records - node.omitted
+            values = node.metrics(prefix, records_in, records_in - node.exceptions)
             action = actions.get(id(spec))
             extra = action.metrics() if action is not None else {}
             if "records_out_total" in extra:

@@ -377,12 +377,12 @@ class Query:
     select_all: bool
     fields: tuple[str, ...]  # output keys of the select items, in order
     has_where: bool
-    _where: Optional[Callable[[Message], bool]]
+    condition: Optional[Fn]  # the WHERE closure over (record, message); a record passes on ``is True``
     _project: Optional[Callable[[Message], Record]]
 
     def matches(self, msg: Message) -> bool:
         """True when the record passes the WHERE clause (always, without one)."""
-        return True if self._where is None else self._where(msg)
+        return True if self.condition is None else self.condition(msg.data, msg) is True
 
     def project(self, msg: Message) -> dict[str, Any]:
         """The output record; ``SELECT *`` alone returns ``msg.data`` itself."""
@@ -407,6 +407,7 @@ class _Expr(NamedTuple):
     name: Optional[str]  # the output key it gets without an alias
     const: bool  # a literal: fn ignores its arguments
     root: Optional[str] = None  # first name of a field reference
+    key: Optional[str] = None  # a top-level field read as record.get(key)
 
 
 def _literal(value: Any) -> _Expr:
@@ -536,13 +537,13 @@ class _Parser:
         if self.peek().kind != "end":
             raise self.unexpected("WHERE or the end of the statement" if where is None
                                   else "an operator or the end of the statement")
-        return Query(self.sql, self.stream, self.alias, select_all, tuple(name for name, _ in items),
-                     where is not None, _where_fn(where.fn) if where is not None else None,
+        return Query(self.sql, self.stream, self.alias, select_all, tuple(item[0] for item in items),
+                     where is not None, where.fn if where is not None else None,
                      _project_fn(select_all, items))
 
-    def select_list(self) -> tuple[bool, list[tuple[str, Fn]]]:
+    def select_list(self) -> tuple[bool, list[tuple[str, Fn, Optional[str]]]]:
         select_all = False
-        items: list[tuple[str, Fn]] = []
+        items: list[tuple[str, Fn, Optional[str]]] = []
         if self.at_op("*"):
             self.take()
             select_all = True
@@ -564,7 +565,7 @@ class _Parser:
             elif name is None:
                 name = f"kuiper_field_{unnamed}"
                 unnamed += 1
-            items.append((name, expr.fn))
+            items.append((name, expr.fn, expr.key))
             if not self.accept_op(","):
                 return select_all, items
 
@@ -708,7 +709,7 @@ class _Parser:
             self.take()
             inner = self.expr()
             self.expect_op(")")
-            return self.steps(inner._replace(name=None, root=None))
+            return self.steps(inner._replace(name=None, root=None, key=None))
         if token.kind == "quoted":
             self.take()
             return self.field(token)
@@ -744,7 +745,8 @@ class _Parser:
             path.append(self.name("a field name"))
         if len(path) > 1 and first in (self.stream, self.alias):
             path = path[1:]
-        return self.steps(_Expr(_getter(tuple(path)), path[-1], False, path[0]), path)
+        key = path[0] if len(path) == 1 else None
+        return self.steps(_Expr(_getter(tuple(path)), path[-1], False, path[0], key), path)
 
     def steps(self, expr: _Expr, path: Optional[list[Any]] = None) -> _Expr:
         """``->name``, ``.name`` and ``[index]`` steps into a value."""
@@ -768,7 +770,7 @@ class _Parser:
         if not steps:
             return expr
         if path is not None:
-            return _Expr(_getter(tuple(path + steps)), name, False, expr.root)
+            return _Expr(_getter(tuple(path + steps)), name, False, expr.root)  # no longer a plain key
         base, get = expr.fn, _getter(tuple(steps))
 
         def step_into(d: Record, m: Message) -> Any:
@@ -895,26 +897,46 @@ def _constant(expr: _Expr) -> Any:
     return expr.fn({}, None)  # type: ignore[arg-type]
 
 
+# Comparisons of a value with a literal are the common filter: generated per
+# operator so the usual case (same kind) is one type check and one comparison.
+_CONSTANT_COMPARISON = """
+def make(a, c, slow):
+    def compare(d, m):
+        v = a(d, m)
+        if {fast}:
+            return v {op} c
+        return slow(v)
+    return compare
+"""
+
+
+def _comparison_maker(op: str, fast: str) -> Callable[[Fn, Any, Callable[[Any], bool]], Fn]:
+    namespace: dict[str, Any] = {}
+    exec(_CONSTANT_COMPARISON.format(op=op, fast=fast), namespace)  # noqa: S102 - fixed template
+    make: Callable[[Fn, Any, Callable[[Any], bool]], Fn] = namespace["make"]
+    return make
+
+
+_NUMBER_TYPES = "type(v) is int or type(v) is float"
+_COMPARE_NUMBER = {op: _comparison_maker(op, _NUMBER_TYPES) for op in ("<", ">", "<=", ">=", "==", "!=")}
+_COMPARE_STRING = {op: _comparison_maker(op, "type(v) is str") for op in ("<", ">", "<=", ">=", "==", "!=")}
+
+
 def _comparison(op: str, left: _Expr, right: _Expr) -> _Expr:
     a, b = left.fn, right.fn
-    if right.const and op in _ORDER and type(_constant(right)) in (int, float):
-        constant, order = _constant(right), _ORDER[op]
-
-        def number_order(d: Record, m: Message) -> bool:
-            value = a(d, m)
-            if type(value) is int or type(value) is float:
-                return bool(order(value, constant))
-            return _compare(op, value, constant)
-        return _Expr(number_order, None, False)
-    if right.const and op in ("=", "!="):
-        constant, want = _constant(right), op == "="
+    if right.const:
+        constant = _constant(right)
         if constant is None:
-            return _Expr(lambda d, m: False, None, False)
-
-        def equal_constant(d: Record, m: Message) -> bool:
-            value = a(d, m)
-            return value is not None and _equal(value, constant) is want
-        return _Expr(equal_constant, None, False)
+            return _Expr(lambda d, m: False, None, False)  # nothing compares with null
+        python_op = {"=": "==", "!=": "!="}.get(op, op)
+        makers = _COMPARE_STRING if type(constant) is str else \
+            _COMPARE_NUMBER if type(constant) in (int, float) else None
+        if makers is not None:
+            return _Expr(makers[python_op](a, constant, lambda v: _compare(op, v, constant)), None, False)
+        if op in ("=", "!="):
+            want = op == "="
+            return _Expr(lambda d, m: (lambda v: v is not None and _equal(v, constant) is want)(a(d, m)),
+                         None, False)
     return _Expr(lambda d, m: _compare(op, a(d, m), b(d, m)), None, False)
 
 
@@ -968,24 +990,30 @@ def _between(value: _Expr, low: _Expr, high: _Expr, negate: bool) -> _Expr:
     return _Expr(between, None, False)
 
 
-def _where_fn(fn: Fn) -> Callable[[Message], bool]:
-    return lambda msg: fn(msg.data, msg) is True
+def _project_fn(select_all: bool,
+                items: Sequence[tuple[str, Fn, Optional[str]]]) -> Optional[Callable[[Message], Record]]:
+    """Build the projection as one generated function: a dict display, top-level fields read inline.
 
-
-def _project_fn(select_all: bool, items: Sequence[tuple[str, Fn]]) -> Optional[Callable[[Message], Record]]:
+    Only names (``k0``, ``f0`` ...) reach the generated source; keys and
+    closures are bound in its namespace, so nothing from the SQL is code.
+    """
     if select_all and not items:
         return None
-    pairs = tuple(items)
-    if select_all:
-        def project_all(msg: Message) -> Record:
-            data = msg.data
-            out = dict(data)
-            for key, fn in pairs:
-                out[key] = fn(data, msg)
-            return out
-        return project_all
-
-    def project(msg: Message) -> Record:
-        data = msg.data
-        return {key: fn(data, msg) for key, fn in pairs}
+    namespace: dict[str, Any] = {}
+    entries = []
+    for n, (key, fn, simple) in enumerate(items):
+        namespace[f"k{n}"] = key
+        if simple is not None:
+            namespace[f"s{n}"] = simple
+            entries.append(f"k{n}: get(s{n})")
+        else:
+            namespace[f"f{n}"] = fn
+            entries.append(f"k{n}: f{n}(d, msg)")
+    star = "**d, " if select_all else ""
+    source = ("def project(msg):\n"
+              "    d = msg.data\n"
+              "    get = d.get\n"
+              f"    return {{{star}{', '.join(entries)}}}\n")
+    exec(source, namespace)  # noqa: S102 - generated from the fixed template above
+    project: Callable[[Message], Record] = namespace["project"]
     return project

@@ -11,6 +11,8 @@ from __future__ import annotations
 import json
 import logging
 import socket
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -294,3 +296,11 @@ def test_bad_bodies_name_what_is_wrong(rules: RuleManager, body: Any, error: typ
         rules.create(body)
     assert isinstance(info.value, ValueError)
     assert rules.list() == []
+
+
+def test_the_sdk_never_loads_the_service_or_actions() -> None:
+    code = ("import sys, ekws; "
+            "loaded = [m for m in sys.modules if m.startswith(('ekws.service', 'ekws.actions'))]; "
+            "print(loaded); raise SystemExit(1 if loaded else 0)")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=30)
+    assert proc.returncode == 0, proc.stdout + proc.stderr

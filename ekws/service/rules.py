@@ -401,11 +401,9 @@ class Rule:
                 pass
 
     def _cancel_restart(self) -> None:
+        """Called under the lock: a restart thread waiting for it sees the event set and returns."""
         self._restart_cancel.set()
         self.next_start = None
-        thread = self._restart_thread
-        if thread is not None and thread is not threading.current_thread():
-            thread.join(5.0)
         self._restart_thread = None
 
     def _source_gave_up(self, status: Status) -> None:
@@ -421,36 +419,43 @@ class Rule:
     # -- the worker thread ---------------------------------------------------------------------
 
     def _on_message(self, msg: Message) -> None:
+        # The hot path: kept flat (no helper calls on the common path).
         self.received += 1
         query = self.definition.query
         condition = query.condition
         if condition is not None:
             try:
-                if condition(msg.data, msg) is not True:
-                    self._idle()
-                    return
+                passed = condition(msg.data, msg) is True
             except Exception as exc:
                 assert self.filter is not None
                 self._expression_failed(self.filter, exc, msg)
                 return
+            if not passed:
+                self._idle()
+                return
         self.passed += 1
-        try:
-            record = query.project(msg)
-        except Exception as exc:
-            self._expression_failed(self.project, exc, msg)
-            return
+        projector = query.projector
+        if projector is None:  # SELECT *
+            out = msg
+        else:
+            try:
+                record = projector(msg)
+            except Exception as exc:
+                self._expression_failed(self.project, exc, msg)
+                return
+            out = Message(record, msg.peer, msg.timestamp)
         self.projected += 1
-        out = msg if record is msg.data else Message(record, msg.peer, msg.timestamp)
-        if self._omit and not record:
+        if self._omit and not out.data:
             self._send_nonempty(out)
         else:
-            rule_id = self.id
             for send, node in self._senders:
                 try:
                     send(out)
                 except Exception as exc:
-                    node.failed(rule_id, exc)
-        self._idle()
+                    node.failed(self.id, exc)
+        sub = self._sub
+        if sub is None or not sub.buffered:
+            self._flush()
 
     def _send_nonempty(self, out: Message) -> None:
         """An empty record: actions with omitIfEmpty skip it (and count it)."""
@@ -465,8 +470,11 @@ class Rule:
 
     def _idle(self) -> None:
         sub = self._sub
-        if sub is not None and sub.buffered:
-            return
+        if sub is None or not sub.buffered:
+            self._flush()
+
+    def _flush(self) -> None:
+        """No record waits: let the actions flush (a file writes its buffer out)."""
         for _, action, node in self._actions:
             try:
                 action.flush()

@@ -378,7 +378,7 @@ class Query:
     fields: tuple[str, ...]  # output keys of the select items, in order
     has_where: bool
     condition: Optional[Fn]  # the WHERE closure over (record, message); a record passes on ``is True``
-    _project: Optional[Callable[[Message], Record]]
+    projector: Optional[Callable[[Message], Record]]  # None for ``SELECT *`` alone
 
     def matches(self, msg: Message) -> bool:
         """True when the record passes the WHERE clause (always, without one)."""
@@ -386,7 +386,7 @@ class Query:
 
     def project(self, msg: Message) -> dict[str, Any]:
         """The output record; ``SELECT *`` alone returns ``msg.data`` itself."""
-        return msg.data if self._project is None else self._project(msg)
+        return msg.data if self.projector is None else self.projector(msg)
 
 
 def parse_query(sql: str) -> Query:
@@ -897,56 +897,69 @@ def _constant(expr: _Expr) -> Any:
     return expr.fn({}, None)  # type: ignore[arg-type]
 
 
-# Comparisons of a value with a literal are the common filter: generated per
-# operator so the usual case (same kind) is one type check and one comparison.
-_CONSTANT_COMPARISON = """
-def make(a, c, slow):
-    def compare(d, m):
-        v = a(d, m)
+# Comparisons and arithmetic are the common filter and projection: each is
+# generated from a fixed template so the usual case (numbers, or strings, read
+# straight from the record) is inline code. Only names reach the source; the
+# SQL's values and closures are bound in the namespace.
+_BINARY = """
+def make(a, b, ka, kb, c, slow):
+    def binary(d, m):
+        x = {x}
+        y = {y}
         if {fast}:
-            return v {op} c
-        return slow(v)
-    return compare
+            return x {op} y
+        return slow(x, y)
+    return binary
 """
+_NUMBER = "(type({v}) is int or type({v}) is float)"
+_MAKERS: dict[tuple[str, str, str, str], Callable[..., Fn]] = {}
 
 
-def _comparison_maker(op: str, fast: str) -> Callable[[Fn, Any, Callable[[Any], bool]], Fn]:
-    namespace: dict[str, Any] = {}
-    exec(_CONSTANT_COMPARISON.format(op=op, fast=fast), namespace)  # noqa: S102 - fixed template
-    make: Callable[[Fn, Any, Callable[[Any], bool]], Fn] = namespace["make"]
-    return make
+def _operand(expr: _Expr, fn: str, key: str) -> str:
+    if expr.const:
+        return "c"
+    if expr.key is not None:
+        return f"d.get({key})"
+    return f"{fn}(d, m)"
 
 
-_NUMBER_TYPES = "type(v) is int or type(v) is float"
-_COMPARE_NUMBER = {op: _comparison_maker(op, _NUMBER_TYPES) for op in ("<", ">", "<=", ">=", "==", "!=")}
-_COMPARE_STRING = {op: _comparison_maker(op, "type(v) is str") for op in ("<", ">", "<=", ">=", "==", "!=")}
+def _binary(op: str, left: _Expr, right: _Expr, fast: str, slow: Callable[[Any, Any], Any]) -> Fn:
+    """Inline ``x op y`` when ``fast`` holds, else ``slow(x, y)``."""
+    x, y = _operand(left, "a", "ka"), _operand(right, "b", "kb")
+    template = (x, y, fast, op)
+    make = _MAKERS.get(template)
+    if make is None:
+        namespace: dict[str, Any] = {}
+        exec(_BINARY.format(x=x, y=y, fast=fast, op=op), namespace)  # noqa: S102 - fixed template
+        make = _MAKERS[template] = namespace["make"]
+    constant = _constant(right) if right.const else _constant(left) if left.const else None
+    return make(left.fn, right.fn, left.key, right.key, constant, slow)
 
 
 def _comparison(op: str, left: _Expr, right: _Expr) -> _Expr:
-    a, b = left.fn, right.fn
-    if right.const:
-        constant = _constant(right)
-        if constant is None:
-            return _Expr(lambda d, m: False, None, False)  # nothing compares with null
-        python_op = {"=": "==", "!=": "!="}.get(op, op)
-        makers = _COMPARE_STRING if type(constant) is str else \
-            _COMPARE_NUMBER if type(constant) in (int, float) else None
-        if makers is not None:
-            return _Expr(makers[python_op](a, constant, lambda v: _compare(op, v, constant)), None, False)
-        if op in ("=", "!="):
-            want = op == "="
-            return _Expr(lambda d, m: (lambda v: v is not None and _equal(v, constant) is want)(a(d, m)),
-                         None, False)
-    return _Expr(lambda d, m: _compare(op, a(d, m), b(d, m)), None, False)
+    if (left.const and _constant(left) is None) or (right.const and _constant(right) is None):
+        return _Expr(lambda d, m: False, None, False)  # nothing compares with null
+    if left.const and right.const:
+        return _literal(_compare(op, _constant(left), _constant(right)))
+    python_op = {"=": "==", "!=": "!="}.get(op, op)
+    literal = _constant(right) if right.const else _constant(left) if left.const else None
+    if type(literal) is str:
+        fast = "type(x) is str and type(y) is str"
+    else:
+        fast = f"{_NUMBER.format(v='x')} and {_NUMBER.format(v='y')}"
+    return _Expr(_binary(python_op, left, right, fast, lambda x, y: _compare(op, x, y)), None, False)
 
 
 def _arithmetic(op: str, left: _Expr, right: _Expr) -> _Expr:
-    a, b = left.fn, right.fn
     if left.const and right.const:
         try:
             return _literal(_arith(op, _constant(left), _constant(right)))
         except EvalError:
             pass  # e.g. 1/0: an error for every record, raised when it runs
+    if op in ("+", "-", "*"):
+        fast = f"{_NUMBER.format(v='x')} and {_NUMBER.format(v='y')}"
+        return _Expr(_binary(op, left, right, fast, lambda x, y: _arith(op, x, y)), None, False)
+    a, b = left.fn, right.fn
     return _Expr(lambda d, m: _arith(op, a(d, m), b(d, m)), None, False)
 
 

@@ -132,11 +132,13 @@ class Receiver:
         self._cond = threading.Condition()
         self._server: Server | None = None
         self._thread: threading.Thread | None = None
+        self._conns: list[ServerConnection] = []
 
     def _handler(self, conn: ServerConnection) -> None:
         assert conn.request is not None
         with self._cond:
             self.paths.append(conn.request.path)
+            self._conns.append(conn)
         for message in conn:
             with self._cond:
                 self.messages.append(json.loads(message))
@@ -148,8 +150,13 @@ class Receiver:
         self._thread.start()
 
     def stop(self) -> None:
+        """Stop listening and close every connection (websockets' shutdown() leaves them open)."""
         assert self._server is not None and self._thread is not None
         self._server.shutdown()
+        with self._cond:
+            conns, self._conns = self._conns, []
+        for conn in conns:
+            conn.close(1001)
         self._thread.join(10)
 
     def wait_for(self, count: int, timeout: float = 10.0) -> bool:

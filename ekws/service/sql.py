@@ -50,22 +50,40 @@ listed above. Every parse problem is a :class:`SQLError`.
 
 from __future__ import annotations
 
-import math
 import re
 from bisect import bisect_right
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, NamedTuple, Optional, cast
 
 from ekws import EkwsError, Message
+
+from .sqlexpr import (
+    CAST_TYPES,
+    FUNCTIONS,
+    EvalError,
+    Expr,
+    Fn,
+    Record,
+    and_op,
+    arithmetic_op,
+    between_op,
+    comparison_op,
+    const_value,
+    equal,
+    getter,
+    kind_of,
+    like_op,
+    make_literal,
+    or_op,
+    projector_fn,
+)
 
 __all__ = ["EvalError", "FUNCTIONS", "Query", "SQLError", "parse_query"]
 
 MAX_SQL_LENGTH = 64 * 1024
 MAX_DEPTH = 64  # nesting of parentheses and operators: bounds the recursion on hostile input
 
-Record = dict[str, Any]
-Fn = Callable[[Record, Message], Any]  # (record, message) -> value
 
 
 class SQLError(EkwsError, ValueError):
@@ -79,10 +97,6 @@ class SQLError(EkwsError, ValueError):
         self.reason = message
         self.line = line
         self.column = column
-
-
-class EvalError(EkwsError):
-    """An expression failed on one record (a type mismatch, a division by zero)."""
 
 
 # --------------------------------------------------------------------------- tokens
@@ -205,160 +219,6 @@ def _describe(token: _Token) -> str:
     return repr(token.value)
 
 
-# --------------------------------------------------------------------------- values
-
-
-def _kind(value: Any) -> str:
-    kind = type(value)
-    if kind is bool:
-        return "boolean"
-    if kind is int or kind is float:
-        return "number"
-    if kind is str:
-        return "string"
-    return "null" if value is None else kind.__name__
-
-
-def _equal(a: Any, b: Any) -> bool:
-    return a == b and (type(a) is bool) == (type(b) is bool)
-
-
-_ORDER: dict[str, Callable[[Any, Any], bool]] = {
-    "<": lambda a, b: a < b, ">": lambda a, b: a > b,
-    "<=": lambda a, b: a <= b, ">=": lambda a, b: a >= b,
-}
-
-
-def _compare(op: str, a: Any, b: Any) -> bool:
-    if a is None or b is None:
-        return False
-    if op == "=":
-        return _equal(a, b)
-    if op == "!=":
-        return not _equal(a, b)
-    ka, kb = _kind(a), _kind(b)
-    if ka != kb or ka not in ("number", "string", "boolean"):
-        raise EvalError(f"cannot compare {ka} {a!r:.40} {op} {kb} {b!r:.40}")
-    return bool(_ORDER[op](a, b))
-
-
-def _number(value: Any, op: str) -> Any:
-    if type(value) is int or type(value) is float:
-        return value
-    raise EvalError(f"{op} needs numbers, got {_kind(value)} {value!r:.40}")
-
-
-def _arith(op: str, a: Any, b: Any) -> Any:
-    if a is None or b is None:
-        return None
-    a, b = _number(a, op), _number(b, op)
-    if op == "+":
-        return a + b
-    if op == "-":
-        return a - b
-    if op == "*":
-        return a * b
-    if b == 0:
-        raise EvalError(f"division by zero in {a!r} {op} {b!r}")
-    if op == "/":
-        if type(a) is int and type(b) is int:
-            return int(a / b)  # eKuiper (Go) truncates integer division toward zero
-        return a / b
-    return math.fmod(a, b) if float in (type(a), type(b)) else int(math.fmod(a, b))
-
-
-def like_regex(pattern: str) -> re.Pattern[str]:
-    """SQL LIKE as a regular expression: ``%`` any run, ``_`` one character, ``\\`` escapes."""
-    out, i = [], 0
-    while i < len(pattern):
-        char = pattern[i]
-        if char == "\\" and i + 1 < len(pattern):
-            out.append(re.escape(pattern[i + 1]))
-            i += 2
-            continue
-        out.append(".*" if char == "%" else "." if char == "_" else re.escape(char))
-        i += 1
-    return re.compile("".join(out), re.DOTALL)
-
-
-# --------------------------------------------------------------------------- functions
-
-
-def _null_in(fn: Callable[..., Any]) -> Callable[..., Any]:
-    def wrapped(*args: Any) -> Any:
-        return None if any(a is None for a in args) else fn(*args)
-    return wrapped
-
-
-def _string_arg(name: str, value: Any) -> str:
-    if type(value) is not str:
-        raise EvalError(f"{name}() needs a string, got {_kind(value)} {value!r:.40}")
-    return value
-
-
-def _round(x: Any, digits: Any = 0) -> Any:
-    x = _number(x, "round()")
-    if type(digits) is not int:
-        raise EvalError(f"round() needs an integer number of digits, got {digits!r:.40}")
-    # Half away from zero, as SQL and Go's math.Round do (Python rounds half to even).
-    scale = 10.0 ** digits
-    rounded = math.floor(abs(x) * scale + 0.5) / scale
-    result = math.copysign(rounded, x)
-    return int(result) if digits <= 0 and type(x) is int else result
-
-
-def _cast(value: Any, to: Any) -> Any:
-    target = str(to).lower()
-    try:
-        if target == "bigint":
-            return int(float(value)) if isinstance(value, str) else int(value)
-        if target == "float":
-            return float(value)
-        if target == "string":
-            return value if isinstance(value, str) else ("true" if value is True else "false"
-                                                          if value is False else str(value))
-        if target == "boolean":
-            if isinstance(value, str):
-                if value.lower() in ("true", "1", "t"):
-                    return True
-                if value.lower() in ("false", "0", "f"):
-                    return False
-                raise ValueError(value)
-            return bool(value)
-    except (ValueError, TypeError, OverflowError) as exc:
-        raise EvalError(f"cannot cast {_kind(value)} {value!r:.40} to {target}") from exc
-    raise EvalError(f"cast() to unknown type {to!r}")
-
-
-def _concat(*args: Any) -> Any:
-    if any(a is None for a in args):
-        return None
-    return "".join(a if isinstance(a, str) else str(a) for a in args)
-
-
-def _length(value: Any) -> int:
-    if isinstance(value, (str, list, dict)):
-        return len(value)
-    raise EvalError(f"length() needs a string or an array, got {_kind(value)} {value!r:.40}")
-
-
-# name -> (callable, min args, max args or None for variadic)
-FUNCTIONS: dict[str, tuple[Callable[..., Any], int, Optional[int]]] = {
-    "lower": (_null_in(lambda s: _string_arg("lower", s).lower()), 1, 1),
-    "upper": (_null_in(lambda s: _string_arg("upper", s).upper()), 1, 1),
-    "trim": (_null_in(lambda s: _string_arg("trim", s).strip()), 1, 1),
-    "length": (_null_in(_length), 1, 1),
-    "concat": (_concat, 1, None),
-    "abs": (_null_in(lambda x: abs(_number(x, "abs()"))), 1, 1),
-    "round": (_null_in(_round), 1, 2),
-    "floor": (_null_in(lambda x: math.floor(_number(x, "floor()"))), 1, 1),
-    "ceil": (_null_in(lambda x: math.ceil(_number(x, "ceil()"))), 1, 1),
-    "coalesce": (lambda *args: next((a for a in args if a is not None), None), 1, None),
-    "cast": (_null_in(_cast), 2, 2),
-}
-_CAST_TYPES = ("bigint", "float", "string", "boolean")
-
-
 # --------------------------------------------------------------------------- the query
 
 
@@ -400,18 +260,6 @@ def parse_query(sql: str) -> Query:
     if len(sql) > MAX_SQL_LENGTH:
         raise SQLError(f"the rule's sql is longer than {MAX_SQL_LENGTH} characters")
     return _Parser(sql).query()
-
-
-class _Expr(NamedTuple):
-    fn: Fn
-    name: Optional[str]  # the output key it gets without an alias
-    const: bool  # a literal: fn ignores its arguments
-    root: Optional[str] = None  # first name of a field reference
-    key: Optional[str] = None  # a top-level field read as record.get(key)
-
-
-def _literal(value: Any) -> _Expr:
-    return _Expr(lambda d, m: value, None, True)
 
 
 class _Parser:
@@ -529,7 +377,7 @@ class _Parser:
             self.name("a stream alias")
         if self.at_op(","):
             raise self.error("a second stream is not supported by ekws rules (nor is JOIN)", self.peek())
-        where: Optional[_Expr] = None
+        where: Optional[Expr] = None
         if self.accept("WHERE"):
             where = self.expr()
         self.refuse_clause(self.peek())
@@ -539,7 +387,7 @@ class _Parser:
                                   else "an operator or the end of the statement")
         return Query(self.sql, self.stream, self.alias, select_all, tuple(item[0] for item in items),
                      where is not None, where.fn if where is not None else None,
-                     _project_fn(select_all, items))
+                     projector_fn(select_all, items))
 
     def select_list(self) -> tuple[bool, list[tuple[str, Fn, Optional[str]]]]:
         select_all = False
@@ -571,51 +419,51 @@ class _Parser:
 
     # -- expressions -----------------------------------------------------------------
 
-    def expr(self) -> _Expr:
+    def expr(self) -> Expr:
         self.enter()
         try:
             return self.or_expr()
         finally:
             self.depth -= 1
 
-    def or_expr(self) -> _Expr:
+    def or_expr(self) -> Expr:
         left = self.and_expr()
         while self.accept("OR"):
             right = self.and_expr()
-            left = _Expr(_or(left.fn, right.fn), None, False)
+            left = Expr(or_op(left.fn, right.fn), None, False)
         return left
 
-    def and_expr(self) -> _Expr:
+    def and_expr(self) -> Expr:
         left = self.not_expr()
         while self.accept("AND"):
             right = self.not_expr()
-            left = _Expr(_and(left.fn, right.fn), None, False)
+            left = Expr(and_op(left.fn, right.fn), None, False)
         return left
 
-    def not_expr(self) -> _Expr:
+    def not_expr(self) -> Expr:
         if self.accept("NOT"):
             self.enter()
             try:
                 inner = self.not_expr().fn
             finally:
                 self.depth -= 1
-            return _Expr(lambda d, m: inner(d, m) is not True, None, False)
+            return Expr(lambda d, m: inner(d, m) is not True, None, False)
         return self.predicate()
 
-    def predicate(self) -> _Expr:
+    def predicate(self) -> Expr:
         left = self.additive()
         token = self.peek()
         if token.kind == "op" and token.text in ("=", "!=", "<>", "<", ">", "<=", ">="):
             self.take()
             op = "!=" if token.text == "<>" else token.text
-            return _comparison(op, left, self.additive())
+            return comparison_op(op, left, self.additive())
         if self.accept("IS"):
             negate = self.accept("NOT")
             self.expect("NULL")
             a = left.fn
             if negate:
-                return _Expr(lambda d, m: a(d, m) is not None, None, False)
-            return _Expr(lambda d, m: a(d, m) is None, None, False)
+                return Expr(lambda d, m: a(d, m) is not None, None, False)
+            return Expr(lambda d, m: a(d, m) is None, None, False)
         negate = False
         if self.at("NOT") and self.peek(1).kind == "name" and self.peek(1).text in ("IN", "LIKE", "BETWEEN"):
             self.take()
@@ -625,17 +473,17 @@ class _Parser:
         if self.accept("LIKE"):
             pattern_token = self.peek()
             pattern = self.additive()
-            if pattern.const and not isinstance(_constant(pattern), (str, type(None))):
+            if pattern.const and not isinstance(const_value(pattern), (str, type(None))):
                 raise self.error(f"LIKE needs a string pattern, got {_describe(pattern_token)}",
                                  pattern_token)
-            return _like(left, pattern, negate)
+            return like_op(left, pattern, negate)
         if self.accept("BETWEEN"):
             low = self.additive()
             self.expect("AND")
-            return _between(left, low, self.additive(), negate)
+            return between_op(left, low, self.additive(), negate)
         return left
 
-    def in_list(self, left: _Expr, negate: bool) -> _Expr:
+    def in_list(self, left: Expr, negate: bool) -> Expr:
         a = left.fn
         if not self.at_op("("):
             array = self.additive().fn
@@ -645,16 +493,16 @@ class _Parser:
                 if value is None or items is None:
                     return False
                 if not isinstance(items, list):
-                    raise EvalError(f"IN needs an array on its right, got {_kind(items)} {items!r:.40}")
-                return any(_equal(value, x) for x in items) is not negate
-            return _Expr(in_array, None, False)
+                    raise EvalError(f"IN needs an array on its right, got {kind_of(items)} {items!r:.40}")
+                return any(equal(value, x) for x in items) is not negate
+            return Expr(in_array, None, False)
         self.take()
         options = [self.expr()]
         while self.accept_op(","):
             options.append(self.expr())
         self.expect_op(")")
         if all(o.const for o in options):
-            values = [_constant(o) for o in options]
+            values = [const_value(o) for o in options]
             strings = frozenset(v for v in values if type(v) is str)
             others = [v for v in values if type(v) is not str and v is not None]
 
@@ -664,30 +512,30 @@ class _Parser:
                     return False
                 if type(value) is str:
                     return (value in strings) is not negate
-                return any(_equal(value, x) for x in others) is not negate
-            return _Expr(in_constants, None, False)
+                return any(equal(value, x) for x in others) is not negate
+            return Expr(in_constants, None, False)
         fns = [o.fn for o in options]
 
         def in_expressions(d: Record, m: Message) -> bool:
             value = a(d, m)
-            return value is not None and any(_equal(value, f(d, m)) for f in fns) is not negate
-        return _Expr(in_expressions, None, False)
+            return value is not None and any(equal(value, f(d, m)) for f in fns) is not negate
+        return Expr(in_expressions, None, False)
 
-    def additive(self) -> _Expr:
+    def additive(self) -> Expr:
         left = self.multiplicative()
         while self.at_op("+") or self.at_op("-"):
             op = self.take().text
-            left = _arithmetic(op, left, self.multiplicative())
+            left = arithmetic_op(op, left, self.multiplicative())
         return left
 
-    def multiplicative(self) -> _Expr:
+    def multiplicative(self) -> Expr:
         left = self.unary()
         while self.at_op("*") or self.at_op("/") or self.at_op("%"):
             op = self.take().text
-            left = _arithmetic(op, left, self.unary())
+            left = arithmetic_op(op, left, self.unary())
         return left
 
-    def unary(self) -> _Expr:
+    def unary(self) -> Expr:
         if self.at_op("-") or self.at_op("+"):
             op = self.take().text
             self.enter()
@@ -697,14 +545,14 @@ class _Parser:
                 self.depth -= 1
             if op == "+":
                 return operand
-            return _arithmetic("-", _literal(0), operand)
+            return arithmetic_op("-", make_literal(0), operand)
         return self.primary()
 
-    def primary(self) -> _Expr:
+    def primary(self) -> Expr:
         token = self.peek()
         if token.kind in ("number", "string"):
             self.take()
-            return _literal(token.value)
+            return make_literal(token.value)
         if token.kind == "op" and token.text == "(":
             self.take()
             inner = self.expr()
@@ -717,10 +565,10 @@ class _Parser:
             raise self.unexpected("an expression")
         if token.text in ("TRUE", "FALSE"):
             self.take()
-            return _literal(token.text == "TRUE")
+            return make_literal(token.text == "TRUE")
         if token.text == "NULL":
             self.take()
-            return _literal(None)
+            return make_literal(None)
         if token.text == "CASE":
             self.take()
             return self.case()
@@ -731,7 +579,7 @@ class _Parser:
         self.take()
         return self.field(token)
 
-    def field(self, token: _Token) -> _Expr:
+    def field(self, token: _Token) -> Expr:
         """A field reference: a name, then ``.name``, ``->name`` or ``[index]`` steps."""
         first = str(token.value)
         if self.in_select and first in self.aliases:
@@ -746,9 +594,9 @@ class _Parser:
         if len(path) > 1 and first in (self.stream, self.alias):
             path = path[1:]
         key = path[0] if len(path) == 1 else None
-        return self.steps(_Expr(_getter(tuple(path)), path[-1], False, path[0], key), path)
+        return self.steps(Expr(getter(tuple(path)), path[-1], False, path[0], key), path)
 
-    def steps(self, expr: _Expr, path: Optional[list[Any]] = None) -> _Expr:
+    def steps(self, expr: Expr, path: Optional[list[Any]] = None) -> Expr:
         """``->name``, ``.name`` and ``[index]`` steps into a value."""
         steps: list[Any] = []
         name = expr.name
@@ -759,9 +607,9 @@ class _Parser:
                 if self.at_op(":"):
                     raise self.error("array slices are not supported by ekws rules", bracket)
                 self.expect_op("]")
-                if not index.const or type(_constant(index)) is not int:
+                if not index.const or type(const_value(index)) is not int:
                     raise self.error("an array index must be an integer literal", bracket)
-                steps.append(_constant(index))
+                steps.append(const_value(index))
             else:
                 if self.at_op("*"):
                     raise self.error("'->*' projections are not supported by ekws rules", self.peek())
@@ -770,15 +618,15 @@ class _Parser:
         if not steps:
             return expr
         if path is not None:
-            return _Expr(_getter(tuple(path + steps)), name, False, expr.root)  # no longer a plain key
-        base, get = expr.fn, _getter(tuple(steps))
+            return Expr(getter(tuple(path + steps)), name, False, expr.root)  # no longer a plain key
+        base, get = expr.fn, getter(tuple(steps))
 
         def step_into(d: Record, m: Message) -> Any:
             value = base(d, m)
             return get(cast(Record, value), m) if isinstance(value, (dict, list)) else None
-        return _Expr(step_into, name, False)
+        return Expr(step_into, name, False)
 
-    def call(self) -> _Expr:
+    def call(self) -> Expr:
         token = self.take()
         upper = token.text
         if upper in _WINDOWS:
@@ -795,7 +643,7 @@ class _Parser:
         if lower not in FUNCTIONS:
             raise self.error(f"unknown function {token.value}; ekws rules support "
                              f"{', '.join(FUNCTIONS)} and meta", token)
-        args: list[_Expr] = []
+        args: list[Expr] = []
         if not self.at_op(")"):
             args.append(self.expr())
             while self.accept_op(","):
@@ -808,16 +656,16 @@ class _Parser:
             raise self.error(f"{lower}() takes {count} argument{'' if count == '1' else 's'}, "
                              f"got {len(args)}", token)
         if lower == "cast":
-            target = _constant(args[1]) if args[1].const else None
-            if not isinstance(target, str) or target.lower() not in _CAST_TYPES:
-                raise self.error(f"cast() needs a type name literal: {', '.join(_CAST_TYPES)}", token)
+            target = const_value(args[1]) if args[1].const else None
+            if not isinstance(target, str) or target.lower() not in CAST_TYPES:
+                raise self.error(f"cast() needs a type name literal: {', '.join(CAST_TYPES)}", token)
         fns = [a.fn for a in args]
         if len(fns) == 1:
             only = fns[0]
-            return _Expr(lambda d, m: fn(only(d, m)), lower, False)
-        return _Expr(lambda d, m: fn(*[f(d, m) for f in fns]), lower, False)
+            return Expr(lambda d, m: fn(only(d, m)), lower, False)
+        return Expr(lambda d, m: fn(*[f(d, m) for f in fns]), lower, False)
 
-    def meta(self) -> _Expr:
+    def meta(self) -> Expr:
         if self.peek().kind == "string":
             key = str(self.take().value)
         elif self.accept_op("*"):
@@ -826,12 +674,12 @@ class _Parser:
             key = self.name("a metadata key")
         self.expect_op(")")
         if key == "*":
-            return _Expr(lambda d, m: m.meta, "meta", False)
+            return Expr(lambda d, m: m.meta, "meta", False)
         if key == "timestamp":
-            return _Expr(lambda d, m: m.timestamp, key, False)
-        return _Expr(lambda d, m: m.meta.get(key), key, False)
+            return Expr(lambda d, m: m.timestamp, key, False)
+        return Expr(lambda d, m: m.meta.get(key), key, False)
 
-    def case(self) -> _Expr:
+    def case(self) -> Expr:
         subject = None if self.at("WHEN") else self.expr()
         branches: list[tuple[Fn, Fn]] = []
         while self.accept("WHEN"):
@@ -848,185 +696,14 @@ class _Parser:
             def simple_case(d: Record, m: Message) -> Any:
                 v = value(d, m)
                 for when, then in branches:
-                    if v is not None and _equal(v, when(d, m)):
+                    if v is not None and equal(v, when(d, m)):
                         return then(d, m)
                 return default(d, m)
-            return _Expr(simple_case, None, False)
+            return Expr(simple_case, None, False)
 
         def searched_case(d: Record, m: Message) -> Any:
             for when, then in branches:
                 if when(d, m) is True:
                     return then(d, m)
             return default(d, m)
-        return _Expr(searched_case, None, False)
-
-
-# --------------------------------------------------------------------------- compiled pieces
-
-
-def _getter(path: tuple[Any, ...]) -> Fn:
-    if len(path) == 1 and type(path[0]) is str:
-        key = path[0]
-        return lambda d, m: d.get(key)
-
-    def get(d: Any, m: Message) -> Any:
-        value = d
-        for step in path:
-            if type(step) is str:
-                if type(value) is not dict:
-                    return None
-                value = value.get(step)
-            else:
-                if type(value) is not list or not -len(value) <= step < len(value):
-                    return None
-                value = value[step]
-        return value
-    return get
-
-
-def _or(a: Fn, b: Fn) -> Fn:
-    return lambda d, m: a(d, m) is True or b(d, m) is True
-
-
-def _and(a: Fn, b: Fn) -> Fn:
-    return lambda d, m: a(d, m) is True and b(d, m) is True
-
-
-def _constant(expr: _Expr) -> Any:
-    """The value of a literal expression (its closure ignores both arguments)."""
-    return expr.fn({}, None)  # type: ignore[arg-type]
-
-
-# Comparisons and arithmetic are the common filter and projection: each is
-# generated from a fixed template so the usual case (numbers, or strings, read
-# straight from the record) is inline code. Only names reach the source; the
-# SQL's values and closures are bound in the namespace.
-_BINARY = """
-def make(a, b, ka, kb, c, slow):
-    def binary(d, m):
-        x = {x}
-        y = {y}
-        if {fast}:
-            return x {op} y
-        return slow(x, y)
-    return binary
-"""
-_NUMBER = "(type({v}) is int or type({v}) is float)"
-_MAKERS: dict[tuple[str, str, str, str], Callable[..., Fn]] = {}
-
-
-def _operand(expr: _Expr, fn: str, key: str) -> str:
-    if expr.const:
-        return "c"
-    if expr.key is not None:
-        return f"d.get({key})"
-    return f"{fn}(d, m)"
-
-
-def _binary(op: str, left: _Expr, right: _Expr, fast: str, slow: Callable[[Any, Any], Any]) -> Fn:
-    """Inline ``x op y`` when ``fast`` holds, else ``slow(x, y)``."""
-    x, y = _operand(left, "a", "ka"), _operand(right, "b", "kb")
-    template = (x, y, fast, op)
-    make = _MAKERS.get(template)
-    if make is None:
-        namespace: dict[str, Any] = {}
-        exec(_BINARY.format(x=x, y=y, fast=fast, op=op), namespace)  # noqa: S102 - fixed template
-        make = _MAKERS[template] = namespace["make"]
-    constant = _constant(right) if right.const else _constant(left) if left.const else None
-    return make(left.fn, right.fn, left.key, right.key, constant, slow)
-
-
-def _comparison(op: str, left: _Expr, right: _Expr) -> _Expr:
-    if (left.const and _constant(left) is None) or (right.const and _constant(right) is None):
-        return _Expr(lambda d, m: False, None, False)  # nothing compares with null
-    if left.const and right.const:
-        return _literal(_compare(op, _constant(left), _constant(right)))
-    python_op = {"=": "==", "!=": "!="}.get(op, op)
-    literal = _constant(right) if right.const else _constant(left) if left.const else None
-    if type(literal) is str:
-        fast = "type(x) is str and type(y) is str"
-    else:
-        fast = f"{_NUMBER.format(v='x')} and {_NUMBER.format(v='y')}"
-    return _Expr(_binary(python_op, left, right, fast, lambda x, y: _compare(op, x, y)), None, False)
-
-
-def _arithmetic(op: str, left: _Expr, right: _Expr) -> _Expr:
-    if left.const and right.const:
-        try:
-            return _literal(_arith(op, _constant(left), _constant(right)))
-        except EvalError:
-            pass  # e.g. 1/0: an error for every record, raised when it runs
-    if op in ("+", "-", "*"):
-        fast = f"{_NUMBER.format(v='x')} and {_NUMBER.format(v='y')}"
-        return _Expr(_binary(op, left, right, fast, lambda x, y: _arith(op, x, y)), None, False)
-    a, b = left.fn, right.fn
-    return _Expr(lambda d, m: _arith(op, a(d, m), b(d, m)), None, False)
-
-
-def _like(left: _Expr, pattern: _Expr, negate: bool) -> _Expr:
-    """``[NOT] LIKE``: a null on either side is false both ways (SQL's unknown)."""
-    a = left.fn
-    if pattern.const:
-        text = _constant(pattern)
-        if text is None:
-            return _Expr(lambda d, m: False, None, False)
-        match = like_regex(text).fullmatch
-
-        def like_constant(d: Record, m: Message) -> bool:
-            value = a(d, m)
-            if value is None:
-                return False
-            if type(value) is not str:
-                raise EvalError(f"LIKE needs a string, got {_kind(value)} {value!r:.40}")
-            return (match(value) is not None) is not negate
-        return _Expr(like_constant, None, False)
-    p = pattern.fn
-
-    def like(d: Record, m: Message) -> bool:
-        value, text = a(d, m), p(d, m)
-        if value is None or text is None:
-            return False
-        if type(value) is not str or type(text) is not str:
-            raise EvalError(f"LIKE needs strings, got {_kind(value)} LIKE {_kind(text)}")
-        return (like_regex(text).fullmatch(value) is not None) is not negate
-    return _Expr(like, None, False)
-
-
-def _between(value: _Expr, low: _Expr, high: _Expr, negate: bool) -> _Expr:
-    v, lo, hi = value.fn, low.fn, high.fn
-
-    def between(d: Record, m: Message) -> bool:
-        x, a, b = v(d, m), lo(d, m), hi(d, m)
-        if x is None or a is None or b is None:
-            return False
-        return (_compare(">=", x, a) and _compare("<=", x, b)) is not negate
-    return _Expr(between, None, False)
-
-
-def _project_fn(select_all: bool,
-                items: Sequence[tuple[str, Fn, Optional[str]]]) -> Optional[Callable[[Message], Record]]:
-    """Build the projection as one generated function: a dict display, top-level fields read inline.
-
-    Only names (``k0``, ``f0`` ...) reach the generated source; keys and
-    closures are bound in its namespace, so nothing from the SQL is code.
-    """
-    if select_all and not items:
-        return None
-    namespace: dict[str, Any] = {}
-    entries = []
-    for n, (key, fn, simple) in enumerate(items):
-        namespace[f"k{n}"] = key
-        if simple is not None:
-            namespace[f"s{n}"] = simple
-            entries.append(f"k{n}: get(s{n})")
-        else:
-            namespace[f"f{n}"] = fn
-            entries.append(f"k{n}: f{n}(d, msg)")
-    star = "**d, " if select_all else ""
-    source = ("def project(msg):\n"
-              "    d = msg.data\n"
-              "    get = d.get\n"
-              f"    return {{{star}{', '.join(entries)}}}\n")
-    exec(source, namespace)  # noqa: S102 - generated from the fixed template above
-    project: Callable[[Message], Record] = namespace["project"]
-    return project
+        return Expr(searched_case, None, False)

@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import json
 import logging
+import ssl
 import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from certs import make_pki
 from server_helpers import create_sql, free_port, wait_until, write_etc, ws_connect
 from websockets.sync.server import Server, ServerConnection, serve
 
@@ -125,8 +127,9 @@ def test_log_action_one_line_per_record(rules: RuleManager, runtime: ekws.Runtim
 class Receiver:
     """A real `websockets` server that collects every text message it gets, on a fixed port."""
 
-    def __init__(self, port: int) -> None:
+    def __init__(self, port: int, ssl_context: ssl.SSLContext | None = None) -> None:
         self.port = port
+        self.ssl_context = ssl_context
         self.messages: list[Any] = []
         self.paths: list[str] = []
         self._cond = threading.Condition()
@@ -145,7 +148,7 @@ class Receiver:
                 self._cond.notify_all()
 
     def start(self) -> None:
-        self._server = serve(self._handler, "127.0.0.1", self.port)
+        self._server = serve(self._handler, "127.0.0.1", self.port, ssl=self.ssl_context)
         self._thread = threading.Thread(target=self._server.serve_forever, name="test-receiver")
         self._thread.start()
 
@@ -218,6 +221,39 @@ def test_websocket_action_bound_drops_oldest_and_counts(rules: RuleManager, runt
         assert [m["n"] for m in receiver.messages] == list(range(7, 12))
     finally:
         receiver.stop()
+
+
+def test_websocket_action_wss_with_mutual_tls(rules: RuleManager, runtime: ekws.Runtime,
+                                              tmp_path: Path) -> None:
+    pki = make_pki(tmp_path)
+    receiver = Receiver(free_port(), pki.server_context(require_client_cert=True))
+    receiver.start()
+    try:
+        tls = {"scheme": "wss", "rootCaPath": str(pki.ca_path), "tlsMinVersion": "1.2",
+               "certificationPath": str(pki.client_cert_path), "privateKeyPath": str(pki.client_key_path)}
+        rules.create({"id": "wss", "stream": "demo", "actions": [
+            {"websocket": {"addr": f"127.0.0.1:{receiver.port}", "path": "/secure", **tls}}]})
+        other = make_pki(tmp_path, name="other")  # a CA the server's certificate does not chain to
+        rules.create({"id": "untrusted", "stream": "demo", "actions": [
+            {"websocket": {"addr": f"127.0.0.1:{receiver.port}", **tls, "rootCaPath": str(other.ca_path),
+                           "reconnect": {"initialDelay": "1s"}}}]})
+        send(runtime, {"secret": 1})
+        assert receiver.wait_for(1)
+        assert receiver.messages == [{"secret": 1}] and receiver.paths == ["/secure"]
+        assert wait_until(lambda: rules.status("untrusted")["sink_websocket_0_0_exceptions_total"] >= 1)
+        assert "certificate" in rules.status("untrusted")["sink_websocket_0_0_last_exception"].lower()
+        assert rules.status("untrusted")["sink_websocket_0_0_records_out_total"] == 0
+    finally:
+        rules.close()
+        receiver.stop()
+
+
+def test_websocket_action_missing_tls_file_fails_the_start(rules: RuleManager, tmp_path: Path) -> None:
+    rules.create({"id": "w", "stream": "demo", "actions": [{"websocket": {
+        "addr": "127.0.0.1:1", "scheme": "wss", "rootCaPath": str(tmp_path / "none.pem")}}]})
+    status = rules.status("w")
+    assert status["status"] == "stopped"
+    assert "none.pem" in status["message"] and "rootCaPath" in status["message"]
 
 
 @pytest.mark.parametrize(("props", "match"), [

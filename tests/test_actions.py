@@ -8,6 +8,7 @@ record. (python is in test_rules.py, mqtt in test_actions_mqtt.py.)
 
 from __future__ import annotations
 
+import base64
 import json
 import logging
 import ssl
@@ -267,3 +268,24 @@ def test_websocket_action_missing_tls_file_fails_the_start(rules: RuleManager, t
 def test_websocket_action_props_are_checked(props: dict[str, Any], match: str) -> None:
     with pytest.raises(ActionError, match=match):
         parse_action({"websocket": props}, 0)
+
+
+@pytest.mark.parametrize("record", [
+    {"a": 1, "b": [1.5, None, True, "ü"], "c": {"d": "x\n\"y\""}},
+    {"big": 10**30, "neg": -(2**70)},
+    {"raw": b"\x00\xff"},
+    {},
+])
+def test_records_serialize_to_json_alike_with_and_without_orjson(record: dict[str, Any],
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    import ekws.actions as actions
+
+    expected = json.loads(json.dumps(record, default=lambda b: base64.b64encode(b).decode()))
+    fast = actions.dumps_line(record)
+    monkeypatch.setattr(actions, "orjson", None)
+    stdlib = actions.dumps_line(record)
+    monkeypatch.setattr(actions, "_c_encode", None)
+    pure = actions.dumps_line(record)
+    for line in (fast, stdlib, pure):
+        assert line.endswith(b"\n") and line.count(b"\n") == 1
+        assert json.loads(line) == expected

@@ -248,7 +248,7 @@ def test_restart_strategy_retries_a_failed_start(tmp_path: Path) -> None:
         manager = RuleManager(rt)
         try:
             manager.create({"id": "r", "stream": "demo", "actions": [{"log": {}}],
-                            "options": {"restartStrategy": {"attempts": 50, "delay": 20, "multiplier": 1}}})
+                            "options": {"restartStrategy": {"attempts": 1000, "delay": 20, "multiplier": 1}}})
             status = manager.status("r")
             assert status["status"] == "stopped"
             assert "failed to start" in status["message"] and str(port) in status["message"]

@@ -211,6 +211,18 @@ def _default(value: Any) -> Any:
 
 
 _encoder = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, default=_default)
+# CPython's C encoder built once: json.dumps builds it again for every call,
+# which costs as much as the encoding of a small record. No cycle check
+# (markers None): records come from JSON or a projection, never cyclic.
+_c_make_encoder: Any = getattr(json.encoder, "c_make_encoder", None)
+_c_encode: Any = None if _c_make_encoder is None else _c_make_encoder(
+    None, _default, json.encoder.encode_basestring, None, ":", ",", False, False, True)
+
+
+def _stdlib_dumps(record: Any) -> str:
+    if _c_encode is not None:
+        return "".join(_c_encode(record, 0))
+    return _encoder.encode(record)
 
 
 def dumps(record: Any) -> bytes:
@@ -220,7 +232,7 @@ def dumps(record: Any) -> bytes:
             return orjson.dumps(record, default=_default)
         except orjson.JSONEncodeError:
             pass  # an integer beyond 64 bits, say: the standard library writes it exactly
-    return _encoder.encode(record).encode("utf-8")
+    return _stdlib_dumps(record).encode("utf-8")
 
 
 def dumps_line(record: Any) -> bytes:
@@ -230,4 +242,4 @@ def dumps_line(record: Any) -> bytes:
             return orjson.dumps(record, default=_default, option=orjson.OPT_APPEND_NEWLINE)
         except orjson.JSONEncodeError:
             pass
-    return _encoder.encode(record).encode("utf-8") + b"\n"
+    return (_stdlib_dumps(record) + "\n").encode("utf-8")

@@ -1,5 +1,9 @@
 """The rule SQL subset: parsed once, compiled into Python closures.
 
+Per record only closures run: comparisons, arithmetic and the projection are
+small functions generated once from fixed templates (:mod:`ekws.service.sqlexpr`,
+which also holds the value semantics below), nothing is parsed again.
+
 ekws is not a SQL engine. A rule over a WebSocket stream is nearly always a
 projection and a filter, so that is what runs, exactly as eKuiper runs it;
 everything else is refused with the construct's name and 1-based position,

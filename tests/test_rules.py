@@ -203,6 +203,7 @@ def test_last_rule_stopping_stops_the_shared_server(rules: RuleManager, runtime:
     rules.create({"id": "one", "stream": "demo", "actions": [{"log": {}}]})
     rules.create({"id": "two", "stream": "demo", "actions": [{"log": {}}]})
     port = url(runtime).split(":")[2].split("/")[0]
+    assert rules.on_stream("demo") == ["one", "two"] and rules.on_stream("other") == []
     rules.stop("one")
     assert runtime.server_address is not None
     assert rules.list() == [{"id": "one", "status": "stopped"}, {"id": "two", "status": "running"}]

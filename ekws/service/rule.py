@@ -155,6 +155,21 @@ class Rule:
             raise
         logger.info("rule %s started on stream %s", self.id, definition.query.stream)
 
+    def restart(self) -> None:
+        with self._lock:
+            self.stop()
+            self.start()
+
+    def replace(self, definition: RuleDef) -> None:
+        """A new definition (same id); a running rule restarts with it."""
+        with self._lock:
+            running = self.state == RUNNING
+            self.stop()
+            self.definition = definition
+            self._reset_nodes()
+            if running:
+                self.start()
+
     def stop(self, message: str = "") -> None:
         with self._lock:
             self._cancel_restart()

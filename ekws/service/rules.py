@@ -104,14 +104,7 @@ class RuleManager:
     def update(self, rule_id: str, body: Any) -> RuleDef:
         """Replace a rule's definition (PUT); a running rule restarts with it."""
         definition = self.validate(body, rule_id)
-        rule = self._get(rule_id)
-        with rule._lock:
-            running = rule.state == RUNNING
-            rule.stop()
-            rule.definition = definition
-            rule._reset_nodes()
-            if running:
-                rule.start()
+        self._get(rule_id).replace(definition)
         return definition
 
     def delete(self, rule_id: str) -> None:
@@ -128,16 +121,18 @@ class RuleManager:
         self._get(rule_id).stop("canceled manually")
 
     def restart(self, rule_id: str) -> None:
-        rule = self._get(rule_id)
-        with rule._lock:
-            rule.stop()
-            rule.start()
+        self._get(rule_id).restart()
 
     def list(self) -> builtins.list[dict[str, str]]:
         """eKuiper's ``GET /rules``: ``[{"id", "status"}]``, by id."""
         with self._lock:
             rules = sorted(self._rules.values(), key=lambda r: r.id)
         return [{"id": rule.id, "status": rule.state} for rule in rules]
+
+    def on_stream(self, stream: str) -> builtins.list[str]:
+        """Ids of the rules that read ``stream`` (a service may refuse to drop it while any do)."""
+        with self._lock:
+            return sorted(r.id for r in self._rules.values() if r.definition.query.stream == stream)
 
     def ids(self) -> builtins.list[str]:
         return sorted(self._rules)

@@ -14,12 +14,14 @@ import os
 import shutil
 import signal
 import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from certs import Pki, make_pki
 from server_helpers import create_sql, free_port, refuses, wait_until, write_etc, ws_connect
 
 import ekws
@@ -35,13 +37,18 @@ MOSQUITTO = shutil.which("mosquitto") or next(
 class Broker:
     """A Mosquitto subprocess on 127.0.0.1:port with persistence in a temp folder."""
 
-    def __init__(self, folder: Path) -> None:
+    def __init__(self, folder: Path, pki: Pki | None = None) -> None:
         self.port = free_port()
+        self.tls_port = free_port()
         self.folder = folder
         self.proc: subprocess.Popen[bytes] | None = None
         self.conf = folder / "mosquitto.conf"
+        tls = "" if pki is None else (
+            f"listener {self.tls_port} 127.0.0.1\n"
+            f"certfile {pki.server_cert_path}\nkeyfile {pki.server_key_path}\ncafile {pki.ca_path}\n")
         self.conf.write_text(
-            f"listener {self.port} 127.0.0.1\n"
+            tls
+            + f"listener {self.port} 127.0.0.1\n"
             "allow_anonymous true\n"
             "persistence true\n"
             f"persistence_location {folder}/\n"
@@ -200,6 +207,38 @@ def test_mqtt_qos1_broker_restart_loses_nothing(rules: RuleManager, runtime: ekw
         sub.close()
 
 
+def test_mqtt_over_tls(rules: RuleManager, runtime: ekws.Runtime, tmp_path: Path) -> None:
+    if MOSQUITTO is None:
+        pytest.skip("mosquitto is not installed: run .ci/install-mosquitto.sh")
+    pki = make_pki(tmp_path)
+    folder = tmp_path / "tls-broker"
+    folder.mkdir()
+    broker = Broker(folder, pki)
+    broker.start()
+    sub = Subscriber(broker.port, "secure/#")
+    try:
+        assert wait_until(lambda: not refuses(broker.tls_port))
+        rules.create({"id": "tls", "stream": "demo", "actions": [{"mqtt": {
+            "server": f"ssl://127.0.0.1:{broker.tls_port}", "topic": "secure/x", "qos": 1,
+            "rootCaPath": str(pki.ca_path)}}]})
+        other = make_pki(tmp_path, name="other")
+        rules.create({"id": "untrusted", "stream": "demo", "actions": [{"mqtt": {
+            "server": f"mqtts://127.0.0.1:{broker.tls_port}", "topic": "secure/y",
+            "rootCaPath": str(other.ca_path)}}]})
+        assert wait_until(lambda: rules.status("tls")["sink_mqtt_0_0_connection_status"] == 1, timeout=10)
+        send(runtime, {"over": "tls"})
+        assert sub.wait_for(1)
+        assert sub.messages == [("secure/x", {"over": "tls"})]
+        assert rules.status("untrusted")["sink_mqtt_0_0_connection_status"] == -1
+        assert wait_until(lambda: rules.status("untrusted")["sink_mqtt_0_0_exceptions_total"] >= 1)
+        assert "cannot connect" in rules.status("untrusted")["sink_mqtt_0_0_last_exception"]
+        assert rules.status("untrusted")["sink_mqtt_0_0_records_out_total"] == 0
+    finally:
+        sub.close()
+        rules.close()
+        broker.stop()
+
+
 @pytest.mark.parametrize(("props", "match"), [
     ({"topic": "t"}, "server: is required"),
     ({"server": "http://127.0.0.1:1", "topic": "t"}, "server: expected tcp://"),
@@ -213,3 +252,16 @@ def test_mqtt_qos1_broker_restart_loses_nothing(rules: RuleManager, runtime: ekw
 def test_mqtt_props_are_checked(props: dict[str, Any], match: str) -> None:
     with pytest.raises(ActionError, match=match):
         parse_action({"mqtt": props}, 0)
+
+
+def test_without_paho_the_error_names_the_extra() -> None:
+    code = ("import sys; sys.modules['paho'] = None; sys.modules['paho.mqtt'] = None; "
+            "sys.modules['paho.mqtt.client'] = None\n"
+            "from ekws.actions import ActionError, parse_action\n"
+            "try:\n"
+            "    parse_action({'mqtt': {'server': 'tcp://127.0.0.1:1883', 'topic': 't'}}, 0)\n"
+            "except ActionError as exc:\n"
+            "    print(exc)\n")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=30)
+    assert proc.returncode == 0, proc.stderr
+    assert "pip install 'ekws[mqtt]'" in proc.stdout and "action mqtt #0" in proc.stdout

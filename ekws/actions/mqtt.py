@@ -154,6 +154,7 @@ class MqttAction(Action):
         client.max_queued_messages_set(config.buffer_length)
         client.reconnect_delay_set(config.reconnect_min, config.reconnect_max)
         client.on_connect = self._on_connect
+        client.on_connect_fail = self._on_connect_fail
         client.on_disconnect = self._on_disconnect
         client.on_publish = self._on_publish
         client.connect_async(config.host, config.port, keepalive=config.keep_alive)
@@ -207,6 +208,9 @@ class MqttAction(Action):
         self.connected = True
         self.connects += 1
         logger.info("%s: connected to %s:%s", self.name, self._config.host, self._config.port)
+
+    def _on_connect_fail(self, client: Any, userdata: Any) -> None:
+        self._failed("cannot connect (refused, unreachable or a TLS failure)")
 
     def _on_disconnect(self, client: Any, userdata: Any, flags: Any, reason: Any, properties: Any) -> None:
         was = self.connected

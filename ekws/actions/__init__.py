@@ -30,10 +30,13 @@ from typing import Any, ClassVar, Optional
 
 from ekws import EkwsError, Message
 
+orjson: Any  # typed loosely on purpose: mypy must pass with and without the [fast] extra
 try:
-    import orjson
+    import orjson as _orjson
+
+    orjson = _orjson
 except ImportError:  # pragma: no cover - orjson is an optional extra
-    orjson = None  # type: ignore[assignment]
+    orjson = None
 
 __all__ = ["KINDS", "Action", "ActionError", "ActionSpec", "Props", "dumps", "dumps_line", "parse_action"]
 
@@ -144,7 +147,7 @@ class Props:
                 (maximum is not None and value > maximum):
             bound = f"{minimum}..{maximum}" if maximum is not None else f">= {minimum}"
             raise self.fail(key, f"expected an integer {bound}, got {value!r:.60}")
-        return value
+        return int(value)
 
     def number(self, key: str, default: float, minimum: float = 0.0) -> float:
         value = self.get(key, default)
@@ -229,7 +232,8 @@ def dumps(record: Any) -> bytes:
     """A record as compact JSON (UTF-8); bytes become base64 strings."""
     if orjson is not None:
         try:
-            return orjson.dumps(record, default=_default)
+            data: bytes = orjson.dumps(record, default=_default)
+            return data
         except orjson.JSONEncodeError:
             pass  # an integer beyond 64 bits, say: the standard library writes it exactly
     return _stdlib_dumps(record).encode("utf-8")
@@ -239,7 +243,8 @@ def dumps_line(record: Any) -> bytes:
     """:func:`dumps` plus a newline: one line of a JSON-lines file."""
     if orjson is not None:
         try:
-            return orjson.dumps(record, default=_default, option=orjson.OPT_APPEND_NEWLINE)
+            line: bytes = orjson.dumps(record, default=_default, option=orjson.OPT_APPEND_NEWLINE)
+            return line
         except orjson.JSONEncodeError:
             pass
     return (_stdlib_dumps(record) + "\n").encode("utf-8")

@@ -178,7 +178,7 @@ class WebsocketAction(Action):
         sslopt: dict[str, object] = {"context": self._ssl} if self._ssl is not None else {}
         if props.insecure_skip_verify:
             sslopt["check_hostname"] = False
-        ws = websocket.create_connection(
+        ws: websocket.WebSocket = websocket.create_connection(
             self._config.url, timeout=props.connect_timeout,
             header=[f"{name}: {value}" for name, value in props.request_header],
             subprotocols=list(props.subprotocols) or None, sslopt=sslopt, enable_multithread=True)
@@ -195,7 +195,7 @@ class WebsocketAction(Action):
             with cond:
                 if not queue:
                     if self._stopping.is_set():
-                        ws.close(websocket.STATUS_NORMAL, timeout=1.0)
+                        ws.close(websocket.STATUS_NORMAL, timeout=1)
                         return
                     cond.wait(IDLE_POLL)
                 text = queue.popleft() if queue else None

@@ -212,7 +212,8 @@ def test_websocket_action_buffers_while_the_server_is_away(rules: RuleManager, r
 def test_websocket_action_bound_drops_oldest_and_counts(rules: RuleManager, runtime: ekws.Runtime) -> None:
     port = free_port()  # nobody listens
     rules.create({"id": "ws", "stream": "demo", "actions": [
-        {"websocket": {"addr": f"127.0.0.1:{port}", "bufferLength": 5}}]})
+        {"websocket": {"addr": f"127.0.0.1:{port}", "bufferLength": 5,
+                       "reconnect": {"initialDelay": "20ms", "maxDelay": "200ms"}}}]})
     send(runtime, *({"n": n} for n in range(12)))
     assert wait_until(lambda: rules.status("ws")["sink_websocket_0_0_dropped_total"] == 7)
     receiver = Receiver(port)

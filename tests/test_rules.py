@@ -234,7 +234,9 @@ def test_create_update_restart_delete(rules: RuleManager, runtime: ekws.Runtime)
     with pytest.raises(RuleNotFound):
         rules.status("r1")
     assert runtime.server_address is None
-    created = rules.create({"id": "later", "stream": "demo", "actions": [{"log": {}}], "triggered": False})
+    with pytest.raises(InvalidRule, match="differs from the rule id"):
+        rules.create({"id": "a", "stream": "demo", "actions": [{"log": {}}]}, rule_id="b")
+    created = rules.create({"stream": "demo", "actions": [{"log": {}}], "triggered": False}, rule_id="later")
     assert created.triggered is False and rules.list() == [{"id": "later", "status": "stopped"}]
 
 

@@ -78,8 +78,11 @@ class RuleManager:
             raise InvalidRule(f"stream {stream!r} does not exist (rule {definition.id!r})")
         return definition
 
-    def create(self, body: Any, *, start: Optional[bool] = None) -> RuleDef:
+    def create(self, body: Any, *, rule_id: Optional[str] = None, start: Optional[bool] = None) -> RuleDef:
         """Check, register and (unless ``start`` is false or the body says ``triggered: false``) start.
+
+        ``rule_id`` is the CLI's ``create rule NAME``: the body's ``id`` may
+        then be absent, or must match.
 
         A start failure does not undo the creation: the rule stays, stopped,
         with the reason in its status (as eKuiper does), and is logged.
@@ -88,7 +91,7 @@ class RuleManager:
             InvalidRule, SQLError, ActionError: a bad body (nothing registered).
             RuleExists: the id is taken.
         """
-        definition = self.validate(body)
+        definition = self.validate(body, rule_id)
         with self._lock:
             if definition.id in self._rules:
                 raise RuleExists(f"rule {definition.id!r} exists already")

@@ -238,6 +238,7 @@ def test_create_update_restart_delete(rules: RuleManager, runtime: ekws.Runtime)
         rules.create({"id": "a", "stream": "demo", "actions": [{"log": {}}]}, rule_id="b")
     created = rules.create({"stream": "demo", "actions": [{"log": {}}], "triggered": False}, rule_id="later")
     assert created.triggered is False and rules.list() == [{"id": "later", "status": "stopped"}]
+    assert rules.describe("later")["id"] == "later"  # what a store keeps is complete
 
 
 def test_restart_strategy_retries_a_failed_start(tmp_path: Path) -> None:

@@ -135,7 +135,8 @@ def parse_rule(body: Any, rule_id: Optional[str] = None) -> RuleDef:
     triggered = body.get("triggered", True)
     if not isinstance(triggered, bool):
         raise InvalidRule(f"triggered: expected true or false, got {triggered!r:.40}")
-    return RuleDef(rid, query, specs, _options(body.get("options")), copy.deepcopy(dict(body)), triggered)
+    return RuleDef(rid, query, specs, _options(body.get("options")),
+                   copy.deepcopy({"id": rid, **body}), triggered)
 
 
 def _options(raw: Any) -> RuleOptions:

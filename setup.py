@@ -25,6 +25,7 @@ setup(
     ],
     extras_require={
         "fast": ["orjson>=3.8"],
+        "mqtt": ["paho-mqtt>=2.0,<3"],
         # Test tools, pinned to ranges that behave as the suite expects on 3.9-3.13.
         "test": [
             "pytest>=7.4,<10",
@@ -33,6 +34,8 @@ setup(
             "trustme>=1.0,<2",
             "websockets>=15.0.1,<18",
             "psutil>=5.9,<8",
+            "prometheus-client>=0.17,<1",
+            "paho-mqtt>=2.0,<3",
         ],
         # Lint and type check, run on one Python in CI: exact versions, so a
         # new release's rules never turn a green tree red.

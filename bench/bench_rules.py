@@ -1,0 +1,125 @@
+"""Records/s through a rule (WHERE + projection -> file action) against the raw subscription rate.
+
+Run: ``python -m bench.bench_rules [--seconds 5] [--rounds 2]``.
+
+Both sides receive the same stream: a client-mode ekws stream dials a
+``bench.senders serve-push`` peer that writes small JSON records as fast as
+the socket takes them (``overflow: block``, so the consumer sets the pace).
+The raw case subscribes a callback that only counts; the rule case runs
+
+    SELECT device, temperature, humidity * 1.0 AS h FROM b
+    WHERE humidity > 50 AND status = 'ok'
+
+(every record passes, so every one is projected and written) into a ``file``
+action, in the same process, alternating raw and rule runs. The figure is the
+rule's records/s divided by the raw rate measured in the same run; the target
+is at least 0.5. Timings on a shared machine vary: compare ratios, not rates.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import ekws
+from bench.common import ROOT, write_etc
+from ekws.service.rules import RuleManager
+
+SQL = "SELECT device, temperature, humidity * 1.0 AS h FROM b WHERE humidity > 50 AND status = 'ok'"
+WARMUP = 1.0
+
+
+class Sender:
+    """``python -m bench.senders serve-push``: a peer that pushes records until we hang up."""
+
+    def __init__(self) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "bench.senders", "serve-push", "--size", "small", "--max-seconds", "120"],
+            cwd=ROOT, stdout=subprocess.PIPE, text=True)
+        assert self.proc.stdout is not None
+        line = self.proc.stdout.readline()
+        if not line.startswith("READY"):
+            raise RuntimeError(f"sender did not start: {line!r}")
+        self.port = int(dict(part.split("=", 1) for part in line.split()[1:])["port"])
+
+    def close(self) -> None:
+        self.proc.terminate()
+        self.proc.wait(10)
+
+
+def measure(seconds: float, setup: Callable[[ekws.Runtime], Callable[[], int]]) -> float:
+    """Records/s over ``seconds`` after a warm-up, with a fresh sender and runtime."""
+    sender = Sender()
+    try:
+        with ekws.Runtime(config_dir=write_etc(sender.port)) as rt:
+            rt.create_stream('CREATE STREAM b() WITH (DATASOURCE="/", CONF_KEY="bench", TYPE="websocket")')
+            count = setup(rt)
+            time.sleep(WARMUP)
+            start_count, start = count(), time.perf_counter()
+            time.sleep(seconds)
+            end_count, end = count(), time.perf_counter()
+            return (end_count - start_count) / (end - start)
+    finally:
+        sender.close()
+
+
+def raw(rt: ekws.Runtime) -> Callable[[], int]:
+    seen = [0]
+
+    def on_message(msg: ekws.Message) -> None:
+        seen[0] += 1
+    rt.subscribe("b", on_message)
+    return lambda: seen[0]
+
+
+def rule(folder: str) -> Callable[[ekws.Runtime], Callable[[], int]]:
+    def setup(rt: ekws.Runtime) -> Callable[[], int]:
+        manager = RuleManager(rt)
+        path = os.path.join(folder, f"out-{time.monotonic_ns()}.jsonl")
+        manager.create({"id": "bench", "sql": SQL, "actions": [{"file": {"path": path}}]})
+        if not manager.is_running("bench"):
+            raise RuntimeError(manager.status("bench")["message"])
+        return lambda: int(manager.status("bench")["sink_file_0_0_records_out_total"])
+    return setup
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.bench_rules")
+    parser.add_argument("--seconds", type=float, default=5.0)
+    parser.add_argument("--rounds", type=int, default=2)
+    args = parser.parse_args(argv)
+    raw_rates: list[float] = []
+    rule_rates: list[float] = []
+    with tempfile.TemporaryDirectory(prefix="ekws-bench-rules-") as folder:
+        for n in range(args.rounds):
+            raw_rates.append(measure(args.seconds, raw))
+            rule_rates.append(measure(args.seconds, rule(folder)))
+            print(f"round {n + 1}: raw {raw_rates[-1]:,.0f} rec/s, rule {rule_rates[-1]:,.0f} rec/s",
+                  flush=True)
+        written = sum(p.stat().st_size for p in Path(folder).iterdir())
+    raw_rate, rule_rate = statistics.median(raw_rates), statistics.median(rule_rates)
+    ratio = rule_rate / raw_rate
+    print(f"raw subscription: {raw_rate:,.0f} records/s (median of {args.rounds})")
+    print(f"rule (WHERE + projection -> file): {rule_rate:,.0f} records/s; {written / 1e6:.1f} MB written")
+    print(f"ratio: {ratio:.2f}x the raw rate (target >= 0.5x) "
+          f"[json: {'orjson' if _has_orjson() else 'stdlib'}, Python {sys.version.split()[0]}]")
+    return 0 if ratio >= 0.5 else 1
+
+
+def _has_orjson() -> bool:
+    try:
+        import orjson  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

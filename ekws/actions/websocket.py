@@ -1,0 +1,238 @@
+"""The ``websocket`` action, client mode: dial ``{scheme}://{addr}{path}`` and send each record.
+
+Props: eKuiper's ``addr`` (or ``address``, as its sample spells it),
+``path`` (default ``/``), ``insecureSkipVerify``, ``certificationPath``,
+``privateKeyPath``, ``rootCaPath``; and, with the meaning they have for the
+source, ``scheme`` (ws/wss), ``tlsMinVersion``, ``connectTimeout``,
+``requestHeader``, ``subprotocols``, ``reconnect`` (``initialDelay``,
+``maxDelay``, ``maxRetries``: the same jittered backoff as the source).
+``bufferLength`` (default 1024) bounds the records waiting to be sent.
+
+Each record goes out as one text frame of JSON, in order, from the action's
+own thread: the rule never waits for the network. While the connection is
+down, records wait in the buffer and go out after the reconnect; when the
+buffer is full the oldest record is dropped and counted (``dropped_total``),
+never silently. A record whose send failed is sent again after the
+reconnect (at least once).
+
+Server mode (``addr: ""``: mount a path on the shared server and broadcast)
+is not supported yet: it needs a public mount API from the SDK.
+"""
+
+from __future__ import annotations
+
+import logging
+import select
+import socket
+import ssl
+import threading
+from collections import deque
+from collections.abc import Iterator
+from typing import Any, Optional
+
+import websocket
+
+from ekws import ConfigError, Message
+from ekws.backoff import backoff, should_retry
+from ekws.config import SourceProps, websocket_config_from_dict
+from ekws.tls import client_context
+
+from . import Action, ActionError, Props, dumps
+
+logger = logging.getLogger(__name__)
+
+IDLE_POLL = 0.5  # seconds: how often an idle sender reads the server's pings and close
+READ_EVERY = 64  # records sent between two reads of what the server sent
+STOP_TIMEOUT = 5.0
+_PASSED = ("scheme", "insecureSkipVerify", "rootCaPath", "certificationPath", "privateKeyPath",
+           "tlsMinVersion", "connectTimeout", "reconnect", "requestHeader", "subprotocols")
+
+
+class WebsocketConfig:
+    def __init__(self, url: str, props: SourceProps, buffer_length: int) -> None:
+        self.url = url
+        self.props = props
+        self.buffer_length = buffer_length
+
+
+def parse(props: Props) -> WebsocketConfig:
+    addr = props.get("addr")
+    if addr is None:
+        addr = props.get("address")
+    else:
+        props.get("address")
+    if addr is None:
+        raise props.fail("addr", "is required (host:port of the server to send to)")
+    if addr == "":
+        raise props.fail("addr", 'the server-mode websocket action (addr: "") is not supported yet; '
+                                 "give the host:port of a server to dial")
+    path = props.string("path", "/")
+    if not path.startswith("/"):
+        raise props.fail("path", f"expected a path starting with '/', got {path!r}")
+    passed = {key: props.get(key) for key in _PASSED if props.has(key)}
+    try:
+        config = websocket_config_from_dict({"websocket": {"addr": addr, **passed}}, path=props.where)
+    except ConfigError as exc:
+        raise ActionError(str(exc)) from exc
+    source = config.conf_keys["websocket"]
+    buffer_length = props.integer("bufferLength", 1024, minimum=1)
+    return WebsocketConfig(f"{source.scheme}://{source.addr}{path}", source, buffer_length)
+
+
+class WebsocketAction(Action):
+    asynchronous = True
+
+    def __init__(self, config: Any, name: str) -> None:
+        super().__init__(config, name)
+        self._config: WebsocketConfig = config
+        self._queue: deque[str] = deque()
+        self._cond = threading.Condition()
+        self._stopping = threading.Event()
+        self._ws: Optional[websocket.WebSocket] = None
+        self._ssl: Optional[ssl.SSLContext] = None
+        self.records_out = 0
+        self.dropped = 0
+        self.exceptions = 0
+        self.last_exception: Optional[str] = None
+        self.connected = False
+        self.connects = 0
+        self._thread = threading.Thread(target=self._run, name=f"ekws-action-ws-{id(self):x}")
+
+    def start(self) -> None:
+        if self._config.props.scheme == "wss":
+            self._ssl = client_context(self._config.props)  # a bad TLS file fails the start now
+        self._thread.start()
+
+    def send(self, msg: Message) -> None:
+        text = dumps(msg.data).decode("utf-8")
+        with self._cond:
+            if len(self._queue) >= self._config.buffer_length:
+                self._queue.popleft()
+                self.dropped += 1
+            self._queue.append(text)
+            self._cond.notify()
+
+    def close(self) -> None:
+        """Send what is buffered if connected (within STOP_TIMEOUT), then close with code 1000."""
+        with self._cond:
+            self._stopping.set()
+            self._cond.notify_all()
+        if self._thread.is_alive():
+            self._thread.join(STOP_TIMEOUT)
+        ws = self._ws
+        if ws is not None:  # the thread is stuck in a send: cut it off
+            _shutdown(ws)
+            self._thread.join(STOP_TIMEOUT)
+
+    def metrics(self) -> dict[str, Any]:
+        return {
+            "records_out_total": self.records_out,
+            "exceptions_total": self.exceptions,
+            "last_exception": self.last_exception,
+            "dropped_total": self.dropped,
+            "buffer_length": len(self._queue),
+            "connection_status": 1 if self.connected else -1,
+            "connects_total": self.connects,
+        }
+
+    # -- the sender thread ------------------------------------------------------------------
+
+    def _failed(self, exc: BaseException) -> None:
+        self.exceptions += 1
+        self.last_exception = f"{self._config.url}: {exc}"
+        logger.warning("%s: %s", self.name, self.last_exception)
+
+    def _run(self) -> None:
+        policy = self._config.props.reconnect
+        delays: Iterator[float] = backoff(policy.initial_delay, policy.max_delay)
+        failures = 0
+        while not self._stopping.is_set():
+            try:
+                ws = self._dial()
+            except (websocket.WebSocketException, OSError, ValueError) as exc:
+                failures += 1
+                self._failed(exc)
+                if not should_retry(None, failures, policy.max_retries):
+                    logger.error("%s: giving up on %s after %d failed attempts", self.name,
+                                 self._config.url, failures)
+                    return
+                if self._stopping.wait(next(delays)):
+                    return
+                continue
+            failures = 0
+            delays = backoff(policy.initial_delay, policy.max_delay)
+            try:
+                self._serve(ws)
+            except (websocket.WebSocketException, OSError) as exc:
+                if not self._stopping.is_set():
+                    self._failed(exc)
+            finally:
+                self.connected = False
+                self._ws = None
+                _shutdown(ws)
+            if not self._stopping.is_set() and self._stopping.wait(next(delays)):
+                return
+
+    def _dial(self) -> websocket.WebSocket:
+        props = self._config.props
+        sslopt: dict[str, object] = {"context": self._ssl} if self._ssl is not None else {}
+        if props.insecure_skip_verify:
+            sslopt["check_hostname"] = False
+        ws: websocket.WebSocket = websocket.create_connection(
+            self._config.url, timeout=props.connect_timeout,
+            header=[f"{name}: {value}" for name, value in props.request_header],
+            subprotocols=list(props.subprotocols) or None, sslopt=sslopt, enable_multithread=True)
+        self._ws = ws
+        self.connected = True
+        self.connects += 1
+        logger.info("%s: connected to %s", self.name, self._config.url)
+        return ws
+
+    def _serve(self, ws: websocket.WebSocket) -> None:
+        queue, cond = self._queue, self._cond
+        sent = 0
+        while True:
+            with cond:
+                if not queue:
+                    if self._stopping.is_set():
+                        ws.close(websocket.STATUS_NORMAL, timeout=1)
+                        return
+                    cond.wait(IDLE_POLL)
+                text = queue.popleft() if queue else None
+            if text is None:
+                self._read(ws)
+                continue
+            try:
+                ws.send(text)
+            except BaseException:
+                with cond:
+                    queue.appendleft(text)  # sent again after the reconnect
+                raise
+            self.records_out += 1
+            sent += 1
+            if sent % READ_EVERY == 0:
+                self._read(ws)
+
+    def _read(self, ws: websocket.WebSocket) -> None:
+        """Answer pings and notice a close without blocking; the server's data is ignored."""
+        sock = ws.sock
+        while sock is not None and select.select([sock], [], [], 0)[0]:
+            opcode, _ = ws.recv_data(control_frame=True)
+            if opcode == websocket.ABNF.OPCODE_CLOSE or not ws.connected:
+                raise websocket.WebSocketConnectionClosedException("the server closed the connection")
+
+
+def _shutdown(ws: websocket.WebSocket) -> None:
+    """Shut the socket down: wakes a thread blocked in a send, never blocks itself."""
+    sock = ws.sock
+    ws.connected = False
+    if sock is None:
+        return
+    try:
+        socket.socket.shutdown(sock, socket.SHUT_RDWR)
+    except OSError:
+        pass
+    sock.close()
+
+
+ACTION = WebsocketAction

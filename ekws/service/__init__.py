@@ -1,0 +1,1 @@
+"""The ekws service: REST API, store, rules and metrics over the SDK."""

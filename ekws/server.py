@@ -149,7 +149,6 @@ class ServerRoute:
     def _receive(self, link: Link, peer: Peer, data: bytes) -> None:
         """Read until the connection closes: a thin loop over :class:`Connection`."""
         conn, sock = link.conn, link.sock
-        publish = self.sink.publish
         interval = self.props.ping_interval or None
         # Wait in poll(), not in recv(): recv allocates its whole buffer before
         # it blocks, and a thousand idle peers would each hold one.
@@ -163,7 +162,7 @@ class ServerRoute:
                 messages = link.feed(data)
                 data = b""
                 if messages:
-                    _publish(publish, peer, messages)
+                    self.deliver(link, peer, messages)
                 continue
             if not (pending and pending()) and not poller.poll(wait_ms):
                 if not link.keepalive():
@@ -180,6 +179,16 @@ class ServerRoute:
                 return
         if conn.state is CLOSING:  # we closed first: wait a moment for the peer's answer
             _await_close(link, poller)
+
+    def deliver(self, link: Link, peer: Peer, messages: list[Payload]) -> None:
+        """Hand what one read completed to the stream, in slices (see :data:`PUBLISH_BATCH`)."""
+        publish = self.sink.publish
+        now = int(time.time() * 1000)
+        if len(messages) <= PUBLISH_BATCH:
+            publish(peer, messages, now)
+            return
+        for start in range(0, len(messages), PUBLISH_BATCH):
+            publish(peer, messages[start : start + PUBLISH_BATCH], now)
 
     def close_all(self, code: int, reason: str) -> None:
         """Close every peer with ``code``; cut those that do not answer in time."""
@@ -200,16 +209,6 @@ _PEER_FAULTS = frozenset((1002, 1007, 1009, 1011))
 # Messages handed to the stream at once: a big read is decoded in slices, so
 # back-pressure (overflow: block) applies before the whole read is decoded.
 PUBLISH_BATCH = 64
-
-
-def _publish(publish: Callable[[Peer, list[Payload], int], None], peer: Peer,
-             messages: list[Payload]) -> None:
-    now = int(time.time() * 1000)
-    if len(messages) <= PUBLISH_BATCH:
-        publish(peer, messages, now)
-        return
-    for start in range(0, len(messages), PUBLISH_BATCH):
-        publish(peer, messages[start : start + PUBLISH_BATCH], now)
 
 
 def _await_close(link: Link, poller: select.poll) -> None:
@@ -393,8 +392,12 @@ class SharedServer:
 
     # -- the WSGI app ------------------------------------------------------------------
 
+    def route(self, path: str) -> ServerRoute | None:
+        """The route that serves ``path``, if any."""
+        return self._routes.get(path)
+
     def _app(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
-        route = self._routes.get(environ.get("PATH_INFO") or "/")
+        route = self.route(environ.get("PATH_INFO") or "/")
         if route is None:
             return _refuse(start_response, 404, f"no stream is mounted on {environ.get('PATH_INFO')}")
         refusal = route.refusal(environ)

@@ -409,7 +409,7 @@ def test_random_fragmented_messages_round_trip(
     points = sorted({0, len(stream), *(c for c in cuts if c <= len(stream))})
     got = feed_all(FrameParser(masked=masked), [stream[a:b] for a, b in zip(points, points[1:])])
     # Text split anywhere (even inside a character) comes out whole and decoded.
-    assert got == [(opcode, payload.decode() if opcode == OP_TEXT else payload) for opcode, payload, _ in messages]
+    assert got == [(op, payload.decode() if op == OP_TEXT else payload) for op, payload, _ in messages]
 
 
 @st.composite

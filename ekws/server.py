@@ -356,10 +356,11 @@ class SharedServer:
 
     def unmount(self, route: ServerRoute) -> None:
         with self._lock:
-            if self._routes.get(route.path) is route:
-                del self._routes[route.path]
-            if not self._routes:
+            if self._routes.get(route.path) is not route:
+                return
+            if len(self._routes) == 1:  # the last path: stop accepting before it goes
                 self._stop()
+            del self._routes[route.path]
 
     # -- the server --------------------------------------------------------------------
 

@@ -10,53 +10,22 @@ first fragment that holds bad bytes, not at the end of the message.
 from __future__ import annotations
 
 import queue
-import socket
 import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 from conftest_client import Recorder, write_etc
-from peers import RawConnection, RawPeer
+from peers import RawConnection, RawPeer, read_close, ws_frame
 from server_helpers import Collector, ErrorLog, raw_upgrade, wait_until
 from server_helpers import write_etc as write_server_etc
-from websockets.frames import Close, Frame, Opcode
-from websockets.streams import StreamReader
+from websockets.frames import Close, Opcode
 
 import ekws
 
 pytestmark = pytest.mark.timeout(30)
 
 BAD_FRAGMENT = b'{"a": "caf\xc3\xa9 \xff'  # valid UTF-8, then a byte that never is
-
-
-def ws_frame(opcode: Opcode, data: bytes, *, mask: bool, fin: bool = True) -> bytes:
-    return Frame(opcode, data, fin=fin).serialize(mask=mask, extensions=[])
-
-
-def read_close(sock: socket.socket, *, masked: bool, timeout: float = 5.0) -> Close:
-    """Read frames until a close frame; return it (parsed by ``websockets``)."""
-    reader = StreamReader()
-    deadline = time.monotonic() + timeout
-    while True:
-        parser = Frame.parse(reader.read_exact, mask=masked, extensions=[])
-        try:
-            next(parser)
-            while True:
-                sock.settimeout(max(0.01, deadline - time.monotonic()))
-                data = sock.recv(65536)
-                if not data:
-                    raise AssertionError("connection closed without a close frame")
-                reader.feed_data(data)
-                try:
-                    parser.send(None)
-                except StopIteration as done:
-                    frame: Frame = done.value
-                    break
-        except StopIteration as done:
-            frame = done.value
-        if frame.opcode is Opcode.CLOSE:
-            return Close.parse(frame.data)
 
 
 def create(rt: ekws.Runtime, fmt: str, addr: bool) -> None:

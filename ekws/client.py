@@ -244,21 +244,35 @@ class ClientSource:
         return tls_sock
 
     def _why(self, exc: BaseException) -> str:
-        """Why the upgrade failed; a TLS alert that arrived after the handshake names its reason."""
+        """Why the upgrade failed, with the TLS reason when the TLS session is why.
+
+        TLS 1.3 servers refuse a client certificate after the handshake, with
+        an alert the first read meets; when the connection is reset the alert
+        is lost, and the message says what most likely happened.
+        """
         if self._stopping.is_set():
             return "stopped"
+        tls_error: ssl.SSLError | None = None
         cause: BaseException | None = exc
-        while cause is not None:
+        while cause is not None and tls_error is None:
             if isinstance(cause, ssl.SSLError):
-                return f"TLS: {_reason(cause)}"
+                tls_error = cause
             cause = cause.__cause__ or cause.__context__
-        reason = _reason(exc)
+        if tls_error is not None and not isinstance(tls_error, (ssl.SSLEOFError, ssl.SSLZeroReturnError)):
+            return f"TLS: {_reason(tls_error)}"
+        reason = _reason(tls_error or exc)
         sock = self._sock
-        if isinstance(sock, ssl.SSLSocket) and ("already closed" in reason or "lost" in reason):
-            alert = _pending_tls_alert(sock)
-            if alert:
-                return f"TLS: {alert}"
-        return reason
+        if not isinstance(sock, ssl.SSLSocket):
+            return reason
+        if tls_error is None and not any(word in reason for word in ("closed", "lost", "reset", "EOF")):
+            return reason
+        alert = _pending_tls_alert(sock)
+        if alert:
+            return f"TLS: {alert}"
+        props = self._props
+        wanted = ("a client certificate it trusts" if props.certification_path
+                  else "a client certificate (certificationPath, privateKeyPath)")
+        return f"TLS: the server ended the session after the handshake ({reason}); it may require {wanted}"
 
     def _forget(self, sock: socket.socket) -> None:
         with self._lock:
@@ -352,7 +366,8 @@ class _RetryLog:
     def failed(self, failures: int, error: EkwsError | None, delay: float) -> None:
         what = str(error) if error else f"{self._url}: connection ended"
         if failures <= LOUD_FAILURES:
-            logger.warning("stream %s: %s; reconnecting in %.2f s", self._stream, what, delay)
+            logger.warning("stream %s: %s; failed attempt %d, reconnecting in %.2f s", self._stream, what,
+                           failures, delay)
             self._last_summary = time.monotonic()
             return
         self._quiet += 1
@@ -364,7 +379,8 @@ class _RetryLog:
             self._quiet = 0
             self._last_summary = now
         else:
-            logger.debug("stream %s: %s; reconnecting in %.2f s", self._stream, what, delay)
+            logger.debug("stream %s: %s; failed attempt %d, reconnecting in %.2f s", self._stream, what,
+                         failures, delay)
 
     def connected(self, failures: int) -> None:
         if failures > LOUD_FAILURES:

@@ -94,7 +94,9 @@ class ClientSource:
             link.close(1000)
         if sock is not None:
             try:
-                sock.shutdown(socket.SHUT_RDWR)  # wakes a blocked connect poll, handshake or recv
+                # socket.socket's: SSLSocket.shutdown would also drop the TLS
+                # object under a reader still using it.
+                socket.socket.shutdown(sock, socket.SHUT_RDWR)  # wakes a blocked handshake or recv
             except OSError:
                 pass
         if self._thread.is_alive() and threading.current_thread() is not self._thread:

@@ -141,7 +141,7 @@ class ServerRoute:
             self.sink.connection_closed(peer)
         if conn.error is not None:
             if conn.failed_code in _PEER_FAULTS:
-                logger.warning("%s", conn.error)
+                logger.warning("%s; closed with code %s", conn.error, conn.failed_code)
             self.sink.report_error(conn.error)
         logger.info("stream %s: peer %s disconnected (connection %d, code %s)",
                     self.stream, address, peer.id, conn.failed_code or conn.close_code)

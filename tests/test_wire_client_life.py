@@ -247,7 +247,7 @@ def test_server_mode_logs_peers_and_violations(tmp_path: Path, caplog: pytest.Lo
                for level, text in messages), messages
     assert any(level == logging.INFO and local in text and "connected" in text and "connection" in text
                for level, text in messages), messages
-    assert any(level == logging.WARNING and local in text and "maxMessageSize" in text
+    assert any(level == logging.WARNING and local in text and "maxMessageSize" in text and "1009" in text
                for level, text in messages), messages
     assert any(level == logging.INFO and local in text and "disconnected" in text and "1009" in text
                for level, text in messages), messages

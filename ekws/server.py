@@ -3,10 +3,12 @@
 One threaded Werkzeug WSGI server per runtime serves every server-mode path.
 It starts with the first mount and stops with the last. The WSGI app refuses
 what it must before the upgrade (404, 401, 403, 426, 503), lets
-simple-websocket answer the handshake, and then reads frames itself in the
-request thread with :class:`~ekws.frames.FrameParser`: one thread per
-connection, and nothing buffered beyond one socket read, so a slow consumer
-slows the peer through TCP instead of growing memory.
+simple-websocket answer the handshake, and then reads in the request thread,
+a thin loop over :class:`~ekws.connection.Connection` (the protocol both modes
+share): one named thread per connection, and nothing buffered beyond one
+socket read, handed to the stream in slices, so a slow consumer slows the
+peer through TCP instead of growing memory. A peer gets ``handshakeTimeout``
+for each read of its TLS and HTTP handshakes.
 """
 
 from __future__ import annotations
@@ -37,8 +39,8 @@ from .message import CONNECTED, STOPPED, Peer, Sink
 
 logger = logging.getLogger(__name__)
 
-# Per peer: a read is decoded whole before the buffer can push back, so many busy
-# peers with big reads hold many decoded reads at once (bench: 50 clients).
+# Per peer: one read's messages are held until they are all published; they
+# are decoded PUBLISH_BATCH at a time, so back-pressure applies after a slice.
 RECV_SIZE = 64 * 1024
 SEND_TIMEOUT = 10.0  # seconds a send (pong, close) may wait for a peer that does not read
 CLOSE_GRACE = 1.0  # seconds peers get to answer our close frame before the socket is cut

@@ -234,9 +234,8 @@ class ClientSource:
             tls_sock = self._ssl.wrap_socket(sock, server_hostname=host, do_handshake_on_connect=False)
         except (OSError, ValueError) as exc:
             raise ConnectError(f"cannot connect to {self.url}: TLS: {_reason(exc)}") from exc
-        with self._lock:
+        with self._lock:  # the SSL socket owns the descriptor now (wrap_socket detached ``sock``)
             self._sock = tls_sock
-        sock.detach()  # the SSL socket owns the descriptor now
         tls_sock.settimeout(self._props.connect_timeout)
         try:
             tls_sock.do_handshake()
@@ -367,6 +366,9 @@ class _RetryLog:
 
     def failed(self, failures: int, error: EkwsError | None, delay: float) -> None:
         what = str(error) if error else f"{self._url}: connection ended"
+        if not failures:  # a connection that had stayed up ended
+            logger.warning("stream %s: %s; reconnecting in %.2f s", self._stream, what, delay)
+            return
         if failures <= LOUD_FAILURES:
             logger.warning("stream %s: %s; failed attempt %d, reconnecting in %.2f s", self._stream, what,
                            failures, delay)

@@ -117,6 +117,24 @@ def test_flaps_count_toward_max_retries(tmp_path: Path) -> None:
     assert len(dials) == 3, dials
 
 
+def test_a_connection_that_stayed_up_for_max_delay_resets_the_count(tmp_path: Path) -> None:
+    dials: list[float] = []
+
+    def handler(ws: ServerConnection) -> None:
+        dials.append(time.monotonic())
+        time.sleep(0.3)  # up longer than maxDelay, then closed by the server
+
+    reconnect = {"initialDelay": 0.01, "maxDelay": 0.2, "maxRetries": 2}
+    rec = Recorder()
+    with run_server(handler) as peer, ekws.Runtime(
+        config_dir=write_etc(tmp_path, peer.addr, reconnect=reconnect)
+    ) as rt:
+        create_stream(rt)
+        with rt.subscribe("feed", **rec.callbacks):
+            assert wait_until(lambda: len(dials) >= 4, timeout=10), dials
+            assert "stopped" not in rec.states()
+
+
 def test_retry_logging_is_one_warning_per_attempt_then_a_summary(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:

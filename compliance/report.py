@@ -28,12 +28,16 @@ def main(path: str, role: str) -> int:
             table[case.split(".")[0]][verdict] += 1
             if behaviour not in PASS or close not in PASS:
                 failed.append(f"{case}: {behaviour} (close: {close})")
-        print(f"Autobahn {role} - agent {agent}: {sum(len(c) for c in [cases])} cases")
+        print(f"Autobahn {role} - agent {agent}: {len(cases)} cases")
         print(f"  {'section':<8} {'cases':>5}  results")
         for section in sorted(table, key=int):
             counts = table[section]
             summary = ", ".join(f"{name} {count}" for name, count in sorted(counts.items()))
             print(f"  {section:<8} {sum(counts.values()):>5}  {summary}")
+        lenient = sorted((case for case, result in cases.items() if result["behavior"] == "NON-STRICT"),
+                         key=lambda case: [int(part) for part in case.split(".")])
+        if lenient:
+            print(f"  NON-STRICT: {' '.join(lenient)}")
     for line in sorted(failed):
         print(f"  FAILED {line}")
     return 1 if failed or not index else 0

@@ -18,8 +18,12 @@ JSON backends (:data:`JSON_BACKEND`): the standard library by default;
 the same results; where they differ by nature the orjson path defers to the
 standard library so behaviour does not depend on the install:
 
-* Invalid UTF-8 is rejected by both (the standard library decodes the bytes
-  itself first: ``json.loads(bytes)`` would guess UTF-16/32 from NUL bytes).
+* Text messages arrive as ``str``: the wire checked their UTF-8 once (text
+  that is not UTF-8 fails the connection with 1007, RFC 6455 8.1) and the
+  decoders parse the ``str`` as is. Binary messages arrive as ``bytes``;
+  invalid UTF-8 in one is a DecodeError for that message (the standard
+  library decodes the bytes itself first: ``json.loads(bytes)`` would guess
+  UTF-16/32 from NUL bytes).
 * ``NaN``/``Infinity`` are not JSON: orjson rejects them, and so does the
   standard-library path here. Lone surrogate escapes (``"\\ud800"``) are
   rejected by both.
@@ -32,27 +36,38 @@ standard library so behaviour does not depend on the install:
 
 from __future__ import annotations
 
+import importlib
 import json
 import logging
 import os
 import re
-from typing import Any, Callable, Final
+from typing import Any, Callable, Final, Union
 
 from .ddl import StreamDef
 from .errors import DecodeError
 from .schema import RecordConverter, make_converter
 
-try:
-    import orjson
-except ImportError:  # pragma: no cover - orjson is an optional extra
-    orjson = None  # type: ignore[assignment]
+
+def _import_orjson() -> Any:
+    """The orjson module, or None without the [fast] extra.
+
+    Imported by name so that the type check reads the same with or without it.
+    """
+    try:
+        return importlib.import_module("orjson")
+    except ImportError:  # pragma: no cover - orjson is an optional extra
+        return None
+
+
+orjson: Any = _import_orjson()
 
 __all__ = ["JSON_BACKEND", "ORJSON_AVAILABLE", "Decoder", "json_loads", "make_decoder"]
 
 logger = logging.getLogger(__name__)
 
-Decoder = Callable[[bytes], list[dict[str, Any]]]
-Loads = Callable[[bytes], Any]
+Payload = Union[bytes, str]  # a binary message, or a text message already decoded
+Decoder = Callable[[Payload], list[dict[str, Any]]]
+Loads = Callable[[Payload], Any]
 
 
 # --------------------------------------------------------------------------
@@ -89,12 +104,15 @@ def _has_lone_surrogate(value: Any) -> bool:
     return False
 
 
-def _loads_stdlib(data: bytes) -> Any:
+def _loads_stdlib(data: Payload) -> Any:
     """Parse JSON with the standard library; invalid UTF-8 or JSON is a DecodeError."""
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise DecodeError(f"invalid UTF-8 at byte {exc.start}") from None
+    if isinstance(data, str):
+        text = data
+    else:
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise DecodeError(f"invalid UTF-8 at byte {exc.start}") from None
     try:
         value = _stdlib_decode(text)
     except json.JSONDecodeError as exc:
@@ -111,9 +129,11 @@ def _loads_stdlib(data: bytes) -> Any:
     return value
 
 
-def _loads_orjson(data: bytes) -> Any:
+def _loads_orjson(data: Payload) -> Any:
     """Parse JSON with orjson, deferring to the standard library where they differ."""
-    if data.translate(_DIGITS).find(_LONG_RUN) >= 0:
+    # str.translate is slow; encoding an ASCII str is a copy, then bytes.translate.
+    raw = data.encode() if isinstance(data, str) else data
+    if raw.translate(_DIGITS).find(_LONG_RUN) >= 0:
         return _loads_stdlib(data)  # maybe an integer beyond 64 bits
     try:
         return orjson.loads(data)
@@ -132,8 +152,8 @@ JSON_BACKEND, _loads = _select_backend()
 """The JSON backend in use: ``"orjson"`` or ``"stdlib"`` (chosen at import)."""
 
 
-def json_loads(data: bytes) -> Any:
-    """Parse one JSON document from UTF-8 bytes with the chosen backend.
+def json_loads(data: Payload) -> Any:
+    """Parse one JSON document (a ``str``, or UTF-8 bytes) with the chosen backend.
 
     Raises:
         DecodeError: invalid UTF-8 or invalid JSON (with the position).
@@ -173,7 +193,7 @@ def _records(value: Any) -> list[dict[str, Any]]:
 def _json_decoder(loads: Loads, convert: RecordConverter | None) -> Decoder:
     if convert is None:
 
-        def decode_json(data: bytes) -> list[dict[str, Any]]:
+        def decode_json(data: Payload) -> list[dict[str, Any]]:
             value = loads(data)
             if type(value) is dict:
                 return [value]
@@ -181,7 +201,7 @@ def _json_decoder(loads: Loads, convert: RecordConverter | None) -> Decoder:
 
         return decode_json
 
-    def decode_typed(data: bytes) -> list[dict[str, Any]]:
+    def decode_typed(data: Payload) -> list[dict[str, Any]]:
         value = loads(data)
         if type(value) is dict:
             return [convert(value)]
@@ -198,18 +218,21 @@ def _json_decoder(loads: Loads, convert: RecordConverter | None) -> Decoder:
 
 
 def _binary_decoder(key: str) -> Decoder:
-    def decode_binary(data: bytes) -> list[dict[str, Any]]:
-        return [{key: data}]
+    def decode_binary(data: Payload) -> list[dict[str, Any]]:
+        return [{key: data.encode() if type(data) is str else data}]  # a text frame: its UTF-8 bytes
 
     return decode_binary
 
 
 def _delimited_decoder(delimiter: str, names: tuple[str, ...], convert: RecordConverter | None) -> Decoder:
-    def decode_delimited(data: bytes) -> list[dict[str, Any]]:
-        try:
-            text = data.decode("utf-8")
-        except UnicodeDecodeError as exc:
-            raise DecodeError(f"invalid UTF-8 at byte {exc.start}") from None
+    def decode_delimited(data: Payload) -> list[dict[str, Any]]:
+        if isinstance(data, str):
+            text = data
+        else:
+            try:
+                text = data.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                raise DecodeError(f"invalid UTF-8 at byte {exc.start}") from None
         if text.endswith("\n"):
             text = text[:-2] if text.endswith("\r\n") else text[:-1]
         if not text:

@@ -112,6 +112,7 @@ class ServerConfig:
     http_server_ip: str = "0.0.0.0"
     http_server_port: int = 10081
     http_server_tls: TlsConfig | None = None
+    handshake_timeout: float = 10.0  # seconds for a peer's TLS and HTTP handshake
 
 
 @dataclass(frozen=True)

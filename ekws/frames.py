@@ -5,17 +5,25 @@ the raw socket itself and hands the bytes to :class:`FrameParser`: websocket-cli
 validates UTF-8 in pure Python and wsproto builds an event object per frame, and
 both are several times slower than this one-pass parser on the many small JSON
 messages an edge device receives. Like h11 and ``websockets.protocol`` there is
-no networking code here: bytes in, ``(opcode, payload)`` tuples out.
+no networking code here: bytes in, ``(opcode, payload)`` tuples out. The
+connection protocol on top (pongs, the close handshake, failing) lives in
+:mod:`ekws.connection`.
 
-No extension is ever negotiated, so RSV bits are a protocol error. Text payloads
-are returned as bytes and not UTF-8-validated: the decoder does that in C.
+No extension is ever negotiated, so RSV bits are a protocol error. A text
+message is decoded here, once, and returned as ``str``: ``bytes.decode`` for a
+whole frame, an incremental decoder across fragments so that invalid UTF-8
+fails at the first fragment that holds it (close code 1007, RFC 6455 8.1).
+The stream's decoder then parses the ``str`` without decoding it again.
+Binary and control payloads are ``bytes``.
 """
 
 from __future__ import annotations
 
+import codecs
+import io
 import logging
 import os
-from typing import NamedTuple
+from typing import Union
 
 from .errors import MessageTooBig, ProtocolError
 
@@ -26,7 +34,9 @@ __all__ = [
     "OP_PING",
     "OP_PONG",
     "OP_TEXT",
+    "Frame",
     "FrameParser",
+    "Payload",
     "close_payload",
     "encode_frame",
     "parse_close",
@@ -54,25 +64,24 @@ _XOR_TABLES = [
 ]
 
 
-class Received(NamedTuple):
-    """What one read brought, as :meth:`FrameParser.receive` sorts it."""
-
-    messages: list[bytes]  # data message payloads, in order
-    pings: list[bytes]  # ping payloads to answer with pongs
-    close: bytes | None  # the payload of a close frame, when one came
-    error: ProtocolError | None  # the violation that ended the input
+Payload = Union[bytes, str]  # str for a text message, bytes for everything else
+Frame = tuple[int, Payload]  # (opcode, payload): a whole data message or a control frame
+_new_utf8_decoder = codecs.getincrementaldecoder("utf-8")
 
 
 class FrameParser:
     """Turns a byte stream from one peer into messages and control frames.
 
-    ``feed()`` returns complete data messages (fragments reassembled) and
-    control frames in wire order, and keeps any partial frame for the next
-    call. A frame header that breaks the protocol or declares a message over
-    ``max_message_size`` raises at once, before its payload is buffered; the
-    parser then refuses further input and ``feed()`` raises the same error.
-    Frames that preceded the bad one in the same ``feed()`` ride on the
-    exception as ``exc.frames``, so the caller can still deliver them.
+    :meth:`parse` returns complete data messages (fragments reassembled, text
+    decoded) and control frames in wire order, and keeps any partial frame for
+    the next call. A frame header that breaks the protocol or declares a
+    message over ``max_message_size`` ends the input at once, before its
+    payload is buffered; so does text that is not UTF-8. The parser then
+    refuses further input.
+
+    Memory per peer is bounded by ``max_message_size``: fragments are appended
+    to one buffer (a ``bytearray``, or a ``StringIO`` for text), so a message
+    split into many tiny or empty frames costs no more than its payload.
 
     Args:
         masked: True on the server side (every client frame must be masked),
@@ -91,152 +100,152 @@ class FrameParser:
         self._pending: list[bytes] = []
         self._pending_len = 0
         self._need = 0
-        # Open fragmented message: its opcode (0 when none) and fragments so far.
+        # Open fragmented message: its opcode (0 when none), payload so far and,
+        # for text, the incremental UTF-8 decoder that checks each fragment.
         self._frag_op = 0
-        self._frag_parts: list[bytes] = []
+        self._frag_bin = bytearray()
+        self._frag_text = io.StringIO()
+        self._frag_dec = _new_utf8_decoder()
         self._frag_len = 0
         self._error: ProtocolError | None = None
 
     @property
     def buffered(self) -> int:
-        """Bytes held: a partial frame plus the fragments of an open message."""
+        """Payload bytes held: a partial frame plus the fragments of an open message."""
         return self._pending_len + self._frag_len
 
-    def feed(self, data: bytes | bytearray | memoryview) -> list[tuple[int, bytes]]:
+    def feed(self, data: bytes | bytearray | memoryview) -> list[Frame]:
         """Parse ``data`` and return the messages and control frames it completes.
 
-        A bytearray or memoryview (e.g. a ``recv_into`` buffer) is copied once.
-
         Raises:
-            ProtocolError: the peer broke the protocol (code 1002); also on
-                every call after any error.
+            ProtocolError: the peer broke the protocol (code 1002) or sent text
+                that is not UTF-8 (1007); also on every call after any error.
+                Frames that preceded the violation are lost: use :meth:`parse`
+                to keep them.
             MessageTooBig: a frame header declares a message over the limit.
         """
+        frames, error = self.parse(data)
+        if error is not None:
+            raise error
+        return frames
+
+    def parse(self, data: bytes | bytearray | memoryview) -> tuple[list[Frame], ProtocolError | None]:
+        """Parse ``data``; return the frames it completes and the violation that ended it, if any.
+
+        Never raises for what a peer sends. The frames are those of this call
+        only: after an error every call returns ``([], error)`` again (a new
+        exception each time, so nothing from an earlier call rides along).
+        A bytearray or memoryview (e.g. a ``recv_into`` buffer) is copied once.
+        """
         if self._error is not None:
-            raise self._error
+            return [], _again(self._error)
         chunk = data if isinstance(data, bytes) else bytes(data)
         if self._pending:
             self._pending.append(chunk)
             self._pending_len += len(chunk)
             if self._pending_len < self._need:
-                return []
+                return [], None
             chunk = b"".join(self._pending)
             self._pending = []
             self._pending_len = 0
+        frames: list[Frame] = []
         try:
-            return self._parse(chunk)
+            self._parse(chunk, frames)
         except ProtocolError as exc:
-            logger.debug("frame parser failed, refusing further input: %s", exc)
-            self._error = exc
-            self._pending = []
-            self._pending_len = 0
-            self._frag_parts = []
-            self._frag_len = 0
-            raise
+            error = exc
+        except UnicodeDecodeError as exc:
+            error = ProtocolError(f"text message is not valid UTF-8: {exc.reason} at byte {exc.start} "
+                                  "of a frame", 1007)
+        else:
+            return frames, None
+        logger.debug("frame parser failed, refusing further input: %s", error)
+        self._error = error
+        self._pending = []
+        self._pending_len = 0
+        self._frag_bin = bytearray()
+        self._frag_text = io.StringIO()
+        self._frag_len = 0
+        return frames, error
 
-    def receive(self, data: bytes) -> Received:
-        """Like :meth:`feed`, sorted for a reader: what to deliver, answer and stop on.
-
-        Never raises: a protocol violation comes back as ``error``, after the
-        frames that preceded it. Nothing after a close frame is returned.
-        """
-        error: ProtocolError | None = None
-        try:
-            frames = self.feed(data)
-        except ProtocolError as exc:
-            frames, error = exc.frames, exc
-        messages: list[bytes] = []
-        pings: list[bytes] = []
-        for opcode, payload in frames:
-            if opcode < OP_CLOSE:
-                messages.append(payload)
-            elif opcode == OP_PING:
-                pings.append(payload)
-            elif opcode == OP_CLOSE:
-                return Received(messages, pings, payload, None)
-        return Received(messages, pings, None, error)
-
-    def _parse(self, data: bytes) -> list[tuple[int, bytes]]:
+    def _parse(self, data: bytes, out: list[Frame]) -> None:
         # One pass of index arithmetic over ``data``; state lives in locals and
         # is written back at the end. This loop is the hot path: keep it flat.
         # Since RSV bits must be 0, the first byte alone tells the frame kind:
         # 0x81/0x82 whole message, 0x01/0x02 first fragment, 0x00 middle
         # fragment, 0x80 last fragment, 0x88-0x8A control frame.
-        out: list[tuple[int, bytes]] = []
         append = out.append
         masked = self._masked
         mask_bit = 0x80 if masked else 0
         short_head = 6 if masked else 2
         limit = self._limit
         frag_op = self._frag_op
-        frag_parts = self._frag_parts
         frag_len = self._frag_len
         allowed = _ALLOWED_IN_MESSAGE if frag_op else _ALLOWED_BETWEEN_MESSAGES
         end = len(data)
         pos = 0
         need = 2
-        try:
-            while end - pos > 1:
-                b0 = data[pos]
-                # XOR with the expected mask bit: a 7-bit length < 126 means the
-                # masking is right and the length is final; >= 128 means it is wrong.
-                length = data[pos + 1] ^ mask_bit
-                if b0 not in allowed:
-                    raise _first_byte_error(b0, frag_op)
-                if length < 126:
-                    head = short_head
-                else:
-                    if length > 127:
-                        raise ProtocolError(
-                            "frame from client is not masked" if masked else "frame from server is masked"
-                        )
-                    if b0 > 0x87:
-                        raise ProtocolError(f"control frame (opcode {b0 & 0x0F}) payload over 125 bytes")
-                    head = short_head + (2 if length == 126 else 8)
-                    if end - pos < head:
-                        need = head
-                        break
-                    length = int.from_bytes(data[pos + 2 : pos + head - short_head + 2], "big")
-                    if length >> 63:
-                        raise ProtocolError("frame length has the most significant bit set")
-                if frag_len + length > limit and b0 < 0x88:
-                    raise MessageTooBig(
-                        f"message of at least {frag_len + length} bytes exceeds maxMessageSize {limit}"
+        while end - pos > 1:
+            b0 = data[pos]
+            # XOR with the expected mask bit: a 7-bit length < 126 means the
+            # masking is right and the length is final; >= 128 means it is wrong.
+            length = data[pos + 1] ^ mask_bit
+            if b0 not in allowed:
+                raise _first_byte_error(b0, frag_op)
+            if length < 126:
+                head = short_head
+            else:
+                if length > 127:
+                    raise ProtocolError(
+                        "frame from client is not masked" if masked else "frame from server is masked"
                     )
-                start = pos + head
-                stop = start + length
-                if stop > end:
-                    need = stop - pos
+                if b0 > 0x87:
+                    raise ProtocolError(f"control frame (opcode {b0 & 0x0F}) payload over 125 bytes")
+                head = short_head + (2 if length == 126 else 8)
+                if end - pos < head:
+                    need = head
                     break
-                if not masked:
-                    payload = data[start:stop]
-                elif length < _TRANSLATE_FROM:
-                    # Big-int XOR runs in C; a per-byte loop would dominate the cost.
-                    payload = (
-                        int.from_bytes(data[start:stop], "little")
-                        ^ int.from_bytes((data[start - 4 : start] * ((length + 3) >> 2))[:length], "little")
-                    ).to_bytes(length, "little")
-                else:
-                    payload = _unmask_large(data, start, stop)
-                pos = stop
+                length = int.from_bytes(data[pos + 2 : pos + head - short_head + 2], "big")
+                if length >> 63:
+                    raise ProtocolError("frame length has the most significant bit set")
+            if frag_len + length > limit and b0 < 0x88:
+                raise MessageTooBig(
+                    f"message of at least {frag_len + length} bytes exceeds maxMessageSize {limit}"
+                )
+            start = pos + head
+            stop = start + length
+            if stop > end:
+                need = stop - pos
+                break
+            if not masked:
+                payload = data[start:stop]
+            elif length < _TRANSLATE_FROM:
+                # Big-int XOR runs in C; a per-byte loop would dominate the cost.
+                payload = (
+                    int.from_bytes(data[start:stop], "little")
+                    ^ int.from_bytes((data[start - 4 : start] * ((length + 3) >> 2))[:length], "little")
+                ).to_bytes(length, "little")
+            else:
+                payload = _unmask_large(data, start, stop)
+            pos = stop
 
-                if b0 > 0x80:  # a whole data message or a control frame
+            if b0 > 0x80:  # a whole data message or a control frame
+                if b0 == 0x81:
+                    append((1, payload.decode()))  # UnicodeDecodeError: the caller fails with 1007
+                else:
                     append((b0 & 0x0F, payload))
-                elif b0 == 0x80:  # last fragment
-                    frag_parts.append(payload)
-                    append((frag_op, b"".join(frag_parts)))
-                    frag_parts = []
-                    frag_op = frag_len = 0
-                    allowed = _ALLOWED_BETWEEN_MESSAGES
-                else:  # first or middle fragment
-                    if b0:
-                        frag_op = b0
-                        allowed = _ALLOWED_IN_MESSAGE
-                    frag_parts.append(payload)
-                    frag_len += length
-        except ProtocolError as exc:
-            exc.frames = out
-            raise
+            elif b0 == 0x80:  # last fragment
+                append((frag_op, self._end_message(frag_op, payload)))
+                frag_op = frag_len = 0
+                allowed = _ALLOWED_BETWEEN_MESSAGES
+            else:  # first or middle fragment
+                if b0:
+                    frag_op = b0
+                    allowed = _ALLOWED_IN_MESSAGE
+                if frag_op == 1:
+                    self._frag_text.write(self._frag_dec.decode(payload))
+                else:
+                    self._frag_bin += payload
+                frag_len += length
 
         if pos < end:
             rest = data[pos:] if pos else data
@@ -244,9 +253,27 @@ class FrameParser:
             self._pending_len = len(rest)
             self._need = need
         self._frag_op = frag_op
-        self._frag_parts = frag_parts
         self._frag_len = frag_len
-        return out
+
+    def _end_message(self, opcode: int, payload: bytes) -> Payload:
+        """The whole payload of a fragmented message, given its last fragment."""
+        if opcode == 1:
+            text = self._frag_text
+            text.write(self._frag_dec.decode(payload, True))
+            self._frag_text = io.StringIO()
+            self._frag_dec.reset()
+            return text.getvalue()
+        whole = self._frag_bin
+        whole += payload
+        self._frag_bin = bytearray()
+        return bytes(whole)
+
+
+def _again(error: ProtocolError) -> ProtocolError:
+    """A fresh exception like ``error``, for a parser asked to go on after it."""
+    if isinstance(error, MessageTooBig):
+        return MessageTooBig(str(error))
+    return ProtocolError(str(error), error.code)
 
 
 def _first_byte_error(b0: int, frag_op: int) -> ProtocolError:

@@ -115,8 +115,11 @@ class Status:
 class Sink(Protocol):
     """What a source feeds: implemented by :class:`ekws.stream.Stream`."""
 
-    def publish(self, peer: Peer, payloads: list[bytes], timestamp: int) -> None:
+    def publish(self, peer: Peer, payloads: list[bytes | str], timestamp: int) -> None:
         """Decode and deliver payloads received on one connection, in order.
+
+        A text message arrives as ``str`` (UTF-8 checked and decoded once, by
+        the wire), a binary message as ``bytes``.
 
         May block (``overflow: block``): that is the back-pressure a wire
         thread passes on to its socket.

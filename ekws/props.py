@@ -328,6 +328,7 @@ SERVER_PROPS = {
     "httpServerIp": Prop("http_server_ip", _text(optional=False), "str"),
     "httpServerPort": Prop("http_server_port", _integer(0, 65535)),
     "httpServerTls": Prop("http_server_tls", sub=_TLS),
+    "handshakeTimeout": Prop("handshake_timeout", _duration(positive=True)),
 }
 SERVICE_PROPS = {
     "restIp": Prop("rest_ip", _text(optional=False), "str"),

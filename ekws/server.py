@@ -3,10 +3,12 @@
 One threaded Werkzeug WSGI server per runtime serves every server-mode path.
 It starts with the first mount and stops with the last. The WSGI app refuses
 what it must before the upgrade (404, 401, 403, 426, 503), lets
-simple-websocket answer the handshake, and then reads frames itself in the
-request thread with :class:`~ekws.frames.FrameParser`: one thread per
-connection, and nothing buffered beyond one socket read, so a slow consumer
-slows the peer through TCP instead of growing memory.
+simple-websocket answer the handshake, and then reads in the request thread,
+a thin loop over :class:`~ekws.connection.Connection` (the protocol both modes
+share): one named thread per connection, and nothing buffered beyond one
+socket read, handed to the stream in slices, so a slow consumer slows the
+peer through TCP instead of growing memory. A peer gets ``handshakeTimeout``
+for each read of its TLS and HTTP handshakes.
 """
 
 from __future__ import annotations
@@ -30,16 +32,16 @@ from wsproto.events import AcceptConnection, Request
 
 from . import tls
 from .config import ServerConfig, SourceProps
-from .errors import BindError, EkwsError, ProtocolError, ServerError
-from .frames import OP_CLOSE, OP_PING, OP_PONG, FrameParser, close_payload, encode_frame, parse_close
+from .connection import CLOSING, OPEN, Connection, Link
+from .errors import BindError, EkwsError, ServerError
+from .frames import Payload
 from .message import CONNECTED, STOPPED, Peer, Sink
 
 logger = logging.getLogger(__name__)
 
-# Per peer: a read is decoded whole before the buffer can push back, so many busy
-# peers with big reads hold many decoded reads at once (bench: 50 clients).
+# Per peer: one read's messages are held until they are all published; they
+# are decoded PUBLISH_BATCH at a time, so back-pressure applies after a slice.
 RECV_SIZE = 64 * 1024
-REQUEST_TIMEOUT = 30.0  # seconds a client may take to send its HTTP request
 SEND_TIMEOUT = 10.0  # seconds a send (pong, close) may wait for a peer that does not read
 CLOSE_GRACE = 1.0  # seconds peers get to answer our close frame before the socket is cut
 
@@ -47,38 +49,13 @@ Environ = dict[str, Any]
 StartResponse = Callable[..., Any]
 
 
-class _PeerGone(Exception):
-    """The peer closed the connection; not an error of anyone's."""
+class _Peer:
+    """One upgraded peer: its protocol link and whether its request thread is done."""
 
-
-class _Connection:
-    """One upgraded peer: its socket, a send lock, and the thread serving it."""
-
-    def __init__(self, sock: socket.socket, peer: Peer) -> None:
-        self.sock = sock
+    def __init__(self, link: Link, peer: Peer) -> None:
+        self.link = link
         self.peer = peer
-        self.send_lock = threading.Lock()
         self.done = threading.Event()
-        self.closing = False
-
-    def send(self, opcode: int, payload: bytes) -> None:
-        with self.send_lock:
-            self.sock.sendall(encode_frame(opcode, payload, mask=False))
-
-    def close(self, code: int, reason: str = "") -> None:
-        """Send a close frame without blocking on a peer that does not read."""
-        self.closing = True
-        try:
-            if select.select([], [self.sock], [], 0)[1]:
-                self.send(OP_CLOSE, close_payload(code, reason))
-        except (OSError, ValueError):
-            pass
-
-    def cut(self) -> None:
-        try:
-            socket.socket.shutdown(self.sock, socket.SHUT_RDWR)
-        except OSError:
-            pass
 
 
 class ServerRoute:
@@ -94,7 +71,7 @@ class ServerRoute:
         self.props = props
         self.next_id = next_id
         self._lock = threading.Lock()
-        self._connections: set[_Connection] = set()
+        self._connections: set[_Peer] = set()
         self._reserved = 0  # slots taken by upgrades in progress
         self._stopped = False
 
@@ -142,33 +119,38 @@ class ServerRoute:
     # -- one connection, in its request thread -------------------------------------------------
 
     def serve(self, sock: socket.socket, address: str, leftover: bytes) -> None:
-        conn = _Connection(sock, Peer(self.stream, self.datasource, address, self.next_id()))
+        peer = Peer(self.stream, self.datasource, address, self.next_id())
+        conn = Connection(client=False, max_message_size=self.props.max_message_size or None,
+                          where=f"stream {self.stream}: peer {address} (connection {peer.id})")
+        entry = _Peer(Link(conn, sock), peer)
         with self._lock:
             self._reserved -= 1
             if self._stopped:
-                conn.close(1001, "stream stopped")
+                entry.link.close(1001, "stream stopped")
                 return
-            self._connections.add(conn)
-        self.sink.connection_opened(conn.peer)
+            self._connections.add(entry)
+        logger.info("stream %s: peer %s connected on %s (connection %d)",
+                    self.stream, address, self.path, peer.id)
+        self.sink.connection_opened(peer)
         try:
-            self._receive(conn, leftover)
-        except ProtocolError as exc:
-            conn.close(exc.code, str(exc)[:100])
-            self.sink.report_error(ProtocolError(f"stream {self.stream}: peer {address}: {exc}", exc.code))
-        except EkwsError as exc:
-            self.sink.report_error(exc)
-        except (_PeerGone, OSError):
-            pass
+            self._receive(entry.link, peer, leftover)
+        except OSError:  # the peer went away mid-send, or stop() cut the socket
+            conn.receive_eof()
         finally:
             with self._lock:
-                self._connections.discard(conn)
-            conn.done.set()
-            self.sink.connection_closed(conn.peer)
+                self._connections.discard(entry)
+            entry.done.set()
+            self.sink.connection_closed(peer)
+        if conn.error is not None:
+            if conn.failed_code in _PEER_FAULTS:
+                logger.warning("%s; closed with code %s", conn.error, conn.failed_code)
+            self.sink.report_error(conn.error)
+        logger.info("stream %s: peer %s disconnected (connection %d, code %s)",
+                    self.stream, address, peer.id, conn.failed_code or conn.close_code)
 
-    def _receive(self, conn: _Connection, data: bytes) -> None:
-        sock, peer = conn.sock, conn.peer
-        parser = FrameParser(masked=True, max_message_size=self.props.max_message_size or None)
-        publish = self.sink.publish
+    def _receive(self, link: Link, peer: Peer, data: bytes) -> None:
+        """Read until the connection closes: a thin loop over :class:`Connection`."""
+        conn, sock = link.conn, link.sock
         interval = self.props.ping_interval or None
         # Wait in poll(), not in recv(): recv allocates its whole buffer before
         # it blocks, and a thousand idle peers would each hold one.
@@ -177,50 +159,72 @@ class ServerRoute:
         wait_ms = None if interval is None else int(interval * 1000)
         pending = getattr(sock, "pending", None)  # TLS: records decrypted but not read yet
         sock.settimeout(SEND_TIMEOUT)
-        ping_sent = False
-        while True:
+        while conn.state is OPEN:
             if data:
-                got = parser.receive(data)
-                for payload in got.pings:
-                    conn.send(OP_PONG, payload)
-                if got.messages:
-                    publish(peer, got.messages, int(time.time() * 1000))
-                if got.close is not None:
-                    if not conn.closing:  # answer the peer's close
-                        code, _ = parse_close(got.close)
-                        conn.send(OP_CLOSE, close_payload(code or 1000))
-                    raise _PeerGone
-                if got.error is not None:
-                    raise got.error
-            data = b""
+                messages = link.feed(data)
+                data = b""
+                if messages:
+                    self.deliver(link, peer, messages)
+                continue
             if not (pending and pending()) and not poller.poll(wait_ms):
-                if ping_sent:
-                    conn.close(1011, "keepalive ping timeout")
-                    raise EkwsError(f"stream {self.stream}: peer {peer.address} did not answer a ping "
-                                    f"within {interval} s; connection dropped")
-                conn.send(OP_PING, b"")
-                ping_sent = True
+                if not link.keepalive():
+                    link.close(1011, "keepalive ping timeout", EkwsError(
+                        f"{conn.where}: no answer to a ping within {interval} s; connection dropped"))
+                    return
                 continue
             try:
                 data = sock.recv(RECV_SIZE)
             except socket.timeout:  # TLS: a record that does not complete
                 continue
             if not data:
-                raise _PeerGone
-            ping_sent = False
+                link.eof()
+                return
+        if conn.state is CLOSING:  # we closed first: wait a moment for the peer's answer
+            _await_close(link, poller)
+
+    def deliver(self, link: Link, peer: Peer, messages: list[Payload]) -> None:
+        """Hand what one read completed to the stream, in slices (see :data:`PUBLISH_BATCH`)."""
+        publish = self.sink.publish
+        now = int(time.time() * 1000)
+        if len(messages) <= PUBLISH_BATCH:
+            publish(peer, messages, now)
+            return
+        for start in range(0, len(messages), PUBLISH_BATCH):
+            publish(peer, messages[start : start + PUBLISH_BATCH], now)
 
     def close_all(self, code: int, reason: str) -> None:
         """Close every peer with ``code``; cut those that do not answer in time."""
         with self._lock:
             connections = list(self._connections)
-        for conn in connections:
-            conn.close(code, reason)
+        for entry in connections:
+            entry.link.close(code, reason)
         deadline = time.monotonic() + CLOSE_GRACE
-        for conn in connections:
-            if not conn.done.wait(max(0.0, deadline - time.monotonic())):
-                conn.cut()
-        for conn in connections:
-            conn.done.wait(CLOSE_GRACE)
+        for entry in connections:
+            if not entry.done.wait(max(0.0, deadline - time.monotonic())):
+                entry.link.cut()
+        for entry in connections:
+            entry.done.wait(CLOSE_GRACE)
+
+
+# Close codes that mean the peer misbehaved: logged at WARNING with the peer.
+_PEER_FAULTS = frozenset((1002, 1007, 1009, 1011))
+# Messages handed to the stream at once: a big read is decoded in slices, so
+# back-pressure (overflow: block) applies before the whole read is decoded.
+PUBLISH_BATCH = 64
+
+
+def _await_close(link: Link, poller: select.poll) -> None:
+    """After our close frame: read (and drop) until the peer's close, EOF or the grace time."""
+    deadline = time.monotonic() + CLOSE_GRACE
+    while link.conn.state is CLOSING:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0 or not poller.poll(int(remaining * 1000)):
+            return
+        data = link.sock.recv(RECV_SIZE)
+        if not data:
+            link.eof()
+            return
+        link.feed(data)
 
 
 class _Upgrade(simple_websocket.Server):  # type: ignore[misc]
@@ -262,7 +266,7 @@ class _NoThread:
 
 
 class _Handler(WSGIRequestHandler):
-    timeout = REQUEST_TIMEOUT
+    """Werkzeug's handler; ``timeout`` (handshakeTimeout) bounds each read of the TLS and HTTP handshakes."""
 
     def connection_dropped(self, error: BaseException, environ: Environ | None = None) -> None:
         # The app raises ConnectionAbortedError when a WebSocket ends; without
@@ -272,6 +276,11 @@ class _Handler(WSGIRequestHandler):
 
     def log(self, type: str, message: str, *args: Any) -> None:
         logger.debug("%s %s - %s", type, self.address_string(), message % args if args else message)
+
+
+def _handler(handshake_timeout: float) -> type[_Handler]:
+    """A handler class whose socket reads during the handshakes wait at most ``handshake_timeout``."""
+    return type("_Handler", (_Handler,), {"timeout": handshake_timeout})
 
 
 class _WSGIServer(ThreadedWSGIServer):
@@ -284,6 +293,16 @@ class _WSGIServer(ThreadedWSGIServer):
     """
 
     tls_context: ssl.SSLContext | None = None
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        # socketserver's ThreadingMixIn, with a named thread. A daemon, as in
+        # Werkzeug: a peer in its handshake must not hold up interpreter exit.
+        # Each thread is bounded anyway: handshakeTimeout until the upgrade,
+        # then the keepalive, and the close grace once its route stops.
+        host, port = client_address[:2] if isinstance(client_address, tuple) else ("?", 0)
+        thread = threading.Thread(target=self.process_request_thread, args=(request, client_address),
+                                  name=f"ekws-peer-{host}:{port}", daemon=True)
+        thread.start()
 
     def get_request(self) -> tuple[socket.socket, Any]:
         sock, address = self.socket.accept()
@@ -326,16 +345,24 @@ class SharedServer:
                 other = self._routes[route.path].stream
                 raise ServerError(f"cannot mount stream {route.stream!r} on {route.path}: "
                                   f"stream {other!r} is serving that path")
-            if not self._routes:
-                self._start()
+            # Registered first: a peer accepted the moment the server starts finds its path.
             self._routes[route.path] = route
+            if self._server is None:
+                try:
+                    self._start()
+                except BaseException:
+                    del self._routes[route.path]
+                    raise
+            else:
+                logger.info("websocket server: stream %s mounted on %s", route.stream, self.url(route.path))
 
     def unmount(self, route: ServerRoute) -> None:
         with self._lock:
-            if self._routes.get(route.path) is route:
-                del self._routes[route.path]
-            if not self._routes:
+            if self._routes.get(route.path) is not route:
+                return
+            if len(self._routes) == 1:  # the last path: stop accepting before it goes
                 self._stop()
+            del self._routes[route.path]
 
     # -- the server --------------------------------------------------------------------
 
@@ -345,7 +372,7 @@ class SharedServer:
         sock = _bind(config.http_server_ip, config.http_server_port)
         try:
             server = _WSGIServer(config.http_server_ip, config.http_server_port, self._app,
-                                 handler=_Handler, fd=sock.fileno())
+                                 handler=_handler(config.handshake_timeout), fd=sock.fileno())
         finally:
             sock.close()  # Werkzeug keeps a duplicate of the descriptor
         server.tls_context = context
@@ -354,7 +381,7 @@ class SharedServer:
         self._thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1},
                                         name="ekws-server")
         self._thread.start()
-        logger.info("websocket server listening on %s", self.url("/"))
+        logger.info("websocket server listening on %s", ", ".join(self.url(path) for path in self._routes))
 
     def _stop(self) -> None:
         server, thread = self._server, self._thread
@@ -368,8 +395,12 @@ class SharedServer:
 
     # -- the WSGI app ------------------------------------------------------------------
 
+    def route(self, path: str) -> ServerRoute | None:
+        """The route that serves ``path``, if any."""
+        return self._routes.get(path)
+
     def _app(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
-        route = self._routes.get(environ.get("PATH_INFO") or "/")
+        route = self.route(environ.get("PATH_INFO") or "/")
         if route is None:
             return _refuse(start_response, 404, f"no stream is mounted on {environ.get('PATH_INFO')}")
         refusal = route.refusal(environ)

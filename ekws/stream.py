@@ -136,7 +136,7 @@ class Stream:
 
     # -- the Sink the source feeds ---------------------------------------------------------
 
-    def publish(self, peer: Peer, payloads: list[bytes], timestamp: int) -> None:
+    def publish(self, peer: Peer, payloads: list[bytes | str], timestamp: int) -> None:
         decode = self._decode
         event_time = self._event_time
         messages: list[Message] = []

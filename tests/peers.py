@@ -21,11 +21,14 @@ import socket
 import ssl
 import struct
 import threading
+import time
 from collections.abc import Callable, Sequence
 from types import TracebackType
 from typing import Any
 
 from websockets.exceptions import ConnectionClosed
+from websockets.frames import Close, Frame, Opcode
+from websockets.streams import StreamReader
 from websockets.sync.server import Server, ServerConnection, serve
 
 HOST = "127.0.0.1"
@@ -290,3 +293,33 @@ def unused_port() -> int:
         sock.bind((HOST, 0))
         port: int = sock.getsockname()[1]
     return port
+
+
+def ws_frame(opcode: Opcode, data: bytes, *, mask: bool, fin: bool = True) -> bytes:
+    """One frame serialized by the ``websockets`` library (masked as a client sends it)."""
+    return Frame(opcode, data, fin=fin).serialize(mask=mask, extensions=[])
+
+
+def read_close(sock: socket.socket, *, masked: bool, timeout: float = 5.0) -> Close:
+    """Read frames until a close frame; return it (parsed by ``websockets``)."""
+    reader = StreamReader()
+    deadline = time.monotonic() + timeout
+    while True:
+        parser = Frame.parse(reader.read_exact, mask=masked, extensions=[])
+        try:
+            next(parser)
+            while True:
+                sock.settimeout(max(0.01, deadline - time.monotonic()))
+                data = sock.recv(65536)
+                if not data:
+                    raise AssertionError("connection closed without a close frame")
+                reader.feed_data(data)
+                try:
+                    parser.send(None)
+                except StopIteration as done:
+                    frame: Frame = done.value
+                    break
+        except StopIteration as done:
+            frame = done.value
+        if frame.opcode is Opcode.CLOSE:
+            return Close.parse(frame.data)

@@ -440,24 +440,6 @@ def test_invalid_json_scalars_and_bad_utf8_are_counted_and_the_connection_kept(t
             assert "disconnected" not in rec.states()
 
 
-def test_invalid_utf8_in_a_text_frame_is_a_decode_error_for_that_message_only(tmp_path: Path) -> None:
-    def handler(ws: ServerConnection) -> None:
-        ws.send('{"i": 0}')
-        ws.send(b'{"a": "\xff\xfe"}', text=True)  # a text frame with bytes that are not UTF-8
-        ws.send('{"i": 1}')
-        drain_until_closed(ws)
-
-    rec = Recorder()
-    with run_server(handler) as peer, ekws.Runtime(config_dir=write_etc(tmp_path, peer.addr)) as rt:
-        create_stream(rt)
-        with rt.subscribe("feed", **rec.callbacks):
-            got = rec.take(2)
-            assert [m.data for m in got] == [{"i": 0}, {"i": 1}]
-            assert got[0].meta["connection"] == got[1].meta["connection"]
-            assert wait_for(lambda: rt.status("feed")["decode_errors_total"] == 1), rt.status("feed")
-            rec.wait_error(lambda e: isinstance(e, ekws.DecodeError))
-
-
 def test_raising_callback_is_counted_and_delivery_goes_on(tmp_path: Path) -> None:
     def handler(ws: ServerConnection) -> None:
         _send_all(ws, [{"i": i} for i in range(5)])

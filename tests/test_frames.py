@@ -22,7 +22,7 @@ from ekws.frames import (
     parse_close,
 )
 
-Message = tuple[int, bytes]
+Message = tuple[int, "bytes | str"]
 
 
 def ws_frame(opcode: int, data: bytes, *, mask: bool, fin: bool = True) -> bytes:
@@ -61,7 +61,7 @@ def conversation(mask: bool) -> tuple[bytes, list[Message]]:
         expected.append((OP_BINARY, payload))
     text = '{"temperature": 21.5, "unit": "°C", "id": "sensor-ü"}'.encode()
     frames.append(ws_frame(OP_TEXT, text, mask=mask))
-    expected.append((OP_TEXT, text))
+    expected.append((OP_TEXT, text.decode()))  # text messages come out decoded
     # A fragmented text message with a ping, a pong and an empty fragment inside.
     frames += [
         ws_frame(OP_TEXT, text[:10], mask=mask, fin=False),
@@ -71,7 +71,7 @@ def conversation(mask: bool) -> tuple[bytes, list[Message]]:
         ws_frame(OP_PONG, b"", mask=mask),
         ws_frame(OP_CONT, text[30:], mask=mask),
     ]
-    expected += [(OP_PING, b"are you there"), (OP_PONG, b""), (OP_TEXT, text)]
+    expected += [(OP_PING, b"are you there"), (OP_PONG, b""), (OP_TEXT, text.decode())]
     # A fragmented binary message whose fragments use 16- and 64-bit lengths.
     big = bytes(range(256)) * 300
     frames += [
@@ -96,9 +96,9 @@ SMALL_STREAM_FRAMES = [
     (OP_CLOSE, b"", True),
 ]
 SMALL_STREAM_EXPECTED = [
-    (OP_TEXT, b"hello"),
+    (OP_TEXT, "hello"),
     (OP_PING, b"p"),
-    (OP_TEXT, b"world"),
+    (OP_TEXT, "world"),
     (OP_BINARY, b"\x00" * 130),
     (OP_CLOSE, b""),
 ]
@@ -150,7 +150,7 @@ def test_buffered_counts_partial_frame_and_open_fragments() -> None:
     second = ws_frame(OP_CONT, b"b" * 1000, mask=False)
     assert parser.feed(second[:500]) == []
     assert parser.buffered == 100 + 500
-    assert parser.feed(second[500:]) == [(OP_TEXT, b"a" * 100 + b"b" * 1000)]
+    assert parser.feed(second[500:]) == [(OP_TEXT, "a" * 100 + "b" * 1000)]
     assert parser.buffered == 0
 
 
@@ -175,7 +175,8 @@ ENCODE_CASES = [
 @pytest.mark.parametrize(("opcode", "size"), ENCODE_CASES)
 @pytest.mark.parametrize("mask", [True, False])
 def test_encode_frame_read_by_websockets(opcode: int, size: int, mask: bool) -> None:
-    payload = close_payload(1000, "x" * (size - 2)) if opcode == OP_CLOSE and size >= 2 else b"\xa5" * size
+    filler = b"a" if opcode in (OP_TEXT, OP_CONT) else b"\xa5"
+    payload = close_payload(1000, "x" * (size - 2)) if opcode == OP_CLOSE and size >= 2 else filler * size
     if opcode == OP_CLOSE and size == 1:
         payload = b""
     raw = encode_frame(opcode, payload, mask=mask)
@@ -186,7 +187,8 @@ def test_encode_frame_read_by_websockets(opcode: int, size: int, mask: bool) -> 
         with pytest.raises(ProtocolError, match="continuation"):
             FrameParser(masked=mask).feed(raw)
     else:
-        assert FrameParser(masked=mask).feed(raw) == [(opcode, payload)]
+        expected = payload.decode() if opcode == OP_TEXT else payload
+        assert FrameParser(masked=mask).feed(raw) == [(opcode, expected)]
 
 
 def test_encode_frame_uses_a_fresh_mask_key() -> None:
@@ -243,7 +245,7 @@ def test_protocol_errors(masked: bool, raw_head: object, match: str) -> None:
     # The parser stays failed, even on valid input.
     with pytest.raises(ProtocolError) as again:
         parser.feed(ws_frame(OP_TEXT, b"ok", mask=masked))
-    assert again.value is info.value
+    assert type(again.value) is type(info.value) and str(again.value) == str(info.value)
     assert parser.buffered == 0
 
 
@@ -289,7 +291,7 @@ def test_message_too_big_counts_all_fragments() -> None:
 def test_message_at_the_limit_passes() -> None:
     parser = FrameParser(masked=True, max_message_size=100)
     frames = ws_frame(OP_TEXT, b"a" * 40, mask=True, fin=False) + ws_frame(OP_CONT, b"b" * 60, mask=True)
-    assert parser.feed(frames) == [(OP_TEXT, b"a" * 40 + b"b" * 60)]
+    assert parser.feed(frames) == [(OP_TEXT, "a" * 40 + "b" * 60)]
     # Control frames do not count towards the limit.
     assert FrameParser(masked=False, max_message_size=1).feed(ws_frame(OP_PING, b"pp", mask=False))
 
@@ -362,25 +364,33 @@ def test_arbitrary_bytes_raise_only_protocol_errors(
         for a, b in zip(points, points[1:]):
             for opcode, payload in parser.feed(data[a:b]):
                 assert opcode in (OP_TEXT, OP_BINARY, OP_CLOSE, OP_PING, OP_PONG)
-                assert type(payload) is bytes
+                assert type(payload) is (str if opcode == OP_TEXT else bytes)
                 if opcode >= OP_CLOSE:
                     assert len(payload) <= 125
                     if opcode == OP_CLOSE:
+                        assert isinstance(payload, bytes)
                         try:
                             parse_close(payload)
                         except ProtocolError:
                             pass
     except ProtocolError:
+        # A failed parser drops what it held and refuses more input.
+        assert parser.buffered == 0
         with pytest.raises(ProtocolError):
             parser.feed(b"\x81\x00")
-    assert parser.buffered >= 0
+    else:
+        # Nothing lost or invented: what is held is at most what came in.
+        assert 0 <= parser.buffered <= len(data)
 
 
 @settings(max_examples=200, deadline=None)
 @given(
     masked=st.booleans(),
     messages=st.lists(
-        st.tuples(st.sampled_from([OP_TEXT, OP_BINARY]), st.binary(max_size=300), st.integers(1, 4)),
+        st.one_of(
+            st.tuples(st.just(OP_TEXT), st.text(max_size=100).map(str.encode), st.integers(1, 4)),
+            st.tuples(st.just(OP_BINARY), st.binary(max_size=300), st.integers(1, 4)),
+        ),
         max_size=8,
     ),
     cuts=st.lists(st.integers(min_value=0, max_value=5000), max_size=12),
@@ -398,7 +408,8 @@ def test_random_fragmented_messages_round_trip(
     stream = b"".join(raw)
     points = sorted({0, len(stream), *(c for c in cuts if c <= len(stream))})
     got = feed_all(FrameParser(masked=masked), [stream[a:b] for a, b in zip(points, points[1:])])
-    assert got == [(opcode, payload) for opcode, payload, _ in messages]
+    # Text split anywhere (even inside a character) comes out whole and decoded.
+    assert got == [(op, payload.decode() if op == OP_TEXT else payload) for op, payload, _ in messages]
 
 
 @st.composite
@@ -442,21 +453,3 @@ def test_noisy_streams_raise_only_protocol_errors(
         assert expected is None and type(exc) is error
     else:
         assert got == expected
-
-
-def test_receive_sorts_a_read_and_stops_at_close() -> None:
-    parser = FrameParser(masked=False)
-    frames = [(OP_TEXT, b"a"), (OP_PING, b"p"), (OP_BINARY, b"b"), (OP_CLOSE, close_payload(1001)),
-              (OP_TEXT, b"after close")]
-    data = b"".join(encode_frame(op, payload, mask=False) for op, payload in frames)
-    got = parser.receive(data)
-    assert got.messages == [b"a", b"b"] and got.pings == [b"p"]
-    assert parse_close(got.close or b"") == (1001, "") and got.error is None
-
-
-def test_receive_returns_what_preceded_a_violation_with_the_error() -> None:
-    parser = FrameParser(masked=False, max_message_size=10)
-    data = encode_frame(OP_TEXT, b"ok", mask=False) + encode_frame(OP_TEXT, b"x" * 11, mask=False)
-    got = parser.receive(data)
-    assert got.messages == [b"ok"] and got.close is None
-    assert isinstance(got.error, MessageTooBig) and got.error.code == 1009

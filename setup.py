@@ -8,7 +8,7 @@ setup(
     long_description_content_type="text/markdown",
     python_requires=">=3.9",
     packages=find_packages(include=["ekws", "ekws.*"]),
-    package_data={"ekws": ["py.typed"]},
+    package_data={"ekws": ["py.typed"], "ekws.service": ["openapi.json"]},
     install_requires=[
         "websocket-client>=1.6",
         "simple-websocket>=1.0",

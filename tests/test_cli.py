@@ -14,6 +14,7 @@ from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
 
 from ekws.cli import main
+from service_proc import Lines
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -28,28 +29,6 @@ def write_etc(tmp_path: Path) -> Path:
         "  - CREATE STREAM websocketDemo() WITH "
         "(DATASOURCE=\"/api/data\", FORMAT=\"json\", TYPE=\"websocket\")\n")
     return etc
-
-
-class Lines:
-    """Collects a pipe's lines in a thread so reads can time out."""
-
-    def __init__(self, pipe):
-        self.lines: list[str] = []
-        self.cond = threading.Condition()
-        threading.Thread(target=self._pump, args=(pipe,), daemon=True).start()
-
-    def _pump(self, pipe):
-        for line in pipe:
-            with self.cond:
-                self.lines.append(line)
-                self.cond.notify_all()
-
-    def wait_for(self, pattern, timeout=10.0):
-        regex = re.compile(pattern)
-        with self.cond:
-            ok = self.cond.wait_for(lambda: any(regex.search(x) for x in self.lines), timeout)
-            assert ok, f"no line matching {pattern!r} in {self.lines!r}"
-            return next(regex.search(x) for x in self.lines if regex.search(x))
 
 
 def test_run_serves_the_configured_stream_prints_records_and_stops_on_sigterm(tmp_path):

@@ -8,7 +8,7 @@ import sys
 import threading
 from pathlib import Path
 
-from test_cli import Lines
+from service_proc import Lines
 from websockets.sync.client import connect
 from websockets.sync.server import serve
 

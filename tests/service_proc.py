@@ -18,6 +18,7 @@ for _var in [v for v in ENV if v.startswith(("EKWS__", "WEBSOCKET__")) or v in (
     del ENV[_var]
 
 DEMO = 'CREATE STREAM websocketDemo() WITH (DATASOURCE="/api/data", FORMAT="json", TYPE="websocket")'
+S2_SQL = 'CREATE STREAM s2() WITH (DATASOURCE="/s2")'
 
 
 class Lines:

@@ -14,7 +14,9 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 ENV = {**os.environ, "PYTHONPATH": str(REPO), "PYTHONUNBUFFERED": "1"}
-for _var in [v for v in ENV if v.startswith(("EKWS__", "WEBSOCKET__")) or v in ("NOTIFY_SOCKET", "EKWS_TOKEN")]:
+for _var in [
+    v for v in ENV if v.startswith(("EKWS__", "WEBSOCKET__")) or v in ("NOTIFY_SOCKET", "EKWS_TOKEN")
+]:
     del ENV[_var]
 
 DEMO = 'CREATE STREAM websocketDemo() WITH (DATASOURCE="/api/data", FORMAT="json", TYPE="websocket")'
@@ -58,9 +60,13 @@ class Lines:
 def write_etc(base: Path, *, streams=(DEMO,), token=None, websocket_yaml=None) -> Path:
     etc = base / "etc"
     (etc / "sources").mkdir(parents=True, exist_ok=True)
-    (etc / "sources" / "websocket.yaml").write_text(websocket_yaml or (
-        "default:\n  addr: ''\nremote:\n  addr: 127.0.0.1:1\n"
-        "source:\n  httpServerIp: 127.0.0.1\n  httpServerPort: 0\n"))
+    (etc / "sources" / "websocket.yaml").write_text(
+        websocket_yaml
+        or (
+            "default:\n  addr: ''\nremote:\n  addr: 127.0.0.1:1\n"
+            "source:\n  httpServerIp: 127.0.0.1\n  httpServerPort: 0\n"
+        )
+    )
     lines = ["restIp: 127.0.0.1", "restPort: 0", "logLevel: INFO", f"dataDir: {base / 'data'}"]
     if token:
         lines.append(f"authToken: {token}")
@@ -75,9 +81,14 @@ class Service:
 
     def __init__(self, etc: Path, *, env=None, args=()):
         self.etc = etc
-        self.proc = subprocess.Popen([sys.executable, "-m", "ekws", "run", "-c", str(etc), *args],
-                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                                     env={**ENV, **(env or {})}, cwd=etc.parent)
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "ekws", "run", "-c", str(etc), *args],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env={**ENV, **(env or {})},
+            cwd=etc.parent,
+        )
         self.out, self.err = Lines(self.proc.stdout), Lines(self.proc.stderr)
         try:
             ready = self.err.wait_for(r"ready: REST API on http://([\d.]+):(\d+)", timeout=15)
@@ -105,8 +116,13 @@ class Service:
 
     def cli(self, *args, env=None, token=None):
         extra = ["--token", token] if token else []
-        return subprocess.run([sys.executable, "-m", "ekws", "--port", str(self.port), *extra, *args],
-                              capture_output=True, text=True, env={**ENV, **(env or {})}, timeout=30)
+        return subprocess.run(
+            [sys.executable, "-m", "ekws", "--port", str(self.port), *extra, *args],
+            capture_output=True,
+            text=True,
+            env={**ENV, **(env or {})},
+            timeout=30,
+        )
 
     def stop(self, sig=signal.SIGTERM, timeout=10.0) -> int:
         self.proc.send_signal(sig)

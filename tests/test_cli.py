@@ -20,13 +20,20 @@ SEED = 'ekws CREATE STREAM demo\'() with(format="json", datasource="/api/data2",
 
 
 def ekws(*args, env=None, cwd=None, timeout=30):
-    return subprocess.run([sys.executable, "-m", "ekws", *args], capture_output=True, text=True,
-                          env={**ENV, **(env or {})}, cwd=cwd, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "ekws", *args],
+        capture_output=True,
+        text=True,
+        env={**ENV, **(env or {})},
+        cwd=cwd,
+        timeout=timeout,
+    )
 
 
 def strict_json(line: str):
     def refuse(token):
         raise AssertionError(f"{token} is not JSON: {line!r}")
+
     return json.loads(line, parse_constant=refuse)
 
 
@@ -36,22 +43,47 @@ def strict_json(line: str):
 def test_help_describes_the_commands_and_exit_codes():
     out = ekws("--help")
     assert out.returncode == 0
-    for text in ("ekws run", "create stream NAME", "show streams", "describe stream NAME", "drop stream NAME",
-                 "check websocket", "--host", "--port", "EKWS_TOKEN", "exit codes", "CREATE STREAM demo'()"):
+    for text in (
+        "ekws run",
+        "create stream NAME",
+        "show streams",
+        "describe stream NAME",
+        "drop stream NAME",
+        "check websocket",
+        "--host",
+        "--port",
+        "EKWS_TOKEN",
+        "exit codes",
+        "CREATE STREAM demo'()",
+    ):
         assert text in out.stdout, text
 
 
 def test_run_help_gives_output_format_environment_and_exit_codes():
     out = ekws("run", "--help")
     assert out.returncode == 0
-    for text in ('{"data": {...}, "meta"', "base64", "NaN and Infinity are null", "WEBSOCKET__<CONFKEY>__<PROP>",
-                 "EKWS__<PROP>", "exit codes", "2  bad configuration"):
+    for text in (
+        '{"data": {...}, "meta"',
+        "base64",
+        "NaN and Infinity are null",
+        "WEBSOCKET__<CONFKEY>__<PROP>",
+        "EKWS__<PROP>",
+        "exit codes",
+        "2  bad configuration",
+    ):
         assert text in out.stdout, text
 
 
 def test_usage_errors_exit_2():
-    for args in ((), ("frobnicate",), ("create", "table", "x"), ("drop", "stream"), ("--port", "x", "show", "streams"),
-                 ("check", "websocket", "{bad"), ("run", "--nope")):
+    for args in (
+        (),
+        ("frobnicate",),
+        ("create", "table", "x"),
+        ("drop", "stream"),
+        ("--port", "x", "show", "streams"),
+        ("check", "websocket", "{bad"),
+        ("run", "--nope"),
+    ):
         out = ekws(*args)
         assert out.returncode == 2, (args, out.stderr)
         assert out.stderr.strip() and "Traceback" not in out.stderr
@@ -84,7 +116,9 @@ def test_a_missing_ekws_yaml_is_named(tmp_path):
 def test_a_bad_log_level_gets_the_same_clean_message_from_the_flag_and_the_file(tmp_path):
     etc = write_etc(tmp_path)
     flag = ekws("run", "-c", str(etc), "--log-level", "verbose")
-    (etc / "ekws.yaml").write_text((etc / "ekws.yaml").read_text().replace("logLevel: INFO", "logLevel: verbose"))
+    (etc / "ekws.yaml").write_text(
+        (etc / "ekws.yaml").read_text().replace("logLevel: INFO", "logLevel: verbose")
+    )
     file = ekws("run", "-c", str(etc))
     assert flag.returncode == file.returncode == 2
     assert "Traceback" not in flag.stderr + file.stderr
@@ -103,13 +137,19 @@ def test_a_bad_declared_stream_names_the_file_and_the_entry(tmp_path):
 
 def test_a_busy_port_is_a_clean_message_and_exit_1(tmp_path):
     import socket
+
     with socket.socket() as busy:
         busy.bind(("127.0.0.1", 0))
         busy.listen()
         port = busy.getsockname()[1]
-        out = ekws("run", "-c", str(write_etc(tmp_path)), env={"WEBSOCKET__SOURCE__HTTPSERVERPORT": str(port)})
+        out = ekws(
+            "run", "-c", str(write_etc(tmp_path)), env={"WEBSOCKET__SOURCE__HTTPSERVERPORT": str(port)}
+        )
     assert out.returncode == 1
-    assert f"ekws: cannot bind 127.0.0.1:{port}" in out.stderr or f"127.0.0.1:{port}" in out.stderr.splitlines()[-1]
+    assert (
+        f"ekws: cannot bind 127.0.0.1:{port}" in out.stderr
+        or f"127.0.0.1:{port}" in out.stderr.splitlines()[-1]
+    )
     assert "Traceback" not in out.stderr
 
 
@@ -118,8 +158,11 @@ def test_a_busy_port_is_a_clean_message_and_exit_1(tmp_path):
 
 def test_the_shipped_etc_serves_the_demo_stream_and_prints_json_lines(tmp_path):
     shutil.copytree(REPO / "etc", tmp_path / "etc")
-    env = {"WEBSOCKET__SOURCE__HTTPSERVERPORT": "0", "WEBSOCKET__SOURCE__HTTPSERVERIP": "127.0.0.1",
-           "EKWS__RESTPORT": "0"}
+    env = {
+        "WEBSOCKET__SOURCE__HTTPSERVERPORT": "0",
+        "WEBSOCKET__SOURCE__HTTPSERVERIP": "127.0.0.1",
+        "EKWS__RESTPORT": "0",
+    }
     with Service(tmp_path / "etc", env=env) as svc:
         assert "/api/data" in svc.err.text
         with connect(f"ws://127.0.0.1:{svc.ws_port}/api/data", open_timeout=5) as ws:
@@ -156,8 +199,13 @@ def test_stdout_is_always_valid_json_lines_binary_as_base64_and_no_nan(tmp_path)
 
 def test_a_closed_stdout_ends_the_run_with_exit_0_and_one_stderr_line_at_most(tmp_path):
     etc = write_etc(tmp_path)
-    proc = subprocess.Popen([sys.executable, "-m", "ekws", "run", "-c", str(etc)], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, env=ENV)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "ekws", "run", "-c", str(etc)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=ENV,
+    )
     try:
         err = Lines(proc.stderr)
         ready = err.wait_for(r"ready: .* ws://[\d.]+:(\d+)/api/data")
@@ -183,11 +231,15 @@ def test_a_closed_stdout_ends_the_run_with_exit_0_and_one_stderr_line_at_most(tm
 
 
 def test_under_a_real_shell_pipe_to_head(tmp_path):
-    etc = write_etc(tmp_path, streams=('CREATE STREAM c() WITH (DATASOURCE="/c", CONF_KEY="feeder")',),
-                    websocket_yaml=None)
+    etc = write_etc(
+        tmp_path,
+        streams=('CREATE STREAM c() WITH (DATASOURCE="/c", CONF_KEY="feeder")',),
+        websocket_yaml=None,
+    )
     # A client-mode stream dialling a local server that sends many records: `head -n 1` takes one.
-    from websockets.sync.server import serve
     import threading
+
+    from websockets.sync.server import serve
 
     def handler(ws):
         for n in range(500):
@@ -200,8 +252,10 @@ def test_under_a_real_shell_pipe_to_head(tmp_path):
         port = server.socket.getsockname()[1]
         (etc / "sources" / "websocket.yaml").write_text(
             f"default:\n  addr: ''\nfeeder:\n  addr: 127.0.0.1:{port}\n"
-            "source:\n  httpServerIp: 127.0.0.1\n  httpServerPort: 0\n")
-        script = f'{sys.executable} -m ekws run -c {etc} --log-level WARNING | head -n 1; echo "rc=${{PIPESTATUS[0]}}"'
+            "source:\n  httpServerIp: 127.0.0.1\n  httpServerPort: 0\n"
+        )
+        script = f"{sys.executable} -m ekws run -c {etc} --log-level WARNING | head -n 1; "
+        script += 'echo "rc=${PIPESTATUS[0]}"'
         out = subprocess.run(["bash", "-c", script], capture_output=True, text=True, env=ENV, timeout=30)
         server.shutdown()
         thread.join(10)
@@ -216,7 +270,9 @@ def test_under_a_real_shell_pipe_to_head(tmp_path):
 
 def test_every_stream_command_against_the_service(tmp_path):
     with Service(write_etc(tmp_path)) as svc:
-        out = svc.cli("create", "stream", "s1", '(temperature FLOAT, id BIGINT) WITH (DATASOURCE="/s1", FORMAT="json")')
+        out = svc.cli(
+            "create", "stream", "s1", '(temperature FLOAT, id BIGINT) WITH (DATASOURCE="/s1", FORMAT="json")'
+        )
         assert (out.returncode, out.stdout.strip()) == (0, "Stream s1 is created.")
         file = tmp_path / "s2.txt"
         file.write_text('s2 () WITH (DATASOURCE="/s2")\n')
@@ -227,7 +283,11 @@ def test_every_stream_command_against_the_service(tmp_path):
         assert (out.returncode, out.stdout.split()) == (0, ["s1", "s2", "s3", "websocketDemo"])
         out = svc.cli("DESCRIBE", "Stream", "s1")
         assert out.returncode == 0
-        assert "temperature\tfloat" in out.stdout and "id\tbigint" in out.stdout and "DATASOURCE: /s1" in out.stdout
+        assert (
+            "temperature\tfloat" in out.stdout
+            and "id\tbigint" in out.stdout
+            and "DATASOURCE: /s1" in out.stdout
+        )
         out = svc.cli("describe", "stream", "s1", "-json")
         assert out.returncode == 0 and json.loads(out.stdout)["Name"] == "s1"
         out = svc.cli("drop", "stream", "s1")
@@ -242,11 +302,15 @@ def test_every_stream_command_against_the_service(tmp_path):
 
 def test_the_seeds_command_line_works_as_written(tmp_path):
     with Service(write_etc(tmp_path)) as svc:
-        script = f"ekws() {{ {sys.executable} -m ekws --port {svc.port} \"$@\"; }}; {SEED}"
+        script = f'ekws() {{ {sys.executable} -m ekws --port {svc.port} "$@"; }}; {SEED}'
         out = subprocess.run(["bash", "-c", script], capture_output=True, text=True, env=ENV, timeout=30)
         assert (out.returncode, out.stdout.strip()) == (0, "Stream demo is created."), out.stderr
         status, body = svc.json("GET", "/streams/demo")
-        assert status == 200 and body["Options"]["datasource"] == "/api/data2" and body["Options"]["format"] == "json"
+        assert (
+            status == 200
+            and body["Options"]["datasource"] == "/api/data2"
+            and body["Options"]["format"] == "json"
+        )
         with connect(f"ws://127.0.0.1:{svc.ws_port}/api/data2", open_timeout=5) as ws:
             ws.send('{"seed": true}')
             svc.out.wait_for(r'"seed": true')
@@ -269,6 +333,7 @@ def test_run_exits_0_on_sigint(tmp_path):
 
 def test_main_returns_2_for_a_bad_config(tmp_path, capsys):
     from ekws.cli import main
+
     etc = write_etc(tmp_path)
     (etc / "sources" / "websocket.yaml").write_text("default:\n  addr: nothost\n")
     assert main(["run", "-c", str(etc)]) == 2

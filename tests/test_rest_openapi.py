@@ -18,7 +18,9 @@ METHODS = {"get", "put", "post", "delete", "patch"}
 
 def documented() -> list[tuple[str, str]]:
     paths = api.openapi_document()["paths"]
-    return sorted((path, method.upper()) for path, item in paths.items() for method in item if method in METHODS)
+    return sorted(
+        (path, method.upper()) for path, item in paths.items() for method in item if method in METHODS
+    )
 
 
 def test_the_document_lists_exactly_the_routes():
@@ -45,8 +47,10 @@ def test_the_service_serves_the_document(tmp_path):
     assert status == 200 and ctype == "application/json" and json.loads(text) == api.openapi_document()
 
 
-@pytest.mark.skipif(importlib.util.find_spec("schemathesis") is None,
-                    reason="schemathesis is not installed: the [test] extra pins 4.32.5, which needs Python 3.11+")
+@pytest.mark.skipif(
+    importlib.util.find_spec("schemathesis") is None,
+    reason="schemathesis is not installed: the [test] extra pins 4.32.5, which needs Python 3.11+",
+)
 @pytest.mark.timeout(120)
 def test_schemathesis_finds_no_500_and_no_response_contradicting_the_document(tmp_path):
     """Examples, coverage, fuzzing and stateful phases against a real `ekws run`.
@@ -58,12 +62,32 @@ def test_schemathesis_finds_no_500_and_no_response_contradicting_the_document(tm
     """
     with Service(write_etc(tmp_path, token="fuzz-token")) as svc:
         out = subprocess.run(
-            [sys.executable, "-m", "schemathesis.cli", "run", f"http://127.0.0.1:{svc.port}/openapi.json",
-             "--header", "Authorization: Bearer fuzz-token",
-             "--checks", "all", "--exclude-checks", "positive_data_acceptance",
-             "--exclude-path", "/metadata/sources/connection/websocket",
-             "--max-examples", "30", "--workers", "2", "--seed", "1"],
-            capture_output=True, text=True, env=ENV, timeout=110)
+            [
+                sys.executable,
+                "-m",
+                "schemathesis.cli",
+                "run",
+                f"http://127.0.0.1:{svc.port}/openapi.json",
+                "--header",
+                "Authorization: Bearer fuzz-token",
+                "--checks",
+                "all",
+                "--exclude-checks",
+                "positive_data_acceptance",
+                "--exclude-path",
+                "/metadata/sources/connection/websocket",
+                "--max-examples",
+                "30",
+                "--workers",
+                "2",
+                "--seed",
+                "1",
+            ],
+            capture_output=True,
+            text=True,
+            env=ENV,
+            timeout=110,
+        )
         assert svc.stop() == 0
     assert out.returncode == 0, out.stdout[-6000:] + out.stderr[-2000:]
     assert "passed" in out.stdout and " failed" not in out.stdout.split("SUMMARY")[-1]

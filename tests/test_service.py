@@ -24,8 +24,10 @@ def service(tmp_path):
 
 
 def test_import_ekws_does_not_load_the_service():
-    code = ("import sys, ekws; print(sorted(m for m in sys.modules "
-            "if m.split('.')[:2] in (['ekws', 'service'], ['ekws', 'cli']) or m == 'sqlite3'))")
+    code = (
+        "import sys, ekws; print(sorted(m for m in sys.modules "
+        "if m.split('.')[:2] in (['ekws', 'service'], ['ekws', 'cli']) or m == 'sqlite3'))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=ENV, check=True)
     assert out.stdout.strip() == "[]"
 
@@ -39,12 +41,20 @@ def test_ping_and_streams_crud_with_ekuipers_messages(service):
     status, body = service.json("GET", "/streams/s2")
     assert status == 200 and body["Name"] == "s2" and body["Options"]["datasource"] == "/s2"
     assert [f["Name"] for f in body["StreamFields"]] == ["temperature", "tags", "pos"]
-    assert service.json("GET", "/streams/s2/schema") == (200, {
-        "temperature": {"type": "float"}, "tags": {"type": "array", "items": {"type": "string"}},
-        "pos": {"type": "struct", "properties": {"x": {"type": "bigint"}}}})
+    assert service.json("GET", "/streams/s2/schema") == (
+        200,
+        {
+            "temperature": {"type": "float"},
+            "tags": {"type": "array", "items": {"type": "string"}},
+            "pos": {"type": "struct", "properties": {"x": {"type": "bigint"}}},
+        },
+    )
     assert service.json("GET", "/streams/websocketDemo/schema") == (200, {})
     status, details = service.json("GET", "/streamdetails")
-    assert status == 200 and {d["name"]: d["origin"] for d in details} == {"s2": "rest", "websocketDemo": "ekws.yaml"}
+    assert status == 200 and {d["name"]: d["origin"] for d in details} == {
+        "s2": "rest",
+        "websocketDemo": "ekws.yaml",
+    }
     status, metrics = service.json("GET", "/streams/s2/status")
     assert status == 200 and metrics["records_in_total"] == 0 and metrics["connection_status"] == 1
     new = S2.replace("/s2", "/s2b")
@@ -62,29 +72,32 @@ def test_records_of_a_rest_created_stream_reach_stdout(service):
     assert json.loads(line)["data"] == {"temperature": 21.0, "tags": ["a"], "pos": {"x": 1}}
 
 
-@pytest.mark.parametrize(("method", "path", "body", "status", "message"), [
-    ("POST", "/streams", None, 400, "body is empty"),
-    ("POST", "/streams", b"{nope", 400, "not valid JSON"),
-    ("POST", "/streams", [1], 400, "expected a JSON object"),
-    ("POST", "/streams", {"sql": 5}, 400, "expected {\"sql\""),
-    ("POST", "/streams", {"sql": "CREATE STREAM x() WITH (DATASORCE=\"/x\")"}, 400, "at line 1, column"),
-    ("POST", "/streams", {"sql": "CREATE STREAM x() WITH (CONF_KEY=\"nokey\")"}, 400, "unknown conf key"),
-    ("POST", "/streams", {"sql": DEMO}, 409, "exists already"),
-    ("GET", "/streams/nope", None, 404, "nope"),
-    ("GET", "/streams/nope/schema", None, 404, "nope"),
-    ("GET", "/streams/nope/status", None, 404, "nope"),
-    ("DELETE", "/streams/nope", None, 404, "nope"),
-    ("PUT", "/streams/nope", {"sql": S2}, 404, "nope"),
-    ("PUT", "/streams/websocketDemo", {"sql": DEMO}, 409, "declared in"),
-    ("DELETE", "/streams/websocketDemo", None, 409, "declared in"),
-    ("GET", "/nothing/here", None, 404, "no such path"),
-    ("PATCH", "/streams", None, 405, "PATCH is not allowed"),
-    ("DELETE", "/metadata/sources/websocket/confKeys/nokey", None, 404, "no conf key"),
-    ("DELETE", "/metadata/sources/websocket/confKeys/remote", None, 409, "edit the file"),
-    ("PUT", "/metadata/sources/websocket/confKeys/k1", {"addr": "http://x"}, 400, "holds a URL"),
-    ("PUT", "/metadata/sources/websocket/confKeys/source", {"httpServerPort": 1}, 400, "shared server"),
-    ("POST", "/metadata/sources/connection/websocket", {"addr": 5}, 400, "addr"),
-])
+@pytest.mark.parametrize(
+    ("method", "path", "body", "status", "message"),
+    [
+        ("POST", "/streams", None, 400, "body is empty"),
+        ("POST", "/streams", b"{nope", 400, "not valid JSON"),
+        ("POST", "/streams", [1], 400, "expected a JSON object"),
+        ("POST", "/streams", {"sql": 5}, 400, 'expected {"sql"'),
+        ("POST", "/streams", {"sql": 'CREATE STREAM x() WITH (DATASORCE="/x")'}, 400, "at line 1, column"),
+        ("POST", "/streams", {"sql": 'CREATE STREAM x() WITH (CONF_KEY="nokey")'}, 400, "unknown conf key"),
+        ("POST", "/streams", {"sql": DEMO}, 409, "exists already"),
+        ("GET", "/streams/nope", None, 404, "nope"),
+        ("GET", "/streams/nope/schema", None, 404, "nope"),
+        ("GET", "/streams/nope/status", None, 404, "nope"),
+        ("DELETE", "/streams/nope", None, 404, "nope"),
+        ("PUT", "/streams/nope", {"sql": S2}, 404, "nope"),
+        ("PUT", "/streams/websocketDemo", {"sql": DEMO}, 409, "declared in"),
+        ("DELETE", "/streams/websocketDemo", None, 409, "declared in"),
+        ("GET", "/nothing/here", None, 404, "no such path"),
+        ("PATCH", "/streams", None, 405, "PATCH is not allowed"),
+        ("DELETE", "/metadata/sources/websocket/confKeys/nokey", None, 404, "no conf key"),
+        ("DELETE", "/metadata/sources/websocket/confKeys/remote", None, 409, "edit the file"),
+        ("PUT", "/metadata/sources/websocket/confKeys/k1", {"addr": "http://x"}, 400, "holds a URL"),
+        ("PUT", "/metadata/sources/websocket/confKeys/source", {"httpServerPort": 1}, 400, "shared server"),
+        ("POST", "/metadata/sources/connection/websocket", {"addr": 5}, 400, "addr"),
+    ],
+)
 def test_errors_are_ekuipers_json_shape(service, method, path, body, status, message):
     raw = body if isinstance(body, bytes) else None
     got, ctype, text = service.request(method, path, None if raw else body, raw=raw)
@@ -97,7 +110,7 @@ def test_put_with_another_name_is_refused_and_the_old_definition_stays(service):
     assert service.request("POST", "/streams", {"sql": S2})[0] == 201
     status, body = service.json("PUT", "/streams/s2", {"sql": DEMO.replace("websocketDemo", "other")})
     assert status == 400 and "not 's2'" in body["message"]
-    status, body = service.json("PUT", "/streams/s2", {"sql": "CREATE STREAM s2() WITH (BAD=\"1\")"})
+    status, body = service.json("PUT", "/streams/s2", {"sql": 'CREATE STREAM s2() WITH (BAD="1")'})
     assert status == 400 and "BAD" in body["message"]
     assert service.json("GET", "/streams/s2")[1]["Options"]["datasource"] == "/s2"
 
@@ -111,7 +124,10 @@ def test_conf_keys_over_rest_are_stored_masked_and_used(service, tmp_path):
     status, keys = service.json("GET", "/metadata/sources/yaml/websocket")
     assert status == 200 and set(keys) == {"default", "remote", "source"}
     props = {"addr": "", "authToken": "s3cret", "maxConnections": 3}
-    assert service.request("PUT", "/metadata/sources/websocket/confKeys/k1", props)[::2] == (200, "Conf key k1 is saved.")
+    assert service.request("PUT", "/metadata/sources/websocket/confKeys/k1", props)[::2] == (
+        200,
+        "Conf key k1 is saved.",
+    )
     keys = service.json("GET", "/metadata/sources/yaml/websocket")[1]
     assert keys["k1"] == {"addr": "", "authToken": "******", "maxConnections": 3}
     sql = 'CREATE STREAM k() WITH (DATASOURCE="/k", CONF_KEY="k1")'
@@ -127,7 +143,10 @@ def test_conf_keys_over_rest_are_stored_masked_and_used(service, tmp_path):
 def test_bearer_token_is_required_and_never_logged(tmp_path):
     with Service(write_etc(tmp_path, token="tok-123")) as svc:
         status, ctype, text = svc.request("GET", "/streams")
-        assert status == 401 and json.loads(text) == {"error": 401, "message": "missing or wrong bearer token"}
+        assert status == 401 and json.loads(text) == {
+            "error": 401,
+            "message": "missing or wrong bearer token",
+        }
         assert svc.request("GET", "/streams", headers={"Authorization": "Bearer wrong"})[0] == 401
         assert svc.request("GET", "/ping", headers={"Authorization": "Basic tok-123"})[0] == 401
         assert svc.request("GET", "/streams", headers={"Authorization": "Bearer tok-123"})[0] == 200
@@ -172,8 +191,10 @@ def test_the_yaml_wins_a_name_clash_and_the_stored_stream_comes_back_when_remove
 
 def test_sigterm_delivers_every_received_record_and_closes_peers_with_1001(tmp_path):
     count = 600
-    with Service(write_etc(tmp_path)) as svc, \
-            connect(f"ws://127.0.0.1:{svc.ws_port}/api/data", open_timeout=5) as ws:
+    with (
+        Service(write_etc(tmp_path)) as svc,
+        connect(f"ws://127.0.0.1:{svc.ws_port}/api/data", open_timeout=5) as ws,
+    ):
         payload = "x" * 200
         for n in range(count):
             ws.send(json.dumps({"n": n, "pad": payload}))

@@ -65,16 +65,24 @@ def test_a_404_names_the_status():
 def test_tls_with_an_unknown_ca_fails_with_the_reason(tmp_path):
     pki, other = make_pki(tmp_path), make_pki(tmp_path, name="other")
     with ws_server(pki.server_context()) as port:
-        good = check_client(SourceProps(addr=f"127.0.0.1:{port}", scheme="wss", root_ca_path=str(pki.ca_path)), "/")
-        bad = check_client(SourceProps(addr=f"127.0.0.1:{port}", scheme="wss", root_ca_path=str(other.ca_path)), "/")
-        skip = check_client(SourceProps(addr=f"127.0.0.1:{port}", scheme="wss", insecure_skip_verify=True), "/")
+        good = check_client(
+            SourceProps(addr=f"127.0.0.1:{port}", scheme="wss", root_ca_path=str(pki.ca_path)), "/"
+        )
+        bad = check_client(
+            SourceProps(addr=f"127.0.0.1:{port}", scheme="wss", root_ca_path=str(other.ca_path)), "/"
+        )
+        skip = check_client(
+            SourceProps(addr=f"127.0.0.1:{port}", scheme="wss", insecure_skip_verify=True), "/"
+        )
     assert good.ok and skip.ok
     assert not bad.ok and "TLS handshake failed" in bad.message and "certificate" in bad.message
 
 
 def test_wss_against_a_plain_server_is_a_tls_failure():
     with ws_server() as port:
-        result = check_client(SourceProps(addr=f"127.0.0.1:{port}", scheme="wss", insecure_skip_verify=True), "/")
+        result = check_client(
+            SourceProps(addr=f"127.0.0.1:{port}", scheme="wss", insecure_skip_verify=True), "/"
+        )
     assert not result.ok and "TLS handshake failed" in result.message
 
 
@@ -93,7 +101,9 @@ def test_server_mode_checks_the_address():
         busy.listen()
         port = busy.getsockname()[1]
         taken = check_server(ServerConfig(http_server_ip="127.0.0.1", http_server_port=port), None)
-        served = check_server(ServerConfig(http_server_ip="127.0.0.1", http_server_port=port), ("127.0.0.1", port))
+        served = check_server(
+            ServerConfig(http_server_ip="127.0.0.1", http_server_port=port), ("127.0.0.1", port)
+        )
     assert not taken.ok and f"cannot listen on 127.0.0.1:{port}" in taken.message
     assert served.ok and "served by this ekws" in served.message
     free = check_server(ServerConfig(http_server_ip="127.0.0.1", http_server_port=dead_port()), None)
@@ -119,7 +129,9 @@ def test_the_check_over_rest_and_the_cli(tmp_path):
         assert out.returncode == 1 and "HTTP 404" in out.stderr
 
 
-@pytest.mark.parametrize("props", [{"addr": "nothost"}, {"addr": "127.0.0.1:1", "scheme": "ftp"}, {"nope": 1}])
+@pytest.mark.parametrize(
+    "props", [{"addr": "nothost"}, {"addr": "127.0.0.1:1", "scheme": "ftp"}, {"nope": 1}]
+)
 def test_bad_props_are_400_naming_the_prop(tmp_path, props):
     with Service(write_etc(tmp_path)) as svc:
         status, body = svc.json("POST", "/metadata/sources/connection/websocket", props)

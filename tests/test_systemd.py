@@ -13,14 +13,18 @@ REPO = Path(__file__).resolve().parent.parent
 UNIT = REPO / "systemd" / "ekws.service"
 README = REPO / "systemd" / "README.md"
 
-pytestmark = pytest.mark.skipif(shutil.which("systemd-analyze") is None,
-                                reason="systemd-analyze is not installed (.ci/service-checks.sh installs it)")
+pytestmark = pytest.mark.skipif(
+    shutil.which("systemd-analyze") is None,
+    reason="systemd-analyze is not installed (.ci/service-checks.sh installs it)",
+)
 
 
 def installed_root(tmp_path: Path, unit_text: str) -> Path:
     """A file-system root laid out as the recipe leaves it: /opt/ekws/venv/bin/ekws, the unit in /etc."""
     root = tmp_path / "root"
-    system_units = next(p for p in (Path("/usr/lib/systemd/system"), Path("/lib/systemd/system")) if p.is_dir())
+    system_units = next(
+        p for p in (Path("/usr/lib/systemd/system"), Path("/lib/systemd/system")) if p.is_dir()
+    )
     shutil.copytree(system_units, root / "usr" / "lib" / "systemd" / "system", symlinks=True)
     ekws = root / "opt" / "ekws" / "venv" / "bin" / "ekws"
     ekws.parent.mkdir(parents=True)
@@ -32,8 +36,12 @@ def installed_root(tmp_path: Path, unit_text: str) -> Path:
 
 
 def verify(root: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(["systemd-analyze", "verify", f"--root={root}", "ekws.service"],
-                          capture_output=True, text=True, timeout=60)
+    return subprocess.run(
+        ["systemd-analyze", "verify", f"--root={root}", "ekws.service"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
 
 
 def test_the_recipe_installs_what_the_unit_runs():
@@ -50,10 +58,21 @@ def test_the_recipe_installs_what_the_unit_runs():
 
 def test_the_unit_has_what_the_service_needs():
     unit = UNIT.read_text()
-    for line in ("Type=notify", "WatchdogSec=", "Restart=on-failure", "DynamicUser=yes", "StateDirectory=ekws",
-                 "ConfigurationDirectory=ekws", "Environment=EKWS__DATADIR=/var/lib/ekws", "NoNewPrivileges=yes",
-                 "ProtectSystem=strict", "ProtectHome=yes", "PrivateTmp=yes", "CapabilityBoundingSet=\n",
-                 "RestrictAddressFamilies=AF_INET AF_INET6 AF_UNIX"):
+    for line in (
+        "Type=notify",
+        "WatchdogSec=",
+        "Restart=on-failure",
+        "DynamicUser=yes",
+        "StateDirectory=ekws",
+        "ConfigurationDirectory=ekws",
+        "Environment=EKWS__DATADIR=/var/lib/ekws",
+        "NoNewPrivileges=yes",
+        "ProtectSystem=strict",
+        "ProtectHome=yes",
+        "PrivateTmp=yes",
+        "CapabilityBoundingSet=\n",
+        "RestrictAddressFamilies=AF_INET AF_INET6 AF_UNIX",
+    ):
         assert line in unit, line
 
 
@@ -68,8 +87,12 @@ def test_systemd_analyze_verify_would_catch_a_broken_unit(tmp_path):
 
 
 def test_the_hardening_scores_ok():
-    out = subprocess.run(["systemd-analyze", "security", "--offline=yes", str(UNIT)],
-                         capture_output=True, text=True, timeout=60)
+    out = subprocess.run(
+        ["systemd-analyze", "security", "--offline=yes", str(UNIT)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     score = re.search(r"Overall exposure level for ekws.service: ([\d.]+)", out.stdout + out.stderr)
     assert score is not None, out.stdout + out.stderr
     assert float(score.group(1)) <= 2.5

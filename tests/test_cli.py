@@ -7,6 +7,7 @@ import json
 import math
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -16,7 +17,7 @@ from service_proc import DEMO, ENV, REPO, Lines, Service, write_etc
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
 
-SEED = 'ekws CREATE STREAM demo\'() with(format="json", datasource="/api/data2", type="websocket")\''
+SEED = 'ekws CREATE STREAM demo\'() with(format="json", datasource="/api/data", type="websocket")\''
 
 
 def ekws(*args, env=None, cwd=None, timeout=30):
@@ -301,17 +302,19 @@ def test_every_stream_command_against_the_service(tmp_path):
 
 
 def test_the_seeds_command_line_works_as_written(tmp_path):
-    with Service(write_etc(tmp_path)) as svc:
+    # No declared stream: the shipped demo stream already serves /api/data.
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        ws_port = probe.getsockname()[1]
+    env = {"WEBSOCKET__SOURCE__HTTPSERVERPORT": str(ws_port)}
+    with Service(write_etc(tmp_path, streams=()), env=env) as svc:
         script = f'ekws() {{ {sys.executable} -m ekws --port {svc.port} "$@"; }}; {SEED}'
         out = subprocess.run(["bash", "-c", script], capture_output=True, text=True, env=ENV, timeout=30)
         assert (out.returncode, out.stdout.strip()) == (0, "Stream demo is created."), out.stderr
         status, body = svc.json("GET", "/streams/demo")
-        assert (
-            status == 200
-            and body["Options"]["datasource"] == "/api/data2"
-            and body["Options"]["format"] == "json"
-        )
-        with connect(f"ws://127.0.0.1:{svc.ws_port}/api/data2", open_timeout=5) as ws:
+        assert status == 200 and body["Options"]["datasource"] == "/api/data"
+        assert body["Options"]["format"] == "json" and body["Options"]["type"] == "websocket"
+        with connect(f"ws://127.0.0.1:{ws_port}/api/data", open_timeout=5) as ws:
             ws.send('{"seed": true}')
             svc.out.wait_for(r'"seed": true')
 

@@ -63,8 +63,9 @@ environment:
 
 exit codes:
   0  stopped cleanly (SIGTERM, SIGINT, stdout closed)
-  1  cannot serve: a port in use, the store not writable
-  2  bad configuration or usage (the message names the file and key)
+  1  cannot serve: a port in use
+  2  bad configuration or usage (the message names the file and key), or
+     a dataDir where the store cannot be opened
 """
 
 _DEFAULT_HOST, _DEFAULT_PORT = "127.0.0.1", 9081

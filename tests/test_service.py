@@ -10,7 +10,7 @@ import sys
 import time
 
 import pytest
-from service_proc import DEMO, ENV, Service, write_etc
+from service_proc import DEMO, ENV, Lines, Service, write_etc
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
 
@@ -209,3 +209,49 @@ def test_sigterm_delivers_every_received_record_and_closes_peers_with_1001(tmp_p
         lines = svc.out.wait_count(count)
     assert [json.loads(line)["data"]["n"] for line in lines] == list(range(count))
     assert "WARNING" not in svc.err.text
+
+
+def test_sigterm_with_stdout_unread_warns_with_the_count_and_exits_0_within_10_s(tmp_path):
+    """Nobody reads stdout: the printer blocks, the buffer fills; the stop cannot deliver them all."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "ekws", "run", "-c", str(write_etc(tmp_path))],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=ENV,
+    )
+    try:
+        err = Lines(proc.stderr)
+        ready = err.wait_for(r"ready: REST API on http://[\d.]+:(\d+).* ws://[\d.]+:(\d+)/api/data")
+        rest, ws_port = int(ready.group(1)), int(ready.group(2))
+        with connect(f"ws://127.0.0.1:{ws_port}/api/data", open_timeout=5) as ws:
+            for n in range(600):
+                ws.send(json.dumps({"n": n, "pad": "y" * 500}))
+            deadline = time.monotonic() + 10
+            while True:  # the pipe (64 KiB) is full and records wait in the buffer
+                metrics = http_json(rest, "/streams/websocketDemo/status")
+                if metrics["buffer_length"] > 100:
+                    break
+                assert time.monotonic() < deadline, metrics
+                time.sleep(0.05)
+            start = time.monotonic()
+            proc.send_signal(signal.SIGTERM)
+            assert proc.wait(10) == 0
+            assert time.monotonic() - start < 10
+        warning = err.wait_for(r"WARNING .*stopped at the deadline .*: (\d+) received record")
+        assert int(warning.group(1)) > 100
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(5)
+
+
+def http_json(port, path):
+    import http.client
+
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    try:
+        conn.request("GET", path)
+        return json.loads(conn.getresponse().read())
+    finally:
+        conn.close()

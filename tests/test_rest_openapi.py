@@ -86,6 +86,7 @@ def test_schemathesis_finds_no_500_and_no_response_contradicting_the_document(tm
             capture_output=True,
             text=True,
             env=ENV,
+            cwd=tmp_path,  # its cache goes there, not into the checkout
             timeout=110,
         )
         assert svc.stop() == 0

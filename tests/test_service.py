@@ -78,6 +78,9 @@ def test_records_of_a_rest_created_stream_reach_stdout(service):
         ("POST", "/streams", None, 400, "body is empty"),
         ("POST", "/streams", b"{nope", 400, "not valid JSON"),
         ("POST", "/streams", [1], 400, "expected a JSON object"),
+        ("POST", "/streams", b"[" * 100000, 400, "nests deeper than 32"),
+        ("POST", "/streams", b"[" * 900 + b"]" * 900, 400, "nests deeper than 32"),
+        ("PUT", "/metadata/sources/websocket/confKeys/k", b'{"a":' * 500 + b"1" + b"}" * 500, 400, "nests"),
         ("POST", "/streams", {"sql": 5}, 400, 'expected {"sql"'),
         ("POST", "/streams", {"sql": 'CREATE STREAM x() WITH (DATASORCE="/x")'}, 400, "at line 1, column"),
         ("POST", "/streams", {"sql": 'CREATE STREAM x() WITH (CONF_KEY="nokey")'}, 400, "unknown conf key"),
@@ -118,6 +121,20 @@ def test_put_with_another_name_is_refused_and_the_old_definition_stays(service):
 def test_bodies_over_one_mib_get_413(service):
     status, _, text = service.request("POST", "/streams", raw=b"{" + b" " * (1 << 20) + b"}")
     assert status == 413 and json.loads(text)["error"] == 413
+
+
+def test_chunked_bodies_over_one_mib_get_413_too(service):
+    import http.client
+
+    conn = http.client.HTTPConnection(service.host, service.port, timeout=20)
+    try:
+        chunks = iter([b"{"] + [b" " * 65536] * 17 + [b"}"])
+        conn.request("POST", "/streams", body=chunks, encode_chunked=True)
+        response = conn.getresponse()
+        assert response.status == 413 and json.loads(response.read())["error"] == 413
+    finally:
+        conn.close()
+    assert service.request("GET", "/ping")[0] == 200
 
 
 def test_conf_keys_over_rest_are_stored_masked_and_used(service, tmp_path):

@@ -12,8 +12,9 @@ eKuiper's JSON ``{"error": <status>, "message": "..."}``; an exception a
 handler did not expect is logged and answered 500, which the tests treat as
 a bug for any input.
 
-Bounds: bodies over 1 MiB get 413, a connection idle for 30 s is closed, at
-most 32 requests are served at once (more wait in the listen backlog). With a
+Bounds: bodies over 1 MiB get 413, JSON nested deeper than 32 levels 400, a
+connection idle for 30 s is closed, at most 32 requests are served at once
+(more wait in the listen backlog). With a
 token, every request needs ``Authorization: Bearer <token>`` (compared in
 constant time); tokens and header values never reach the logs.
 """
@@ -44,6 +45,7 @@ logger = logging.getLogger(__name__)
 MAX_BODY = 1 << 20
 MAX_CONCURRENT = 32
 IDLE_TIMEOUT = 30.0
+MAX_DEPTH = 32  # JSON nesting in a request body
 
 Handler = Callable[..., Response]
 
@@ -81,15 +83,39 @@ def error_response(status: int, message: str) -> Response:
 
 def json_body(request: Request) -> Any:
     """The request body parsed as JSON; 400 naming the problem otherwise."""
-    data = request.get_data(cache=True)  # 413 past MAX_BODY (raised by werkzeug)
+    data = request.get_data(cache=True)  # 413 past MAX_BODY (raised by werkzeug) ...
+    if request.content_length is None and len(data) >= MAX_BODY and request.environ["wsgi.input"].read(1):
+        raise RequestEntityTooLarge()  # ... but a chunked body is cut at the limit silently
     if not data.strip():
         raise ApiError(400, "the request body is empty; expected a JSON document")
     try:
-        return json.loads(data)
+        value = json.loads(data)
     except UnicodeDecodeError:
         raise ApiError(400, "the request body is not UTF-8") from None
     except ValueError as exc:
         raise ApiError(400, f"the request body is not valid JSON: {exc}") from None
+    except RecursionError:
+        value = None
+    if value is None or _depth(value) > MAX_DEPTH:
+        if value is None and data.strip() == b"null":
+            return None
+        raise ApiError(400, f"the request body nests deeper than {MAX_DEPTH} levels")
+    return value
+
+
+def _depth(value: Any) -> int:
+    """Nesting depth of a JSON value, without recursion (a hostile body cannot blow the stack)."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        item, level = stack.pop()
+        deepest = max(deepest, level)
+        if level > MAX_DEPTH:
+            break
+        if isinstance(item, dict):
+            stack += [(child, level + 1) for child in item.values()]
+        elif isinstance(item, list):
+            stack += [(child, level + 1) for child in item]
+    return deepest
 
 
 def json_object(request: Request) -> dict[str, Any]:

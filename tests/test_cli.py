@@ -137,8 +137,6 @@ def test_a_bad_declared_stream_names_the_file_and_the_entry(tmp_path):
 
 
 def test_a_busy_port_is_a_clean_message_and_exit_1(tmp_path):
-    import socket
-
     with socket.socket() as busy:
         busy.bind(("127.0.0.1", 0))
         busy.listen()
@@ -303,17 +301,14 @@ def test_every_stream_command_against_the_service(tmp_path):
 
 def test_the_seeds_command_line_works_as_written(tmp_path):
     # No declared stream: the shipped demo stream already serves /api/data.
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        ws_port = probe.getsockname()[1]
-    env = {"WEBSOCKET__SOURCE__HTTPSERVERPORT": str(ws_port)}
-    with Service(write_etc(tmp_path, streams=()), env=env) as svc:
+    with Service(write_etc(tmp_path, streams=())) as svc:
         script = f'ekws() {{ {sys.executable} -m ekws --port {svc.port} "$@"; }}; {SEED}'
         out = subprocess.run(["bash", "-c", script], capture_output=True, text=True, env=ENV, timeout=30)
         assert (out.returncode, out.stdout.strip()) == (0, "Stream demo is created."), out.stderr
         status, body = svc.json("GET", "/streams/demo")
         assert status == 200 and body["Options"]["datasource"] == "/api/data"
         assert body["Options"]["format"] == "json" and body["Options"]["type"] == "websocket"
+        ws_port = int(svc.err.wait_for(r"listening on ws://127.0.0.1:(\d+)").group(1))
         with connect(f"ws://127.0.0.1:{ws_port}/api/data", open_timeout=5) as ws:
             ws.send('{"seed": true}')
             svc.out.wait_for(r'"seed": true')

@@ -60,11 +60,11 @@ def test_client_source_prints_what_a_websockets_server_sends():
 
 
 def test_server_source_prints_what_a_websockets_client_sends():
-    port = free_port()
-    proc = start("examples/server_source.py", "--ip", "127.0.0.1", "--port", str(port), "--path", "/ingest")
+    # Port 0: the example prints the port it got (a port picked free beforehand can be taken meanwhile).
+    proc = start("examples/server_source.py", "--ip", "127.0.0.1", "--port", "0", "--path", "/ingest")
     try:
         out = Lines(proc.stdout)
-        out.wait_for(rf"listening on ws://127.0.0.1:{port}/ingest")
+        port = int(out.wait_for(r"listening on ws://127.0.0.1:(\d+)/ingest").group(1))
         with connect(f"ws://127.0.0.1:{port}/ingest", open_timeout=5) as ws:
             ws.send(json.dumps({"humidity": 71}))
             out.wait_for(r"\{'humidity': 71\} from 127.0.0.1:\d+ connection 1")

@@ -10,7 +10,7 @@ setup(
     long_description_content_type="text/markdown",
     python_requires=">=3.9",
     packages=find_packages(include=["ekws", "ekws.*"]),
-    package_data={"ekws": ["py.typed"]},
+    package_data={"ekws": ["py.typed"], "ekws.service": ["openapi.json"]},
     # Lower bounds are the versions CI tests on the lowest Python
     # (.ci/constraints-lowest.txt). Upper bounds guard what reaches past a
     # dependency's public API: server.py subclasses simple-websocket's Server
@@ -36,6 +36,9 @@ setup(
             "psutil>=5.9,<8",
             "prometheus-client>=0.17,<1",
             "paho-mqtt>=2.0,<3",
+            # Fuzzes the REST API against its OpenAPI document; this version needs Python 3.11+
+            # (the test is skipped, saying so, on older Pythons).
+            'schemathesis==4.32.5; python_version >= "3.11"',
         ],
         # Lint and type check, run on one Python in CI: exact versions, so a
         # new release's rules never turn a green tree red.

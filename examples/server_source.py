@@ -12,11 +12,12 @@ from __future__ import annotations
 
 import argparse
 import logging
+import sys
 
 import ekws
 
 
-def main() -> None:
+def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--ip", default="0.0.0.0")
     parser.add_argument("--port", type=int, default=10081)
@@ -29,18 +30,27 @@ def main() -> None:
         "WEBSOCKET__SOURCE__HTTPSERVERIP": args.ip,
         "WEBSOCKET__SOURCE__HTTPSERVERPORT": str(args.port),
     }
+    try:
+        serve(environ, args.ip, args.port, args.path)
+    except ekws.EkwsError as exc:  # a busy port, a bad path: one line, as `ekws run` prints it
+        print(f"ekws: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def serve(environ: dict[str, str], ip: str, port: int, path: str) -> None:
     with ekws.Runtime(environ=environ) as rt:
-        rt.create_stream(f'CREATE STREAM websocketDemo() WITH (DATASOURCE="{args.path}", '
+        rt.create_stream(f'CREATE STREAM websocketDemo() WITH (DATASOURCE="{path}", '
                          'FORMAT="json", TYPE="websocket")')
 
         def on_message(msg: ekws.Message) -> None:
             print(msg.data, "from", msg.meta["peer"], "connection", msg.meta["connection"], flush=True)
 
         with rt.subscribe("websocketDemo", on_message, on_error=print):
-            host, port = rt.server_address or (args.ip, args.port)
-            print(f"listening on ws://{host}:{port}{args.path}", flush=True)
+            host, bound = rt.server_address or (ip, port)
+            print(f"listening on ws://{host}:{bound}{path}", flush=True)
             rt.wait()
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -1,0 +1,455 @@
+"""The service object: one runtime, its store, the REST API and the signals.
+
+``ekws run -c etc`` builds a :class:`Service`, calls :meth:`Service.run` and
+exits with what it returns. Start-up, in order: read ``etc/ekws.yaml`` and
+``etc/sources/websocket.yaml`` (conf keys stored over REST overlay the file and
+win over environment overrides, as in eKuiper), open the store, create the
+streams declared in ``ekws.yaml``, restore the streams stored over REST, start
+the REST API, tell systemd READY=1.
+
+Streams from two places, one name space. ``ekws.yaml`` wins a clash: its
+streams are created first and are read-only over REST (PUT/DELETE answer
+409: edit the file); a stored stream of the same name is skipped with a
+WARNING and left in the store, so removing the entry from the file brings it
+back. Until rules land every stream is subscribed and its records printed
+to stdout as JSON lines (see :mod:`.output`), as ``ekws run`` always did.
+
+Stop (SIGTERM, SIGINT, or stdout closed): STOPPING=1, the REST API stops
+accepting, every source stops (server-mode peers get 1001), what was received
+is delivered; all within :data:`STOP_DEADLINE` seconds. Records still
+undelivered at the deadline are counted in one WARNING.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import sys
+import threading
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from types import FrameType
+from typing import Any, Protocol, TextIO
+
+import yaml
+
+from .. import (
+    BindError,
+    ConfigError,
+    DDLError,
+    EkwsError,
+    Runtime,
+    ServerError,
+    StreamDef,
+    StreamExists,
+    Subscription,
+)
+from ..config import (
+    SERVICE_FILE,
+    SOURCE_FILE,
+    ServiceConfig,
+    WebsocketConfig,
+    load_service_config,
+    load_websocket_config,
+    websocket_config_from_dict,
+)
+from ..ddl import parse_stream
+from . import api
+from .check import CheckResult, check_client, check_server
+from .notify import Notifier
+from .output import LinePrinter
+from .rest import ApiError, RestApp, RestServer, Route
+from .store import Store
+
+logger = logging.getLogger(__name__)
+
+STOP_DEADLINE = 9.0  # seconds; systemd's and the issue's budget is 10
+RESERVED_KEY = "source"
+_MASK = "******"
+
+
+class Plugin(Protocol):
+    """What another service module (rules) plugs in: routes, and a start and stop step."""
+
+    routes: Sequence[Route]
+
+    def start(self, service: Service) -> None: ...
+
+    def stop(self, service: Service) -> None: ...
+
+
+def load_settings(config_dir: str | os.PathLike[str], environ: Mapping[str, str] | None = None,
+                  log_level: str | None = None) -> ServiceConfig:
+    """``ekws.yaml`` with env overrides; ``log_level`` (``--log-level``) wins and is checked alike.
+
+    Raises:
+        ConfigError: no such config dir, no ekws.yaml in it, or a bad value.
+    """
+    folder = Path(config_dir)
+    if not folder.is_dir():
+        raise ConfigError(f"config dir {str(folder)!r} does not exist (expected a folder holding "
+                          f"{SERVICE_FILE} and {SOURCE_FILE}, like the shipped etc/)")
+    if not (folder / SERVICE_FILE).is_file():
+        raise ConfigError(f"file not found; `ekws run` needs it (copy the shipped etc/{SERVICE_FILE})",
+                          file=str(folder / SERVICE_FILE))
+    env = dict(os.environ if environ is None else environ)
+    if log_level is None:
+        return load_service_config(folder, env)
+    env["EKWS__LOGLEVEL"] = log_level
+    try:
+        return load_service_config(folder, env)
+    except ConfigError as exc:
+        if exc.file != "EKWS__LOGLEVEL":
+            raise
+        prefix = f"{exc.file}:{exc.key}: "
+        message = str(exc)[len(prefix):] if str(exc).startswith(prefix) else str(exc)
+        raise ConfigError(message, file="--log-level") from None
+
+
+class Service:
+    """``ekws run``: streams, store, REST API and systemd glue around one :class:`ekws.Runtime`.
+
+    Args:
+        config_dir: the folder of ``ekws.yaml`` and ``sources/websocket.yaml``.
+        settings: the loaded ``ekws.yaml`` (see :func:`load_settings`).
+        environ: for ``WEBSOCKET__...`` overrides and ``NOTIFY_SOCKET`` (default os.environ).
+        out: where records go as JSON lines (default stdout); None prints nothing.
+        plugins: modules adding routes and start/stop steps (the rules engine).
+
+    Raises:
+        ConfigError: bad config files or a bad declared stream (naming file and entry).
+    """
+
+    def __init__(self, config_dir: str | os.PathLike[str], settings: ServiceConfig, *,
+                 environ: Mapping[str, str] | None = None, out: TextIO | None = sys.stdout,
+                 plugins: Sequence[Plugin] = ()) -> None:
+        self.config_dir = Path(config_dir)
+        self.settings = settings
+        self._environ = dict(os.environ if environ is None else environ)
+        self.plugins = list(plugins)
+        if settings.rules and not self.plugins:
+            raise ConfigError("rules are not supported by this version of ekws; remove the rules: entry",
+                              file=str(self.config_dir / SERVICE_FILE), key="rules")
+        self._source_file = self.config_dir / SOURCE_FILE
+        load_websocket_config(self.config_dir, self._environ)  # clean errors for the file and env first
+        raw = yaml.safe_load(self._source_file.read_text(encoding="utf-8"))
+        self._yaml_keys: dict[str, Any] = dict(raw) if isinstance(raw, dict) else {}
+        self.store = Store(settings.data_dir)
+        self.runtime = Runtime(config=self._websocket_config(self.store.confkeys()))
+        self.declared: dict[str, str] = {}
+        self._subs: dict[str, Subscription] = {}
+        self._lock = threading.RLock()
+        self._printer = LinePrinter(out, self._stdout_closed) if out is not None else None
+        self.notifier = Notifier(self._environ)
+        self.rest: RestServer | None = None
+        self.started = time.time()
+        self._stop = threading.Event()
+        self._stop_reason = ""
+
+    # -- configuration -------------------------------------------------------------------
+
+    def _websocket_config(self, stored: Mapping[str, Mapping[str, Any]]) -> WebsocketConfig:
+        """The file's conf keys overlaid by stored ones; a stored key also beats env overrides."""
+        data = self._merged_keys(stored)
+        stored_names = {key.casefold() for key in stored}
+        environ = {var: value for var, value in self._environ.items()
+                   if not (var.startswith("WEBSOCKET__") and var.split("__")[1].casefold() in stored_names)}
+        return websocket_config_from_dict(data, path=str(self._source_file), environ=environ)
+
+    def _merged_keys(self, stored: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
+        data = dict(self._yaml_keys)
+        for key, props in stored.items():
+            for same in [k for k in data if str(k).casefold() == key.casefold()]:
+                del data[same]
+            data[key] = dict(props)
+        return data
+
+    def confkeys(self) -> dict[str, Any]:
+        """Conf keys as ``GET /metadata/sources/yaml/websocket`` shows them (secrets masked)."""
+        return {str(key): _masked(props) for key, props in self._merged_keys(self.store.confkeys()).items()}
+
+    def put_confkey(self, key: str, props: dict[str, Any]) -> None:
+        """Store a conf key (over the file's and env's); streams created afterwards use it."""
+        if key.casefold() == RESERVED_KEY:
+            raise ConfigError(f"{RESERVED_KEY!r} is the shared server's block; set it in {self._source_file}")
+        with self._lock:
+            stored = self.store.confkeys()
+            stored = {k: v for k, v in stored.items() if k.casefold() != key.casefold()}
+            # Errors name the request body, not the file:
+            websocket_config_from_dict({key: props}, path="request body")
+            stored[key] = props
+            config = self._websocket_config(stored)
+            self.store.put_confkey(key, props)
+            for same in [k for k in self.store.confkeys() if k != key and k.casefold() == key.casefold()]:
+                self.store.delete_confkey(same)
+            self.runtime.config = config  # read by create_stream; running streams keep their props
+        logger.info("conf key %s saved", key)
+
+    def delete_confkey(self, key: str) -> None:
+        with self._lock:
+            stored = self.store.confkeys()
+            match = next((k for k in stored if k.casefold() == key.casefold()), None)
+            if match is None:
+                in_file = any(str(k).casefold() == key.casefold() for k in self._yaml_keys)
+                if in_file:
+                    raise ApiError(409, f"conf key {key} is defined in {self._source_file}; edit the file")
+                raise ApiError(404, f"no conf key named {key!r}")
+            rest = {k: v for k, v in stored.items() if k != match}
+            config = self._websocket_config(rest)
+            users = [name for name in self.runtime.streams()
+                     if _conf_key_gone(self.runtime.describe_stream(name), config)]
+            if users:
+                raise ApiError(409, f"conf key {key} is used by stream(s) {', '.join(users)}; "
+                                    "drop them first")
+            self.store.delete_confkey(match)
+            self.runtime.config = config
+        logger.info("conf key %s deleted", key)
+
+    def check(self, body: dict[str, Any]) -> CheckResult:
+        """The connectivity check for props given as a request body (see :mod:`.check`)."""
+        props_body = dict(body)
+        datasource = props_body.pop("datasource", "/")
+        if not isinstance(datasource, str) or not datasource.startswith("/"):
+            raise ApiError(400, "datasource: expected a path starting with '/'")
+        data = self._merged_keys(self.store.confkeys())
+        default = next((v for k, v in data.items() if str(k).casefold() == "default"), None)
+        try:
+            config = websocket_config_from_dict(
+                {"default": default or {}, "request": props_body}, path="request body")
+            props = config.props("request")
+        except ConfigError as exc:
+            raise ApiError(400, str(exc)) from exc
+        if props.is_server:
+            return check_server(self.runtime.config.server, self.runtime.server_address)
+        return check_client(props, datasource)
+
+    # -- streams ---------------------------------------------------------------------------
+
+    def origin(self, name: str) -> str:
+        return SERVICE_FILE if name in self.declared else "rest"
+
+    def create_stream(self, sql: str, *, declared: bool = False) -> str:
+        """Create, subscribe and (unless declared in ekws.yaml) store a stream; returns its name."""
+        with self._lock:
+            try:
+                definition = self.runtime.create_stream(sql)
+            except StreamExists:
+                name = _name_of(sql)
+                if name in self.declared:
+                    raise StreamExists(f"stream {name!r} exists already (declared in "
+                                       f"{self.config_dir / SERVICE_FILE})") from None
+                raise
+            name = definition.name
+            try:
+                self._subscribe(name)
+                if declared:
+                    self.declared[name] = sql
+                else:
+                    self.store.put_stream(name, sql)
+            except BaseException:
+                self._unsubscribe(name)
+                self.runtime.drop_stream(name)
+                raise
+        self._status_changed()
+        return name
+
+    def drop_stream(self, name: str) -> None:
+        with self._lock:
+            self._check_writable(name)
+            self.runtime.describe_stream(name)  # StreamNotFound
+            self._unsubscribe(name)
+            self.runtime.drop_stream(name)
+            self.store.delete_stream(name)
+        logger.info("stream %s dropped", name)
+        self._status_changed()
+
+    def replace_stream(self, name: str, sql: str) -> None:
+        """PUT /streams/{name}: the new statement must keep the name; on failure the old one stays."""
+        with self._lock:
+            self._check_writable(name)
+            old = self.runtime.describe_stream(name)
+            new_name = _name_of(sql)
+            if new_name != name:
+                raise DDLError(f"the statement defines stream {new_name!r}, not {name!r}")
+            self._unsubscribe(name)
+            self.runtime.drop_stream(name)
+            try:
+                self.create_stream(sql)
+            except BaseException:
+                self.runtime.create_stream(old.sql)
+                self._subscribe(name)
+                raise
+
+    def _check_writable(self, name: str) -> None:
+        if name in self.declared:
+            raise ApiError(409, f"stream {name} is declared in {self.config_dir / SERVICE_FILE}; "
+                                "edit the file")
+
+    def _subscribe(self, name: str) -> None:
+        on_message = self._printer if self._printer is not None else _discard
+        self._subs[name] = self.runtime.subscribe(name, on_message)
+
+    def _unsubscribe(self, name: str) -> None:
+        sub = self._subs.pop(name, None)
+        if sub is not None:
+            sub.close()
+
+    def _status_changed(self) -> None:
+        if self.rest is not None:
+            self.notifier.status(self.status_line())
+
+    def status_line(self) -> str:
+        count = len(self.runtime.streams())
+        rest = "http://{}:{}".format(*self.rest.address) if self.rest else "not started"
+        return f"{count} stream{'s' if count != 1 else ''}; REST API {rest}"
+
+    # -- lifecycle --------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Streams from ekws.yaml, then from the store, then the REST API, then READY=1.
+
+        Raises:
+            ConfigError: a declared stream is wrong (names the file and the entry).
+            BindError: the REST port or the shared server's port is taken.
+        """
+        file = self.config_dir / SERVICE_FILE
+        for index, sql in enumerate(self.settings.streams):
+            try:
+                self.create_stream(sql, declared=True)
+            except BindError:
+                raise
+            except (DDLError, ConfigError, StreamExists, ServerError) as exc:
+                raise ConfigError(f"streams[{index}]: {exc}", file=str(file)) from exc
+        for name, sql in self.store.streams().items():
+            if name in self.declared:
+                logger.warning("stream %s from the store is shadowed by %s (the file wins)", name, file)
+                continue
+            try:
+                self.create_stream(sql)
+            except BindError:
+                raise
+            except EkwsError as exc:
+                logger.error("stream %s from the store not restored: %s", name, exc)
+        for plugin in self.plugins:
+            plugin.start(self)
+        routes = list(api.ROUTES) + [route for plugin in self.plugins for route in plugin.routes]
+        app = RestApp(self, routes, self.settings.auth_token)
+        self.rest = RestServer(app, self.settings.rest_ip, self.settings.rest_port)
+        self.rest.start()
+        host, port = self.rest.address
+        paths = ", ".join(self._urls()) or "none"
+        logger.info("ready: REST API on http://%s:%s, %d stream(s), server-mode paths: %s",
+                    host, port, len(self.runtime.streams()), paths)
+        self.notifier.ready(self.status_line())
+        self.notifier.start_watchdog(lambda: self.rest is not None and self.rest.alive)
+
+    def _urls(self) -> list[str]:
+        address = self.runtime.server_address
+        if address is None:
+            return []
+        scheme = "wss" if self.runtime.config.server.http_server_tls else "ws"
+        host = address[0] if ":" not in address[0] else f"[{address[0]}]"
+        out = []
+        for name in self.runtime.streams():
+            definition = self.runtime.describe_stream(name)
+            if self.runtime.config.props(definition.conf_key).is_server:
+                out.append(f"{scheme}://{host}:{address[1]}{definition.datasource}")
+        return out
+
+    def request_stop(self, reason: str) -> None:
+        if not self._stop.is_set():
+            self._stop_reason = reason
+            self._stop.set()
+
+    def _stdout_closed(self) -> None:
+        logger.warning("stdout was closed: stopping")
+        # One line on stderr at most after the reader went away (`ekws run | head -n 1`).
+        logging.getLogger().setLevel(logging.CRITICAL)
+        self.request_stop("stdout closed")
+
+    def run(self) -> bool:
+        """Start, serve until a signal or a closed stdout, stop. True if the stop was clean."""
+        previous = {}
+
+        def on_signal(signum: int, frame: FrameType | None) -> None:
+            name = signal.Signals(signum).name
+            if self._stop.is_set():
+                logger.info("received %s again; still stopping", name)
+            else:
+                logger.info("received %s: stopping", name)
+            self.request_stop(name)
+
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            previous[sig] = signal.signal(sig, on_signal)
+        try:
+            try:
+                self.start()
+            except BaseException:
+                self.shutdown()
+                raise
+            while not self._stop.wait(0.5):
+                pass
+            return self.shutdown()
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+
+    def shutdown(self) -> bool:
+        """Stop everything within STOP_DEADLINE; False if something had to be left behind."""
+        deadline = time.monotonic() + STOP_DEADLINE
+        self.notifier.stopping()
+        if self.rest is not None:
+            self.rest.stop()
+        for plugin in reversed(self.plugins):
+            try:
+                plugin.stop(self)
+            except Exception:
+                logger.exception("stopping %s failed", type(plugin).__name__)
+        subs = list(self._subs.values())
+        closer = threading.Thread(target=self.runtime.close, name="ekws-stop", daemon=True)  # joined below
+        closer.start()
+        closer.join(max(0.0, deadline - time.monotonic()))
+        # A callback stuck past the deadline (a stdout nobody reads) leaves records behind.
+        left = sum(sub.buffered for sub in subs)
+        clean = not closer.is_alive() and not left
+        if not clean:
+            logger.warning("stopped at the deadline (%.0f s): %d received record(s) not delivered",
+                           STOP_DEADLINE, left)
+        self.notifier.close()
+        self.store.close()
+        logger.info("stopped")
+        return clean
+
+
+def _discard(msg: object) -> None:
+    """The subscriber when records are not printed: keeps server-mode paths mounted."""
+
+
+def _name_of(sql: str) -> str:
+    return parse_stream(sql).name
+
+
+def _conf_key_gone(definition: StreamDef, config: WebsocketConfig) -> bool:
+    try:
+        config.props(definition.conf_key)
+    except ConfigError:
+        return True
+    return False
+
+
+def _masked(props: Any) -> Any:
+    """Props with secrets replaced: authToken and every requestHeader value."""
+    if not isinstance(props, dict):
+        return props
+    out: dict[str, Any] = {}
+    for key, value in props.items():
+        name = str(key).casefold()
+        if name == "authtoken" and value:
+            out[str(key)] = _MASK
+        elif name == "requestheader" and isinstance(value, dict):
+            out[str(key)] = {str(h): _MASK for h in value}
+        else:
+            out[str(key)] = _masked(value) if isinstance(value, dict) else value
+    return out

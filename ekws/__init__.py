@@ -18,6 +18,8 @@ Main entry points:
   and ``meta`` (stream, datasource, peer, connection, timestamp in ms).
 * :class:`Status` / :class:`State` -- connection changes for ``on_status``.
 * ``Runtime.status(name)`` -- eKuiper's metrics for a stream.
+* ``Runtime.broadcast(path)`` -- the reverse direction: a :class:`Broadcaster`
+  sends text to every client of a path on the shared server.
 * The ``ekws`` command -- ``ekws run -c etc`` runs the streams of a config
   folder and prints their records as JSON lines.
 
@@ -43,6 +45,7 @@ from __future__ import annotations
 
 import logging
 
+from .broadcast import Broadcaster
 from .config import SourceProps, WebsocketConfig
 from .ddl import StreamDef
 from .errors import (
@@ -72,6 +75,7 @@ logging.getLogger(__name__).addHandler(logging.NullHandler())
 
 __all__ = [
     "BindError",
+    "Broadcaster",
     "CallbackError",
     "ClosedError",
     "ConfigError",

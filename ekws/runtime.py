@@ -17,9 +17,10 @@ from collections.abc import Mapping
 from types import FrameType
 from typing import Any
 
+from .broadcast import Broadcaster
 from .client import ClientSource
 from .codec import make_decoder
-from .config import WebsocketConfig, load_websocket_config
+from .config import SourceProps, WebsocketConfig, load_websocket_config
 from .ddl import StreamDef, parse_stream
 from .errors import ClosedError, StreamExists, StreamNotFound
 from .message import Source
@@ -62,6 +63,7 @@ class Runtime:
         self._ids = itertools.count(1)
         self._state = _State.RUNNING
         self._closed = threading.Event()
+        self._broadcasters: list[Broadcaster] = []
 
     # -- streams -----------------------------------------------------------------------
 
@@ -131,6 +133,32 @@ class Runtime:
         return stream.subscribe(on_message, on_error, on_status, buffer_length=buffer_length,
                                 overflow=overflow)
 
+    # -- broadcast (the reverse direction: to clients of a path) -----------------------
+
+    def broadcast(self, path: str, conf_key: str | SourceProps | None = None, *,
+                  buffer_length: int | None = None) -> Broadcaster:
+        """Mount ``path`` on the shared server; every client of it gets what is sent.
+
+        ``conf_key`` (a conf key name, or props) gives the clients' admission:
+        ``authToken``, ``allowedOrigins``, ``maxConnections``, ``pingInterval``,
+        ``maxMessageSize``, and ``bufferLength`` per client unless
+        ``buffer_length`` is given. Close the broadcaster (or the runtime) to
+        unmount; the last path closing stops the shared server.
+
+        Raises:
+            ServerError: a stream or another broadcast serves the path.
+            BindError: the shared server cannot bind.
+            ConfigError: no such conf key.
+            ClosedError: the runtime is closed.
+        """
+        props = conf_key if isinstance(conf_key, SourceProps) else self.config.props(conf_key)
+        with self._lock:
+            self._check_open()
+            broadcaster = Broadcaster(self._server, path, props, self._next_id, buffer_length=buffer_length)
+            broadcaster.start()
+            self._broadcasters = [b for b in self._broadcasters if not b.closed] + [broadcaster]
+        return broadcaster
+
     @property
     def server_address(self) -> tuple[str, int] | None:
         """The shared server's bound (host, port) while it runs."""
@@ -190,6 +218,9 @@ class Runtime:
                 return
             self._state = _State.CLOSED
             streams = list(self._streams.values())
+            broadcasters, self._broadcasters = self._broadcasters, []
+        for broadcaster in broadcasters:
+            broadcaster.close()
         for stream in streams:
             stream.close()
         self._closed.set()

@@ -75,6 +75,10 @@ class ServerRoute:
         self._reserved = 0  # slots taken by upgrades in progress
         self._stopped = False
 
+    def describe(self) -> str:
+        """What serves the path, for errors: ``stream 'demo'`` (a broadcast says so)."""
+        return f"stream {self.stream!r}"
+
     def start(self) -> None:
         self.server.mount(self)
         self.sink.report_status(CONNECTED, url=self.server.url(self.path))
@@ -342,9 +346,9 @@ class SharedServer:
     def mount(self, route: ServerRoute) -> None:
         with self._lock:
             if route.path in self._routes:
-                other = self._routes[route.path].stream
-                raise ServerError(f"cannot mount stream {route.stream!r} on {route.path}: "
-                                  f"stream {other!r} is serving that path")
+                other = self._routes[route.path].describe()
+                raise ServerError(f"cannot mount {route.describe()} on {route.path}: "
+                                  f"{other} is serving that path")
             # Registered first: a peer accepted the moment the server starts finds its path.
             self._routes[route.path] = route
             if self._server is None:

@@ -260,7 +260,8 @@ def test_websocket_action_missing_tls_file_fails_the_start(rules: RuleManager, t
 
 @pytest.mark.parametrize(("props", "match"), [
     ({}, "addr: is required"),
-    ({"addr": ""}, "not supported yet"),
+    ({"addr": "", "scheme": "wss"}, "scheme: is a client-mode prop"),
+    ({"addr": "", "path": "out"}, "path: expected a path"),
     ({"addr": "127.0.0.1:1", "path": "nope"}, "path: expected a path"),
     ({"addr": "127.0.0.1:1", "scheme": "http"}, "scheme"),
     ({"addr": "127.0.0.1:1", "reconnect": {"maxDelay": "soon"}}, "maxDelay"),

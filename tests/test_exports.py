@@ -47,3 +47,9 @@ def test_help_opens_with_what_ekws_does_and_its_entry_points() -> None:
     first_error = min((head.find(n) for n in ("EkwsError", "DDLError", "BindError") if n in head),
                       default=len(head))
     assert max(positions) < first_error
+
+
+def test_broadcaster_is_exported_with_runtime_broadcast() -> None:
+    assert "Broadcaster" in ekws.__all__
+    assert ekws.Broadcaster.__module__ == "ekws.broadcast"
+    assert callable(ekws.Runtime.broadcast)

@@ -28,7 +28,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar, Optional
 
-from ekws import EkwsError, Message
+from ekws import EkwsError, Message, Runtime
 
 orjson: Any  # typed loosely on purpose: mypy must pass with and without the [fast] extra
 try:
@@ -66,6 +66,8 @@ class Action:
     def __init__(self, config: Any, name: str) -> None:
         self.config = config
         self.name = name  # "rule r1, action file #0": for logs and errors
+        # The rule's runtime, set before start(): the server-mode websocket action mounts on it.
+        self.runtime: Optional[Runtime] = None
 
     def start(self) -> None:
         """Open what the action needs (a file, a connection). Errors stop the rule's start."""

@@ -15,8 +15,17 @@ buffer is full the oldest record is dropped and counted (``dropped_total``),
 never silently. A record whose send failed is sent again after the
 reconnect (at least once).
 
-Server mode (``addr: ""``: mount a path on the shared server and broadcast)
-is not supported yet: it needs a public mount API from the SDK.
+Server mode (``addr: ""``): the action mounts ``path`` on the runtime's
+shared server (:meth:`ekws.Runtime.broadcast`) and sends every record, as
+one JSON text frame, to every client connected to it. ``confKey`` (default
+``default``) names the conf key whose ``authToken``, ``allowedOrigins``,
+``maxConnections`` and ``pingInterval`` admit the clients; ``bufferLength``
+bounds each client's queue. A record sent while nobody is connected is
+counted (``unsent_total``); a client that reads too slowly loses its oldest
+queued records (``dropped_total``), and one whose socket takes nothing for
+10 s is disconnected with code 1008 (``slow_total``): the rule never waits
+for a client. Mounting fails, and so does the rule's start, when a stream
+(or another action) already serves the path.
 """
 
 from __future__ import annotations
@@ -28,11 +37,11 @@ import ssl
 import threading
 from collections import deque
 from collections.abc import Iterator
-from typing import Any, Optional
+from typing import Any, Optional, Union
 
 import websocket
 
-from ekws import ConfigError, Message
+from ekws import Broadcaster, ConfigError, Message, ServerError
 from ekws.backoff import backoff, should_retry
 from ekws.config import SourceProps, websocket_config_from_dict
 from ekws.tls import client_context
@@ -55,7 +64,7 @@ class WebsocketConfig:
         self.buffer_length = buffer_length
 
 
-def parse(props: Props) -> WebsocketConfig:
+def parse(props: Props) -> Union[WebsocketConfig, ServerConfig]:
     addr = props.get("addr")
     if addr is None:
         addr = props.get("address")
@@ -64,8 +73,7 @@ def parse(props: Props) -> WebsocketConfig:
     if addr is None:
         raise props.fail("addr", "is required (host:port of the server to send to)")
     if addr == "":
-        raise props.fail("addr", 'the server-mode websocket action (addr: "") is not supported yet; '
-                                 "give the host:port of a server to dial")
+        return _parse_server(props)
     path = props.string("path", "/")
     if not path.startswith("/"):
         raise props.fail("path", f"expected a path starting with '/', got {path!r}")
@@ -77,6 +85,80 @@ def parse(props: Props) -> WebsocketConfig:
     source = config.conf_keys["websocket"]
     buffer_length = props.integer("bufferLength", 1024, minimum=1)
     return WebsocketConfig(f"{source.scheme}://{source.addr}{path}", source, buffer_length)
+
+
+class ServerConfig:
+    def __init__(self, path: str, conf_key: Optional[str], buffer_length: Optional[int]) -> None:
+        self.path = path
+        self.conf_key = conf_key
+        self.buffer_length = buffer_length
+
+
+def _parse_server(props: Props) -> ServerConfig:
+    path = props.string("path", "/")
+    if not path.startswith("/") or "?" in path:
+        raise props.fail("path", f"expected a path starting with '/' (no query), got {path!r}")
+    conf_key = props.string("confKey")
+    buffer_length = props.integer("bufferLength", 0, minimum=1) if props.has("bufferLength") else None
+    for key in _PASSED:
+        if props.has(key):
+            raise props.fail(key, 'is a client-mode prop; the server-mode action (addr: "") '
+                                  "takes path, confKey and bufferLength")
+    return ServerConfig(path, conf_key, buffer_length)
+
+
+def _factory(config: Any, name: str) -> Action:
+    if isinstance(config, ServerConfig):
+        return BroadcastAction(config, name)
+    return WebsocketAction(config, name)
+
+
+class BroadcastAction(Action):
+    """Server mode: every record to every client of ``path`` on the shared server."""
+
+    asynchronous = True
+
+    def __init__(self, config: Any, name: str) -> None:
+        super().__init__(config, name)
+        self._config: ServerConfig = config
+        self._broadcaster: Optional[Broadcaster] = None
+        self.records_out = 0
+
+    def start(self) -> None:
+        if self.runtime is None:
+            raise ActionError(f"{self.name}: the server-mode websocket action needs the rule's runtime")
+        config = self._config
+        try:
+            self._broadcaster = self.runtime.broadcast(config.path, config.conf_key,
+                                                       buffer_length=config.buffer_length)
+        except ServerError as exc:
+            raise ActionError(f"{self.name}: {exc}") from exc
+        logger.info("%s: broadcasting on %s", self.name, self._broadcaster.url)
+
+    def send(self, msg: Message) -> None:
+        broadcaster = self._broadcaster
+        if broadcaster is None:
+            raise ActionError(f"{self.name}: not started")
+        if broadcaster.send_text(dumps(msg.data).decode("utf-8")):
+            self.records_out += 1
+
+    def close(self) -> None:
+        if self._broadcaster is not None:
+            self._broadcaster.close()
+
+    def metrics(self) -> dict[str, Any]:
+        broadcaster = self._broadcaster
+        numbers = broadcaster.metrics() if broadcaster is not None else {}
+        return {
+            "records_out_total": self.records_out,
+            "unsent_total": numbers.get("unsent_total", 0),
+            "dropped_total": numbers.get("dropped_total", 0),
+            "slow_total": numbers.get("slow_total", 0),
+            "clients": numbers.get("clients", 0),
+            "clients_total": numbers.get("clients_total", 0),
+            "buffer_length": numbers.get("buffer_length", 0),
+            "connection_status": 1 if numbers.get("clients") else 0,
+        }
 
 
 class WebsocketAction(Action):
@@ -235,4 +317,4 @@ def _shutdown(ws: websocket.WebSocket) -> None:
     sock.close()
 
 
-ACTION = WebsocketAction
+ACTION = _factory

@@ -130,6 +130,7 @@ class Rule:
         try:
             for spec, node in zip(definition.actions, self.nodes):
                 action = spec.build(self.id)
+                action.runtime = self._runtime
                 built.append((spec, action, node))
                 action.start()
             self._actions = built

@@ -149,7 +149,9 @@ def _run(argv: list[str]) -> int:
     root.handlers[:] = [handler]
     root.setLevel(settings.log_level)
     try:
-        service = Service(args.config_dir, settings)
+        from .service.live import LivePlugin
+
+        service = Service(args.config_dir, settings, plugins=[LivePlugin()])
         clean = service.run()
     except ConfigError as exc:
         print(f"ekws: {exc}", file=sys.stderr)

@@ -66,6 +66,7 @@ class Route:
     path: str
     methods: tuple[str, ...]
     handler: Handler
+    public: bool = False  # served without the token (the status page's HTML: it holds no data)
 
 
 def json_response(value: Any, status: int = 200) -> Response:
@@ -136,10 +137,13 @@ class RestApp:
         self._service = service
         self._token = token.encode("utf-8") if token else None
         self._handlers: dict[str, Handler] = {}
+        self._public: set[str] = set()
         rules = []
         for route in routes:
             endpoint = f"{route.path} {' '.join(route.methods)}"
             self._handlers[endpoint] = route.handler
+            if route.public:
+                self._public.add(endpoint)
             rules.append(Rule(route.path, methods=list(route.methods), endpoint=endpoint,
                               strict_slashes=False, merge_slashes=False))
         self.url_map = Map(rules)
@@ -159,13 +163,14 @@ class RestApp:
         return response(environ, start_response)
 
     def _dispatch(self, request: Request) -> Response:
-        if self._token is not None and not self._authorized(request):
+        if self._token is not None and not self._authorized(request) and not self._is_public(request):
             response = error_response(401, "missing or wrong bearer token")
             response.headers["WWW-Authenticate"] = 'Bearer realm="ekws"'
             return response
         adapter = self.url_map.bind_to_environ(request.environ)
         try:
-            endpoint, args = adapter.match()
+            # As plain HTTP even with an Upgrade header: a WebSocket route (tail) upgrades itself.
+            endpoint, args = adapter.match(websocket=False)
             if request.content_length is not None and request.content_length > MAX_BODY:
                 raise RequestEntityTooLarge()
             return self._handlers[str(endpoint)](self._service, request, **args)
@@ -185,6 +190,15 @@ class RestApp:
         except Exception:
             logger.exception("REST %s %s failed", request.method, request.path)
             return error_response(500, "internal error; see the service log")
+
+    def _is_public(self, request: Request) -> bool:
+        if not self._public:
+            return False
+        try:
+            endpoint, _ = self.url_map.bind_to_environ(request.environ).match(websocket=False)
+        except HTTPException:
+            return False
+        return endpoint in self._public
 
     def _authorized(self, request: Request) -> bool:
         assert self._token is not None

@@ -13,6 +13,7 @@ Manage a running service over its REST API, as eKuiper's bin/kuiper does
   ekws describe stream NAME [-json]
   ekws drop stream NAME
   ekws check websocket '<props json>' connectivity check, e.g. '{"addr": "127.0.0.1:8080"}'
+  ekws tail STREAM                    print the stream's live records as JSON lines (Ctrl-C ends)
 
   e.g. ekws CREATE STREAM demo'() with(format="json", datasource="/api/data", type="websocket")'
 

@@ -142,12 +142,19 @@ class Commands:
         return self._expect(status, text)
 
 
+def _tail(commands: Commands, words: list[str]) -> int:
+    from .tail import command  # ekws tail STREAM: a websocket, not one REST call
+
+    return command(commands, words)
+
+
 VERBS: dict[str, Callable[[Commands, list[str]], int]] = {
     "create": Commands.create,
     "show": Commands.show,
     "describe": Commands.describe,
     "drop": Commands.drop,
     "check": Commands.check,
+    "tail": _tail,
 }
 
 

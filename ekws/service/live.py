@@ -28,7 +28,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from werkzeug.wrappers import Request, Response
@@ -55,7 +55,7 @@ class LivePlugin:
     """Plug into :class:`~ekws.service.app.Service`: ``Service(..., plugins=[LivePlugin()])``."""
 
     def __init__(self) -> None:
-        self.routes = [
+        self.routes: Sequence[Route] = [
             Route("/", ("GET",), self._page, public=True),
             Route("/status", ("GET",), self._status),
             Route("/status/events", ("GET",), self._events),

@@ -119,6 +119,11 @@ def _rule(manager: Any, rule_id: str) -> Optional[dict[str, Any]]:
             actions.setdefault((kind, index), {"kind": kind, "index": index})[name] = value
         elif key.startswith("source_") and key.endswith("_records_in_total"):
             records_in = value
+    for index, entry in enumerate(body.get("actions") or ()):
+        if isinstance(entry, dict) and len(entry) == 1:
+            ((kind, props),) = entry.items()
+            if (kind, index) in actions and isinstance(props, dict):
+                actions[(kind, index)]["target"] = _target(kind, props)
     return {
         "id": rule_id,
         "status": status.get("status"),
@@ -127,6 +132,18 @@ def _rule(manager: Any, rule_id: str) -> Optional[dict[str, Any]]:
         "records_in_total": records_in,
         "actions": [actions[key] for key in sorted(actions, key=lambda k: k[1])],
     }
+
+
+def _target(kind: str, props: dict[str, Any]) -> str:
+    """Where an action sends, in a few words: a path, a URL, a file, a topic."""
+    if kind == "websocket":
+        addr = props.get("addr", props.get("address"))
+        path = props.get("path", "/")
+        return f"serves {path}" if addr == "" else f"{props.get('scheme', 'ws')}://{addr}{path}"
+    for key in ("path", "topic", "callable", "server"):
+        if isinstance(props.get(key), str):
+            return str(props[key])
+    return ""
 
 
 class Rates:

@@ -18,7 +18,9 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 from service_proc import ENV, Lines, Service, write_etc
+from websockets.exceptions import InvalidStatus
 from websockets.sync.client import connect
 
 TOKEN = "live-token"
@@ -138,6 +140,12 @@ def test_tail_refusals_name_the_problem(tmp_path: Path) -> None:
         assert usage.returncode == 2 and "tail STREAM" in usage.stderr
         code, _, text = svc.request("GET", "/streams/websocketDemo/tail", headers=AUTH)
         assert code == 426 and "Upgrade: websocket" in text
+        url = f"ws://127.0.0.1:{svc.port}/streams/websocketDemo/tail"
+        with pytest.raises(InvalidStatus) as foreign:  # a web page elsewhere cannot read the stream
+            connect(url, additional_headers=AUTH, origin="http://evil.example", proxy=None)
+        assert foreign.value.response.status_code == 403
+        with connect(url, additional_headers=AUTH, origin=f"http://127.0.0.1:{svc.port}", proxy=None):
+            pass  # the status page's own origin may
     unreachable = subprocess.run([sys.executable, "-m", "ekws", "--port", str(svc.port), "tail", "x"],
                                  capture_output=True, text=True, env=ENV, timeout=30)
     assert unreachable.returncode == 1 and "cannot reach ekws" in unreachable.stderr

@@ -17,6 +17,10 @@ discarded. It never slows the stream:
 * a tail that takes nothing for :data:`TAIL_SEND_TIMEOUT` seconds is
   disconnected (1008).
 
+A browser's upgrade from another origin is refused (403): WebSockets are not
+covered by CORS, so without that check any web page could read the streams of
+a service that runs without a token.
+
 Like a rule, a tail subscribes: on a stream nothing else reads it starts
 the source for as long as it runs. At most :data:`MAX_LIVE` tails and
 status event streams run at once (each holds one of the REST server's
@@ -30,6 +34,7 @@ import logging
 import threading
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 from werkzeug.wrappers import Request, Response
 
@@ -100,6 +105,12 @@ class LivePlugin:
     def _tail(self, service: Service, request: Request, name: str) -> Response:
         if name not in service.runtime.streams():
             raise ApiError(404, f"no stream named {name!r}")
+        origin = request.headers.get("Origin")
+        if origin and urlsplit(origin).netloc.lower() != request.host.lower():
+            # Browsers let any page open a WebSocket anywhere (no CORS): without this,
+            # a web page could read a stream of a service that has no token.
+            raise ApiError(403, f"origin {origin!r} is not this service's; tails are for ekws tail "
+                                "and pages served from this port")
         if "websocket" not in request.headers.get("Upgrade", "").lower():
             raise ApiError(426, f"GET /streams/{name}/tail is a WebSocket endpoint: "
                                 "send an Upgrade: websocket request (ekws tail does)")

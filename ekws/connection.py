@@ -225,6 +225,13 @@ class Link:
             self.conn.send(message)
             self.sock.sendall(self.conn.data_to_send())
 
+    def send_many(self, messages: list[Payload]) -> None:
+        """Reader side: send data messages in one write (a broadcast client's queued batch)."""
+        with self._lock:
+            for message in messages:
+                self.conn.send(message)
+            self.sock.sendall(self.conn.data_to_send())
+
     def close(self, code: int, reason: str = "", error: EkwsError | None = None) -> None:
         """Any thread: queue a close and send it if the socket can take it now.
 

@@ -20,6 +20,7 @@ import enum
 import select
 import socket
 import threading
+from collections.abc import Sequence
 
 from .errors import EkwsError, MessageTooBig, ProtocolError
 from .frames import OP_CLOSE, OP_PING, OP_PONG, FrameParser, Payload, close_payload, encode_frame, parse_close
@@ -225,7 +226,7 @@ class Link:
             self.conn.send(message)
             self.sock.sendall(self.conn.data_to_send())
 
-    def send_many(self, messages: list[Payload]) -> None:
+    def send_many(self, messages: Sequence[Payload]) -> None:
         """Reader side: send data messages in one write (a broadcast client's queued batch)."""
         with self._lock:
             for message in messages:

@@ -151,6 +151,8 @@ class Broadcaster:
         self._sent_done = 0  # sent by clients that left
         self._drop_log_time = 0.0
         self._drops_unlogged = 0
+        self._unsent_log_time = -INTERVAL
+        self._unsent_unlogged = 0
 
     @classmethod
     def standalone(cls, path: str, props: SourceProps | None = None, **kwargs: Any) -> Broadcaster:
@@ -204,7 +206,7 @@ class Broadcaster:
         Raises:
             ClosedError: the broadcaster is closed.
         """
-        dropped = 0
+        dropped = unsent_report = 0
         with self._lock:
             if self._closed:
                 raise ClosedError(f"the broadcast on {self.path} is closed")
@@ -212,18 +214,26 @@ class Broadcaster:
             clients = self._clients
             if not clients:
                 self.unsent_total += 1
-                return 0
-            bound = self.buffer_length
-            for client in clients:
-                queue = client.queue
-                if len(queue) >= bound:
-                    queue.popleft()
-                    client.dropped += 1
-                    dropped += 1
-                queue.append(text)
-                if len(queue) == 1:
-                    client.wake()
-            self.dropped_total += dropped
+                self._unsent_unlogged += 1
+                now = time.monotonic()
+                if now - self._unsent_log_time >= INTERVAL:
+                    unsent_report, self._unsent_unlogged = self._unsent_unlogged, 0
+                    self._unsent_log_time = now
+            else:
+                bound = self.buffer_length
+                for client in clients:
+                    queue = client.queue
+                    if len(queue) >= bound:
+                        queue.popleft()
+                        client.dropped += 1
+                        dropped += 1
+                    queue.append(text)
+                    if len(queue) == 1:
+                        client.wake()
+                self.dropped_total += dropped
+        if unsent_report:
+            logger.info("broadcast on %s: %d message(s) sent with no client connected (counted in "
+                        "unsent_total; summarised every %.0f s)", self.path, unsent_report, INTERVAL)
         if dropped:
             self._log_drops(dropped)
         return len(clients)

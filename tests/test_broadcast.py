@@ -6,10 +6,12 @@ All against real sockets; the clients are the `websockets` library or hand-made 
 from __future__ import annotations
 
 import socket
+import ssl
 import time
 from pathlib import Path
 
 import pytest
+from certs import make_pki
 from server_helpers import create_sql, raw_upgrade, wait_until, write_etc, ws_connect
 from websockets.exceptions import InvalidStatus
 
@@ -141,3 +143,17 @@ def test_clients_are_admitted_with_the_conf_keys_token(tmp_path: Path) -> None:
             assert full.value.response.status_code == 503
             out.send_text("hello")
             assert ws.recv(timeout=5) == "hello"
+
+
+def test_a_tls_shared_server_broadcasts_over_wss(tmp_path: Path) -> None:
+    pki = make_pki(tmp_path)
+    source = {"httpServerTls": {"certfile": str(pki.server_cert_path), "keyfile": str(pki.server_key_path)}}
+    with ekws.Runtime(config_dir=write_etc(tmp_path, source=source)) as rt, rt.broadcast("/out") as out:
+        assert out.url is not None and out.url.startswith("wss://")
+        trusting = ssl.create_default_context()
+        pki.ca.configure_trust(trusting)
+        with ws_connect(out.url, ssl=trusting) as ws:
+            assert wait_until(lambda: out.clients == 1)
+            for i in range(300):
+                out.send_text(f"secure {i}")
+            assert [ws.recv(timeout=5) for _ in range(300)] == [f"secure {i}" for i in range(300)]

@@ -75,7 +75,7 @@ def test_a_stalled_client_never_blocks_the_sender_nor_the_others(tmp_path: Path)
                     live.recv(timeout=5)
                     received += 1
                 assert received == 600
-                assert slowest < 0.5, f"send_text waited {slowest:.3f} s"
+                assert slowest < 2.0, f"send_text waited {slowest:.3f} s"  # blocked: 10 s
                 assert out.dropped_total > 0
                 assert max(out.client_drops()) == out.dropped_total  # all are the stalled client's
         finally:

@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from service_proc import DEMO, ENV, REPO, Lines, Service, write_etc
+from service_proc import DEMO, DEMO_RULE, ENV, REPO, Lines, Service, log_rule, write_etc
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
 
@@ -180,7 +180,7 @@ def test_the_shipped_etc_serves_the_demo_stream_and_prints_json_lines(tmp_path):
 
 def test_stdout_is_always_valid_json_lines_binary_as_base64_and_no_nan(tmp_path):
     binary = 'CREATE STREAM bin() WITH (DATASOURCE="/bin", FORMAT="binary")'
-    with Service(write_etc(tmp_path, streams=(DEMO, binary))) as svc:
+    with Service(write_etc(tmp_path, streams=(DEMO, binary), rules=[DEMO_RULE, log_rule("bin")])) as svc:
         with connect(f"ws://127.0.0.1:{svc.ws_port}/api/data", open_timeout=5) as ws:
             ws.send('{"big": 1e400, "small": -1e400, "ok": 1.5}')
             svc.out.wait_count(1)
@@ -233,6 +233,7 @@ def test_under_a_real_shell_pipe_to_head(tmp_path):
     etc = write_etc(
         tmp_path,
         streams=('CREATE STREAM c() WITH (DATASOURCE="/c", CONF_KEY="feeder")',),
+        rules=[log_rule("c")],
         websocket_yaml=None,
     )
     # A client-mode stream dialling a local server that sends many records: `head -n 1` takes one.
@@ -305,6 +306,9 @@ def test_the_seeds_command_line_works_as_written(tmp_path):
         script = f'ekws() {{ {sys.executable} -m ekws --port {svc.port} "$@"; }}; {SEED}'
         out = subprocess.run(["bash", "-c", script], capture_output=True, text=True, env=ENV, timeout=30)
         assert (out.returncode, out.stdout.strip()) == (0, "Stream demo is created."), out.stderr
+        rule = '{"sql": "SELECT * FROM demo", "actions": [{"log": {}}]}'  # eKuiper's first rule
+        out = svc.cli("create", "rule", "r1", rule)
+        assert (out.returncode, out.stdout.strip()) == (0, "Rule r1 was created successfully."), out.stderr
         status, body = svc.json("GET", "/streams/demo")
         assert status == 200 and body["Options"]["datasource"] == "/api/data"
         assert body["Options"]["format"] == "json" and body["Options"]["type"] == "websocket"

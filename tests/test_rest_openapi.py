@@ -12,6 +12,7 @@ from service_proc import ENV, Service, write_etc
 
 from ekws.service import api
 from ekws.service.rest import RestApp
+from ekws.service.rules_api import RulesPlugin
 
 METHODS = {"get", "put", "post", "delete", "patch"}
 
@@ -24,7 +25,7 @@ def documented() -> list[tuple[str, str]]:
 
 
 def test_the_document_lists_exactly_the_routes():
-    assert documented() == RestApp(None, api.ROUTES).routes()
+    assert documented() == RestApp(None, [*api.ROUTES, *RulesPlugin().routes]).routes()
 
 
 def test_every_operation_documents_its_errors_and_auth():

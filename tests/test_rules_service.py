@@ -10,7 +10,7 @@ import sqlite3
 import time
 
 import pytest
-from service_proc import DEMO, DEMO_RULE, ENV, Service, log_rule, write_etc
+from service_proc import DEMO_RULE, ENV, Service, log_rule, write_etc
 from websockets.sync.client import connect
 
 S2 = 'CREATE STREAM s2() WITH (DATASOURCE="/s2")'
@@ -62,7 +62,8 @@ def test_ekuipers_doc_rules_over_rest_carry_a_real_clients_records_to_files(serv
     status, ctype, text = service.request("POST", "/rules", body)
     assert (status, text) == (201, "Rule rule1 was created successfully.") and ctype.startswith("text/plain")
     rule = {"id": "rule_temp_alert", "sql": PROJECTION, "actions": [{"file": {"path": str(hot)}}]}
-    assert service.request("POST", "/rules", rule)[::2] == (201, "Rule rule_temp_alert was created successfully.")
+    created = service.request("POST", "/rules", rule)[::2]
+    assert created == (201, "Rule rule_temp_alert was created successfully.")
     records = [{"temperature": 34.5, "humidity": 60.2, "device": "a"}, {"temperature": 20, "humidity": 10},
                {"temperature": 31, "device": "c"}]
     with connect(ws_url(service, "/api/data"), open_timeout=5) as ws:
@@ -141,7 +142,8 @@ def test_lifecycle_update_drop_and_the_stream_drop_check(service, tmp_path):
     assert status == 409 and "referenced by other rules: rule1" in body["message"]
     # PUT replaces the definition; the running rule restarts with it.
     out = tmp_path / "out.jsonl"
-    new = {"id": "rule1", "sql": "SELECT temperature AS t FROM demo", "actions": [{"file": {"path": str(out)}}]}
+    new = {"id": "rule1", "sql": "SELECT temperature AS t FROM demo",
+           "actions": [{"file": {"path": str(out)}}]}
     assert service.request("PUT", "/rules/rule1", new)[::2] == (200, "Rule rule1 was updated successfully.")
     assert service.json("GET", "/rules/rule1") == (200, new)
     with connect(ws_url(service, "/api/data"), open_timeout=5) as ws:
@@ -244,13 +246,14 @@ def test_declared_rules_win_a_clash_are_read_only_and_a_bad_one_is_named(tmp_pat
 
 def test_sigterm_delivers_what_the_rules_received_to_their_actions(tmp_path):
     out = tmp_path / "all.jsonl"
-    rule = {"id": "all", "sql": "SELECT n FROM websocketDemo WHERE n >= 0", "actions": [{"file": {"path": str(out)}}]}
-    with Service(write_etc(tmp_path, rules=[rule])) as svc:
-        with connect(ws_url(svc, "/api/data"), open_timeout=5) as ws:
-            for n in range(2000):
-                ws.send(json.dumps({"n": n, "pad": "p" * 100}))
-            assert wait_until(lambda: svc.json("GET", "/streams/websocketDemo/status")[1]["records_in_total"]
-                              == 2000)
-            assert svc.stop() == 0
+    rule = {"id": "all", "sql": "SELECT n FROM websocketDemo WHERE n >= 0",
+            "actions": [{"file": {"path": str(out)}}]}
+    with Service(write_etc(tmp_path, rules=[rule])) as svc, \
+            connect(ws_url(svc, "/api/data"), open_timeout=5) as ws:
+        for n in range(2000):
+            ws.send(json.dumps({"n": n, "pad": "p" * 100}))
+        assert wait_until(lambda: svc.json("GET", "/streams/websocketDemo/status")[1]["records_in_total"]
+                          == 2000)
+        assert svc.stop() == 0
     assert [r["n"] for r in read_lines(out)] == list(range(2000))
     assert "WARNING" not in svc.err.text

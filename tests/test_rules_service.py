@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import signal
 import socket
@@ -10,7 +11,7 @@ import sqlite3
 import time
 
 import pytest
-from service_proc import DEMO_RULE, ENV, Service, log_rule, write_etc
+from service_proc import DEMO_RULE, ENV, REPO, Service, log_rule, write_etc
 from websockets.sync.client import connect
 
 S2 = 'CREATE STREAM s2() WITH (DATASOURCE="/s2")'
@@ -245,15 +246,20 @@ def test_declared_rules_win_a_clash_are_read_only_and_a_bad_one_is_named(tmp_pat
 
 
 def test_sigterm_delivers_what_the_rules_received_to_their_actions(tmp_path):
+    """A slow action keeps records waiting in the rule's buffer at SIGTERM; all reach the file."""
+    (tmp_path / "slowsink.py").write_text("import time\n\ndef slow(msg):\n    time.sleep(0.002)\n")
     out = tmp_path / "all.jsonl"
     rule = {"id": "all", "sql": "SELECT n FROM websocketDemo WHERE n >= 0",
-            "actions": [{"file": {"path": str(out)}}]}
-    with Service(write_etc(tmp_path, rules=[rule])) as svc, \
+            "actions": [{"python": {"callable": "slowsink:slow"}}, {"file": {"path": str(out)}}]}
+    count = 600
+    env = {"PYTHONPATH": f"{REPO}{os.pathsep}{tmp_path}"}
+    with Service(write_etc(tmp_path, rules=[rule]), env=env) as svc, \
             connect(ws_url(svc, "/api/data"), open_timeout=5) as ws:
-        for n in range(2000):
+        for n in range(count):
             ws.send(json.dumps({"n": n, "pad": "p" * 100}))
         assert wait_until(lambda: svc.json("GET", "/streams/websocketDemo/status")[1]["records_in_total"]
-                          == 2000)
+                          == count)
+        assert svc.json("GET", "/streams/websocketDemo/status")[1]["buffer_length"] > 0
         assert svc.stop() == 0
-    assert [r["n"] for r in read_lines(out)] == list(range(2000))
+    assert [r["n"] for r in read_lines(out)] == list(range(count))
     assert "WARNING" not in svc.err.text

@@ -4,9 +4,9 @@
 exits with what it returns. Start-up, in order: read ``etc/ekws.yaml`` and
 ``etc/sources/websocket.yaml`` (conf keys stored over REST overlay the file and
 win over environment overrides, as in eKuiper), open the store, create the
-streams declared in ``ekws.yaml``, restore the streams stored over REST, start the plugins (the rules:
-declared, then stored; see :mod:`.rules_api`), start the REST API, tell
-systemd READY=1.
+streams declared in ``ekws.yaml``, restore the streams stored over REST, start
+the plugins (the rules: declared, then stored; see :mod:`.rules_api`), start
+the REST API, tell systemd READY=1.
 
 Streams from two places, one name space. ``ekws.yaml`` wins a clash: its
 streams are created first and are read-only over REST (PUT/DELETE answer
@@ -22,8 +22,8 @@ Stop (SIGTERM, SIGINT, or stdout closed): STOPPING=1, the REST API stops
 accepting, the rules stop (each subscription delivers what it holds to the
 rule's actions, then the actions close; the last one on a stream stops its
 source: server-mode peers get 1001), then the runtime closes; all within
-:data:`STOP_DEADLINE` seconds. Records still
-undelivered at the deadline are counted in one WARNING.
+:data:`STOP_DEADLINE` seconds. Records still undelivered at the deadline are
+counted in one WARNING.
 """
 
 from __future__ import annotations

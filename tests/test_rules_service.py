@@ -263,3 +263,20 @@ def test_sigterm_delivers_what_the_rules_received_to_their_actions(tmp_path):
         assert svc.stop() == 0
     assert [r["n"] for r in read_lines(out)] == list(range(count))
     assert "WARNING" not in svc.err.text
+
+
+def test_a_rule_that_cannot_start_is_created_stopped_with_the_reason_and_start_is_a_400(service, tmp_path):
+    missing = tmp_path / "no-such-dir" / "out.jsonl"
+    rule = {"id": "broken", "sql": "SELECT * FROM demo", "actions": [{"file": {"path": str(missing)}}]}
+    assert service.request("POST", "/rules", rule)[::2] == (201, "Rule broken was created successfully.")
+    status, listed = service.json("GET", "/rules")
+    assert listed[0]["id"] == "broken" and listed[0]["status"].startswith("Stopped: failed to start: ")
+    assert "no-such-dir" in listed[0]["status"]
+    status, body = service.json("POST", "/rules/broken/start")
+    assert status == 400 and body["message"].startswith("rule broken did not start: ")
+    assert "no-such-dir" in body["message"]
+    flat = service.json("GET", "/rules/broken/status")[1]
+    assert flat["status"] == "stopped" and "no-such-dir" in flat["message"]
+    missing.parent.mkdir()
+    assert service.request("POST", "/rules/broken/start")[0] == 200
+    assert service.json("GET", "/rules")[1] == [{"id": "broken", "status": "Running"}]

@@ -135,9 +135,10 @@ class RulesPlugin:
             raise ApiError(409, f"rule {rule_id} is declared in {self._service.config_dir / SERVICE_FILE}; "
                                 "edit the file")
 
-    def _persist_running(self, rule_id: str) -> None:
+    def _persist_running(self, rule_id: str, running: bool) -> None:
+        """Store what the user asked for (as eKuiper's ``triggered``), not whether the start worked."""
         if rule_id not in self.declared:
-            self._store().set_running(rule_id, self._rules().is_running(rule_id))
+            self._store().set_running(rule_id, running)
 
     # -- routes --------------------------------------------------------------------------
 
@@ -184,6 +185,7 @@ class RulesPlugin:
         rules = self._rules()
         self._call(rules.describe, rule_id)  # 404 first
         self._check_writable(rule_id)
+        running = rules.is_running(rule_id)
         try:
             definition = rules.validate(body, rule_id)
             rules.update(rule_id, body)
@@ -193,7 +195,7 @@ class RulesPlugin:
             raise ApiError(404, str(exc)) from exc
         except Exception as exc:  # noqa: BLE001 - the new definition is in; its start failed
             logger.error("rule %s updated but not started: %s", rule_id, exc)
-        self._store().put_rule(rule_id, definition.body, rules.is_running(rule_id))
+        self._store().put_rule(rule_id, definition.body, running)
         return Response(f"Rule {rule_id} was updated successfully.", 200, mimetype="text/plain")
 
     def drop_rule(self, service: Service, request: Request, rule_id: str) -> Response:
@@ -206,15 +208,15 @@ class RulesPlugin:
         return Response(f"Rule {rule_id} is dropped.", 200, mimetype="text/plain")
 
     def start_rule(self, service: Service, request: Request, rule_id: str) -> Response:
-        self._lifecycle(self._rules().start, rule_id)
+        self._lifecycle(self._rules().start, rule_id, True)
         return Response(f"Rule {rule_id} was started", 200, mimetype="text/plain")
 
     def stop_rule(self, service: Service, request: Request, rule_id: str) -> Response:
-        self._lifecycle(self._rules().stop, rule_id)
+        self._lifecycle(self._rules().stop, rule_id, False)
         return Response(f"Rule {rule_id} was stopped.", 200, mimetype="text/plain")
 
     def restart_rule(self, service: Service, request: Request, rule_id: str) -> Response:
-        self._lifecycle(self._rules().restart, rule_id)
+        self._lifecycle(self._rules().restart, rule_id, True)
         return Response(f"Rule {rule_id} was restarted", 200, mimetype="text/plain")
 
     def rule_status(self, service: Service, request: Request, rule_id: str) -> Response:
@@ -239,21 +241,18 @@ class RulesPlugin:
         except RuleNotFound as exc:
             raise ApiError(404, str(exc)) from exc
 
-    def _lifecycle(self, method: Any, rule_id: str) -> None:
-        """Start/stop/restart; the stored state follows what the rule now does."""
+    def _lifecycle(self, method: Any, rule_id: str, running: bool) -> None:
+        """Start/stop/restart, storing the wish even when a start fails (restartStrategy may retry)."""
+        self._call(self._rules().describe, rule_id)  # 404 before anything is stored
+        self._persist_running(rule_id, running)
         try:
             self._call(method, rule_id)
         except ApiError:
             raise
         except ServerError as exc:
             raise ApiError(409, f"rule {rule_id} did not start: {exc}") from exc
-        except Exception as exc:  # BindError, ConfigError, an action that cannot open ...
+        except Exception as exc:  # noqa: BLE001 - BindError, an action that cannot open ...: never a 500
             raise ApiError(400, f"rule {rule_id} did not start: {exc}") from exc
-        finally:
-            try:
-                self._persist_running(rule_id)
-            except RuleNotFound:
-                pass
 
 
 def list_status(status: dict[str, Any]) -> str:

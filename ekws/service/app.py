@@ -123,7 +123,8 @@ class Service:
         config_dir: the folder of ``ekws.yaml`` and ``sources/websocket.yaml``.
         settings: the loaded ``ekws.yaml`` (see :func:`load_settings`).
         environ: for ``WEBSOCKET__...`` overrides and ``NOTIFY_SOCKET`` (default os.environ).
-        out: where records go as JSON lines (default stdout); None prints nothing.
+        out: where the rules' ``log`` actions write records as JSON lines (default
+            stdout); None: they log them instead.
         plugins: modules adding routes and start/stop steps (the rules engine).
 
     Raises:

@@ -325,20 +325,23 @@ def test_every_rule_command_against_the_service(tmp_path):
         out = svc.cli("create", "rule", "rule1", body)
         assert (out.returncode, out.stdout.strip()) == (0, "Rule rule1 was created successfully.")
         file = tmp_path / "rule.txt"
-        file.write_text(json.dumps({"sql": "SELECT n AS m FROM websocketDemo WHERE n > 1",
-                                    "actions": [{"log": {}}]}, indent=2))
+        tutorial = "SELECT temperature, humidity FROM websocketDemo WHERE temperature > 30"  # eKuiper's
+        file.write_text(json.dumps({"sql": tutorial, "actions": [{"log": {}}]}, indent=2))
         out = svc.cli("CREATE", "Rule", "rule2", "-f", str(file))
         assert (out.returncode, out.stdout.strip()) == (0, "Rule rule2 was created successfully.")
         out = svc.cli("show", "RULES")
         assert out.returncode == 0 and json.loads(out.stdout) == [
             {"id": "rule1", "status": "Running"}, {"id": "rule2", "status": "Running"}]
         out = svc.cli("describe", "rule", "rule2")
-        assert out.returncode == 0 and json.loads(out.stdout)["sql"].startswith("SELECT n AS m")
+        assert out.returncode == 0 and json.loads(out.stdout)["sql"] == tutorial
         ws_port = int(svc.err.wait_for(r"listening on ws://127.0.0.1:(\d+)").group(1))
         with connect(f"ws://127.0.0.1:{ws_port}/api/data", open_timeout=5) as ws:
-            ws.send('{"n": 2}')
-            lines = svc.out.wait_count(2)
-        assert sorted((strict_json(line)["data"] for line in lines[:2]), key=str) == [{"m": 2}, {"n": 2}]
+            ws.send('{"temperature": 20, "humidity": 1}')
+            ws.send('{"temperature": 31, "humidity": 5, "x": 1}')
+            lines = svc.out.wait_count(3)
+        assert sorted((strict_json(line)["data"] for line in lines[:3]), key=str) == [
+            {"humidity": 1, "temperature": 20}, {"humidity": 5, "temperature": 31, "x": 1},
+            {"temperature": 31, "humidity": 5}]
         out = svc.cli("getstatus", "rule", "rule2")
         status = json.loads(out.stdout)
         assert out.returncode == 0 and status["status"] == "running"

@@ -12,6 +12,14 @@ Manage a running service over its REST API, as eKuiper's bin/kuiper does
   ekws show streams
   ekws describe stream NAME [-json]
   ekws drop stream NAME
+  ekws create rule NAME '<rule json>'  eKuiper's rule body, e.g.
+      ekws create rule r1 '{"sql": "SELECT * FROM demo", "actions": [{"log": {}}]}'
+  ekws create rule NAME -f FILE       a file holding the rule's JSON
+  ekws show rules
+  ekws describe rule NAME
+  ekws drop rule NAME
+  ekws start|stop|restart rule NAME
+  ekws getstatus rule NAME            status and metrics (eKuiper's flat JSON)
   ekws check websocket '<props json>' connectivity check, e.g. '{"addr": "127.0.0.1:8080"}'
   ekws tail STREAM                    print the stream's live records as JSON lines (Ctrl-C ends)
 
@@ -40,14 +48,16 @@ from . import __version__
 from .errors import BindError, ConfigError, EkwsError
 
 RUN_DESCRIPTION = """\
-Run the ekws service on a config folder: the streams declared in ekws.yaml and
-those created over REST (kept in the sqlite store under dataDir), the REST API
-(restIp:restPort, default 127.0.0.1:9081), until SIGTERM or SIGINT. Under
+Run the ekws service on a config folder: the streams and rules declared in
+ekws.yaml and those created over REST (kept in the sqlite store under dataDir),
+the REST API (restIp:restPort, default 127.0.0.1:9081), until SIGTERM or SIGINT.
+As in eKuiper a stream does nothing until a rule reads it. Under
 systemd (Type=notify) it reports READY=1, STATUS= and the watchdog."""
 
 RUN_EPILOG = """\
 output:
-  stdout: one JSON line per record, every line valid JSON:
+  stdout: one JSON line per record of every rule with a `log` action (the
+  shipped config has one on the demo stream), every line valid JSON:
     {"data": {...}, "meta": {"stream", "datasource", "peer", "connection", "timestamp"}}
   timestamp is the receive time in ms since the epoch; binary payloads
   (FORMAT="binary", BYTEA fields) are base64 strings; NaN and Infinity are null.
@@ -138,6 +148,7 @@ def _run(argv: list[str]) -> int:
     args = parser.parse_args(argv)  # exits 2 on a usage error, 0 for --help
 
     from .service.app import Service, load_settings
+    from .service.rules_api import RulesPlugin
 
     try:
         settings = load_settings(args.config_dir, log_level=args.log_level)
@@ -152,7 +163,7 @@ def _run(argv: list[str]) -> int:
     try:
         from .service.live import LivePlugin
 
-        service = Service(args.config_dir, settings, plugins=[LivePlugin()])
+        service = Service(args.config_dir, settings, plugins=[RulesPlugin(), LivePlugin()])
         clean = service.run()
     except ConfigError as exc:
         print(f"ekws: {exc}", file=sys.stderr)

@@ -21,6 +21,12 @@ for _var in [
 
 DEMO = 'CREATE STREAM websocketDemo() WITH (DATASOURCE="/api/data", FORMAT="json", TYPE="websocket")'
 S2_SQL = 'CREATE STREAM s2() WITH (DATASOURCE="/s2")'
+DEMO_RULE = {"id": "demoLog", "sql": "SELECT * FROM websocketDemo", "actions": [{"log": {}}]}
+
+
+def log_rule(stream: str, rule_id: str | None = None) -> dict:
+    """eKuiper's first rule: every record of ``stream`` to the log action (stdout in ekws run)."""
+    return {"id": rule_id or f"{stream}Log", "sql": f"SELECT * FROM {stream}", "actions": [{"log": {}}]}
 
 
 class Lines:
@@ -57,7 +63,10 @@ class Lines:
             return "".join(self.lines)
 
 
-def write_etc(base: Path, *, streams=(DEMO,), token=None, websocket_yaml=None) -> Path:
+def write_etc(base: Path, *, streams=(DEMO,), rules=None, token=None, websocket_yaml=None) -> Path:
+    """A config dir; ``rules`` None means a log rule on the demo stream when it is declared."""
+    if rules is None:
+        rules = [DEMO_RULE] if DEMO in streams else []
     etc = base / "etc"
     (etc / "sources").mkdir(parents=True, exist_ok=True)
     (etc / "sources" / "websocket.yaml").write_text(
@@ -72,6 +81,8 @@ def write_etc(base: Path, *, streams=(DEMO,), token=None, websocket_yaml=None) -
         lines.append(f"authToken: {token}")
     lines.append("streams:" + ("" if streams else " []"))
     lines += [f"  - {json.dumps(sql)}" for sql in streams]
+    lines.append("rules:" + ("" if rules else " []"))
+    lines += [f"  - {json.dumps(rule)}" for rule in rules]
     (etc / "ekws.yaml").write_text("\n".join(lines) + "\n")
     return etc
 

@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from service_proc import DEMO, ENV, REPO, Lines, Service, write_etc
+from service_proc import DEMO, DEMO_RULE, ENV, REPO, Lines, Service, log_rule, write_etc
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
 
@@ -50,6 +50,13 @@ def test_help_describes_the_commands_and_exit_codes():
         "show streams",
         "describe stream NAME",
         "drop stream NAME",
+        "create rule NAME '<rule json>'",
+        "create rule NAME -f FILE",
+        "show rules",
+        "describe rule NAME",
+        "drop rule NAME",
+        "start|stop|restart rule NAME",
+        "getstatus rule NAME",
         "check websocket",
         "--host",
         "--port",
@@ -84,6 +91,15 @@ def test_usage_errors_exit_2():
         ("--port", "x", "show", "streams"),
         ("check", "websocket", "{bad"),
         ("run", "--nope"),
+        ("create", "rule", "r1"),
+        ("create", "rule", "r1", "{bad"),
+        ("create", "rule", "r1", "[1]"),
+        ("create", "rule", "r1", '{"id": "r2", "sql": "SELECT * FROM demo", "actions": [{"log": {}}]}'),
+        ("create", "rule", "r1", "-f", "/nonexistent/rule.json"),
+        ("show", "rules", "extra"),
+        ("describe", "rule"),
+        ("start", "stream", "x"),
+        ("getstatus", "rule", "a", "b"),
     ):
         out = ekws(*args)
         assert out.returncode == 2, (args, out.stderr)
@@ -180,7 +196,7 @@ def test_the_shipped_etc_serves_the_demo_stream_and_prints_json_lines(tmp_path):
 
 def test_stdout_is_always_valid_json_lines_binary_as_base64_and_no_nan(tmp_path):
     binary = 'CREATE STREAM bin() WITH (DATASOURCE="/bin", FORMAT="binary")'
-    with Service(write_etc(tmp_path, streams=(DEMO, binary))) as svc:
+    with Service(write_etc(tmp_path, streams=(DEMO, binary), rules=[DEMO_RULE, log_rule("bin")])) as svc:
         with connect(f"ws://127.0.0.1:{svc.ws_port}/api/data", open_timeout=5) as ws:
             ws.send('{"big": 1e400, "small": -1e400, "ok": 1.5}')
             svc.out.wait_count(1)
@@ -233,6 +249,7 @@ def test_under_a_real_shell_pipe_to_head(tmp_path):
     etc = write_etc(
         tmp_path,
         streams=('CREATE STREAM c() WITH (DATASOURCE="/c", CONF_KEY="feeder")',),
+        rules=[log_rule("c")],
         websocket_yaml=None,
     )
     # A client-mode stream dialling a local server that sends many records: `head -n 1` takes one.
@@ -299,12 +316,66 @@ def test_every_stream_command_against_the_service(tmp_path):
         assert out.returncode == 1 and "declared in" in out.stderr
 
 
+def test_every_rule_command_against_the_service(tmp_path):
+    with Service(write_etc(tmp_path, rules=[])) as svc:
+        out = svc.cli("show", "rules")
+        assert (out.returncode, out.stdout.strip()) == (0, "No rule definitions are found.")
+        # bin/kuiper's syntax: the JSON inline, or -f FILE; the NAME is the id.
+        body = '{"sql": "SELECT * FROM websocketDemo", "actions": [{"log": {}}]}'
+        out = svc.cli("create", "rule", "rule1", body)
+        assert (out.returncode, out.stdout.strip()) == (0, "Rule rule1 was created successfully.")
+        file = tmp_path / "rule.txt"
+        tutorial = "SELECT temperature, humidity FROM websocketDemo WHERE temperature > 30"  # eKuiper's
+        file.write_text(json.dumps({"sql": tutorial, "actions": [{"log": {}}]}, indent=2))
+        out = svc.cli("CREATE", "Rule", "rule2", "-f", str(file))
+        assert (out.returncode, out.stdout.strip()) == (0, "Rule rule2 was created successfully.")
+        out = svc.cli("show", "RULES")
+        assert out.returncode == 0 and json.loads(out.stdout) == [
+            {"id": "rule1", "status": "Running"}, {"id": "rule2", "status": "Running"}]
+        out = svc.cli("describe", "rule", "rule2")
+        assert out.returncode == 0 and json.loads(out.stdout)["sql"] == tutorial
+        ws_port = int(svc.err.wait_for(r"listening on ws://127.0.0.1:(\d+)").group(1))
+        with connect(f"ws://127.0.0.1:{ws_port}/api/data", open_timeout=5) as ws:
+            ws.send('{"temperature": 20, "humidity": 1}')
+            ws.send('{"temperature": 31, "humidity": 5, "x": 1}')
+            lines = svc.out.wait_count(3)
+        assert sorted((strict_json(line)["data"] for line in lines[:3]), key=str) == [
+            {"humidity": 1, "temperature": 20}, {"humidity": 5, "temperature": 31, "x": 1},
+            {"temperature": 31, "humidity": 5}]
+        out = svc.cli("getstatus", "rule", "rule2")
+        status = json.loads(out.stdout)
+        assert out.returncode == 0 and status["status"] == "running"
+        assert status["op_3_project_0_records_out_total"] == 1
+        out = svc.cli("Stop", "rule", "rule2")
+        assert (out.returncode, out.stdout.strip()) == (0, "Rule rule2 was stopped.")
+        assert json.loads(svc.cli("getstatus", "rule", "rule2").stdout)["status"] == "stopped"
+        out = svc.cli("start", "rule", "rule2")
+        assert (out.returncode, out.stdout.strip()) == (0, "Rule rule2 was started")
+        out = svc.cli("RESTART", "rule", "rule2")
+        assert (out.returncode, out.stdout.strip()) == (0, "Rule rule2 was restarted")
+        out = svc.cli("drop", "stream", "websocketDemo")
+        assert out.returncode == 1 and "declared in" in out.stderr
+        out = svc.cli("drop", "rule", "rule2")
+        assert (out.returncode, out.stdout.strip()) == (0, "Rule rule2 is dropped.")
+        for verb in ("drop", "describe", "start", "stop", "restart", "getstatus"):
+            out = svc.cli(verb, "rule", "rule2")
+            assert out.returncode == 1 and out.stderr.startswith("ekws: ") and "rule2" in out.stderr, verb
+        out = svc.cli("create", "rule", "rule1", body)
+        assert out.returncode == 1 and "exists already" in out.stderr
+        out = svc.cli("create", "rule", "w", '{"sql": "SELECT count(*) FROM websocketDemo", '
+                                            '"actions": [{"log": {}}]}')
+        assert out.returncode == 1 and "COUNT" in out.stderr and "column 8" in out.stderr
+
+
 def test_the_seeds_command_line_works_as_written(tmp_path):
     # No declared stream: the shipped demo stream already serves /api/data.
     with Service(write_etc(tmp_path, streams=())) as svc:
         script = f'ekws() {{ {sys.executable} -m ekws --port {svc.port} "$@"; }}; {SEED}'
         out = subprocess.run(["bash", "-c", script], capture_output=True, text=True, env=ENV, timeout=30)
         assert (out.returncode, out.stdout.strip()) == (0, "Stream demo is created."), out.stderr
+        rule = '{"sql": "SELECT * FROM demo", "actions": [{"log": {}}]}'  # eKuiper's first rule
+        out = svc.cli("create", "rule", "r1", rule)
+        assert (out.returncode, out.stdout.strip()) == (0, "Rule r1 was created successfully."), out.stderr
         status, body = svc.json("GET", "/streams/demo")
         assert status == 200 and body["Options"]["datasource"] == "/api/data"
         assert body["Options"]["format"] == "json" and body["Options"]["type"] == "websocket"

@@ -64,7 +64,8 @@ def test_shipped_ekws_yaml_loads() -> None:
     assert service.data_dir == str(ETC.parent / "data")
     assert service.streams == (
         'CREATE STREAM websocketDemo() WITH (DATASOURCE="/api/data", FORMAT="json", TYPE="websocket")',)
-    assert service.rules == ()
+    assert service.rules == (
+        {"id": "websocketDemoLog", "sql": "SELECT * FROM websocketDemo", "actions": [{"log": {}}]},)
 
 
 def test_shipped_commented_remote_key_is_valid(tmp_path: Path) -> None:

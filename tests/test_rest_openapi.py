@@ -13,6 +13,7 @@ from service_proc import ENV, Service, write_etc
 from ekws.service import api
 from ekws.service.live import LivePlugin
 from ekws.service.rest import RestApp
+from ekws.service.rules_api import RulesPlugin
 
 METHODS = {"get", "put", "post", "delete", "patch"}
 
@@ -25,7 +26,8 @@ def documented() -> list[tuple[str, str]]:
 
 
 def test_the_document_lists_exactly_the_routes():
-    assert documented() == RestApp(None, [*api.ROUTES, *LivePlugin().routes]).routes()
+    routes = [*api.ROUTES, *RulesPlugin().routes, *LivePlugin().routes]
+    assert documented() == RestApp(None, routes).routes()
 
 
 def test_every_operation_documents_its_errors_and_auth():

@@ -10,7 +10,7 @@ import sys
 import time
 
 import pytest
-from service_proc import DEMO, ENV, Lines, Service, write_etc
+from service_proc import DEMO, ENV, Lines, Service, log_rule, write_etc
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
 
@@ -56,7 +56,9 @@ def test_ping_and_streams_crud_with_ekuipers_messages(service):
         "websocketDemo": "ekws.yaml",
     }
     status, metrics = service.json("GET", "/streams/s2/status")
-    assert status == 200 and metrics["records_in_total"] == 0 and metrics["connection_status"] == 1
+    # No rule reads it: as in eKuiper, its source does not run.
+    assert status == 200 and metrics["records_in_total"] == 0 and metrics["subscriptions"] == 0
+    assert metrics["connection_status"] == -1
     new = S2.replace("/s2", "/s2b")
     assert service.request("PUT", "/streams/s2", {"sql": new})[::2] == (200, "Stream s2 is updated.")
     assert service.json("GET", "/streams/s2")[1]["Options"]["datasource"] == "/s2b"
@@ -64,8 +66,9 @@ def test_ping_and_streams_crud_with_ekuipers_messages(service):
     assert service.json("GET", "/streams") == (200, ["websocketDemo"])
 
 
-def test_records_of_a_rest_created_stream_reach_stdout(service):
+def test_records_of_a_rest_created_stream_reach_stdout_through_a_log_rule(service):
     assert service.request("POST", "/streams", {"sql": S2})[0] == 201
+    assert service.request("POST", "/rules", log_rule("s2"))[0] == 201
     with connect(f"ws://127.0.0.1:{service.ws_port}/s2", open_timeout=5) as ws:
         ws.send(json.dumps({"temperature": 21, "tags": ["a"], "pos": {"x": 1}}))
         line = service.out.wait_for(r'"stream": "s2"').string

@@ -1,13 +1,21 @@
-"""The ``log`` action: one log line per record, as eKuiper's log sink prints.
+"""The ``log`` action: one line per record, as eKuiper's log sink prints.
 
-Lines go to the ``ekws.actions.log`` logger at INFO; ``ekws run`` shows them.
-Props: ``level`` (``debug``, ``info`` default, ``warning``, ``error``).
+In ``ekws run`` the line is the service's record output: one JSON line per
+record on stdout, ``{"data": {...}, "meta": {...}}`` (the service calls
+:func:`set_output` with its printer), so ``ekws run -c etc`` shows the demo
+stream's records through the same machinery a user extends. Without an
+output (a :class:`~ekws.service.rules.RuleManager` used on its own) lines go
+to the ``ekws.actions.log`` logger at ``level``.
+
+Props: ``level`` (``debug``, ``info`` default, ``warning``, ``error``; the
+logger's level, not used for the service's stdout).
 """
 
 from __future__ import annotations
 
 import logging
-from typing import Any
+from collections.abc import Callable
+from typing import Any, Optional
 
 from ekws import Message
 
@@ -16,6 +24,16 @@ from . import Action, Props, dumps
 logger = logging.getLogger(__name__)
 
 _LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING, "error": logging.ERROR}
+
+# One record output per process: the service's stdout. Read once per record (an
+# assignment is atomic), so set_output needs no lock.
+_output: Optional[Callable[[Message], None]] = None
+
+
+def set_output(write: Optional[Callable[[Message], None]]) -> None:
+    """Send every ``log`` action's records to ``write`` (None: back to the logger)."""
+    global _output
+    _output = write
 
 
 def parse(props: Props) -> int:
@@ -29,7 +47,10 @@ class LogAction(Action):
         self._rule = name.split(",")[0]
 
     def send(self, msg: Message) -> None:
-        if logger.isEnabledFor(self._level):
+        output = _output
+        if output is not None:
+            output(msg)
+        elif logger.isEnabledFor(self._level):
             logger.log(self._level, "sink result for %s: %s", self._rule, dumps(msg.data).decode("utf-8"))
 
 

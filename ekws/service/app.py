@@ -5,19 +5,25 @@ exits with what it returns. Start-up, in order: read ``etc/ekws.yaml`` and
 ``etc/sources/websocket.yaml`` (conf keys stored over REST overlay the file and
 win over environment overrides, as in eKuiper), open the store, create the
 streams declared in ``ekws.yaml``, restore the streams stored over REST, start
+the plugins (the rules: declared, then stored; see :mod:`.rules_api`), start
 the REST API, tell systemd READY=1.
 
 Streams from two places, one name space. ``ekws.yaml`` wins a clash: its
 streams are created first and are read-only over REST (PUT/DELETE answer
 409: edit the file); a stored stream of the same name is skipped with a
 WARNING and left in the store, so removing the entry from the file brings it
-back. Until rules land every stream is subscribed and its records printed
-to stdout as JSON lines (see :mod:`.output`), as ``ekws run`` always did.
+back. As in eKuiper a stream does nothing until a rule reads it: a rule's
+start subscribes (a server-mode stream mounts its path then), and a stream
+that rules read cannot be dropped (409 naming them). The ``log`` action writes
+to the service's record output: one JSON line per record on stdout (see
+:mod:`.output`).
 
 Stop (SIGTERM, SIGINT, or stdout closed): STOPPING=1, the REST API stops
-accepting, every source stops (server-mode peers get 1001), what was received
-is delivered; all within :data:`STOP_DEADLINE` seconds. Records still
-undelivered at the deadline are counted in one WARNING.
+accepting, the rules stop (each subscription delivers what it holds to the
+rule's actions, then the actions close; the last one on a stream stops its
+source: server-mode peers get 1001), then the runtime closes; all within
+:data:`STOP_DEADLINE` seconds. Records still undelivered at the deadline are
+counted in one WARNING.
 """
 
 from __future__ import annotations
@@ -31,7 +37,7 @@ import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from types import FrameType
-from typing import Any, Protocol, TextIO
+from typing import TYPE_CHECKING, Any, Protocol, TextIO
 
 import yaml
 
@@ -44,7 +50,6 @@ from .. import (
     ServerError,
     StreamDef,
     StreamExists,
-    Subscription,
 )
 from ..config import (
     SERVICE_FILE,
@@ -62,6 +67,9 @@ from .notify import Notifier
 from .output import LinePrinter
 from .rest import ApiError, RestApp, RestServer, Route
 from .store import Store
+
+if TYPE_CHECKING:
+    from .rules import RuleManager
 
 logger = logging.getLogger(__name__)
 
@@ -115,7 +123,8 @@ class Service:
         config_dir: the folder of ``ekws.yaml`` and ``sources/websocket.yaml``.
         settings: the loaded ``ekws.yaml`` (see :func:`load_settings`).
         environ: for ``WEBSOCKET__...`` overrides and ``NOTIFY_SOCKET`` (default os.environ).
-        out: where records go as JSON lines (default stdout); None prints nothing.
+        out: where the rules' ``log`` actions write records as JSON lines (default
+            stdout); None: they log them instead.
         plugins: modules adding routes and start/stop steps (the rules engine).
 
     Raises:
@@ -129,7 +138,7 @@ class Service:
         self.settings = settings
         self._environ = dict(os.environ if environ is None else environ)
         self.plugins = list(plugins)
-        if settings.rules and not self.plugins:
+        if settings.rules and not any(getattr(p, "runs_rules", False) for p in self.plugins):
             raise ConfigError("rules are not supported by this version of ekws; remove the rules: entry",
                               file=str(self.config_dir / SERVICE_FILE), key="rules")
         self._source_file = self.config_dir / SOURCE_FILE
@@ -139,9 +148,9 @@ class Service:
         self.store = Store(settings.data_dir)
         self.runtime = Runtime(config=self._websocket_config(self.store.confkeys()))
         self.declared: dict[str, str] = {}
-        self._subs: dict[str, Subscription] = {}
+        self.rules: RuleManager | None = None  # set by the rules plugin
         self._lock = threading.RLock()
-        self._printer = LinePrinter(out, self._stdout_closed) if out is not None else None
+        self.printer = LinePrinter(out, self._stdout_closed) if out is not None else None
         self.notifier = Notifier(self._environ)
         self.rest: RestServer | None = None
         self.started = time.time()
@@ -231,7 +240,7 @@ class Service:
         return SERVICE_FILE if name in self.declared else "rest"
 
     def create_stream(self, sql: str, *, declared: bool = False) -> str:
-        """Create, subscribe and (unless declared in ekws.yaml) store a stream; returns its name."""
+        """Create and (unless declared in ekws.yaml) store a stream; returns its name."""
         with self._lock:
             try:
                 definition = self.runtime.create_stream(sql)
@@ -243,13 +252,11 @@ class Service:
                 raise
             name = definition.name
             try:
-                self._subscribe(name)
                 if declared:
                     self.declared[name] = sql
                 else:
                     self.store.put_stream(name, sql)
             except BaseException:
-                self._unsubscribe(name)
                 self.runtime.drop_stream(name)
                 raise
         self._status_changed()
@@ -259,42 +266,49 @@ class Service:
         with self._lock:
             self._check_writable(name)
             self.runtime.describe_stream(name)  # StreamNotFound
-            self._unsubscribe(name)
+            users = self.rules.on_stream(name) if self.rules is not None else []
+            if users:  # eKuiper's check, and its words
+                raise ApiError(409, f"stream {name} has been referenced by other rules: {', '.join(users)}; "
+                                    "drop them first")
             self.runtime.drop_stream(name)
             self.store.delete_stream(name)
         logger.info("stream %s dropped", name)
         self._status_changed()
 
     def replace_stream(self, name: str, sql: str) -> None:
-        """PUT /streams/{name}: the new statement must keep the name; on failure the old one stays."""
+        """PUT /streams/{name}: the new statement must keep the name; on failure the old one stays.
+
+        Running rules on the stream stop for the swap and start again on the new definition.
+        """
         with self._lock:
             self._check_writable(name)
             old = self.runtime.describe_stream(name)
             new_name = _name_of(sql)
             if new_name != name:
                 raise DDLError(f"the statement defines stream {new_name!r}, not {name!r}")
-            self._unsubscribe(name)
+            rules = self.rules
+            running = [r for r in rules.on_stream(name) if rules.is_running(r)] if rules is not None else []
+            for rule_id in running:
+                assert rules is not None
+                rules.stop(rule_id)
             self.runtime.drop_stream(name)
             try:
                 self.create_stream(sql)
             except BaseException:
                 self.runtime.create_stream(old.sql)
-                self._subscribe(name)
                 raise
+            finally:
+                for rule_id in running:
+                    assert rules is not None
+                    try:
+                        rules.start(rule_id)
+                    except Exception:  # noqa: S110 - logged by the rule, shown in its status
+                        pass
 
     def _check_writable(self, name: str) -> None:
         if name in self.declared:
             raise ApiError(409, f"stream {name} is declared in {self.config_dir / SERVICE_FILE}; "
                                 "edit the file")
-
-    def _subscribe(self, name: str) -> None:
-        on_message = self._printer if self._printer is not None else _discard
-        self._subs[name] = self.runtime.subscribe(name, on_message)
-
-    def _unsubscribe(self, name: str) -> None:
-        sub = self._subs.pop(name, None)
-        if sub is not None:
-            sub.close()
 
     def _status_changed(self) -> None:
         if self.rest is not None:
@@ -340,8 +354,9 @@ class Service:
         self.rest.start()
         host, port = self.rest.address
         paths = ", ".join(self._urls()) or "none"
-        logger.info("ready: REST API on http://%s:%s, %d stream(s), server-mode paths: %s",
-                    host, port, len(self.runtime.streams()), paths)
+        rules = len(self.rules.ids()) if self.rules is not None else 0
+        logger.info("ready: REST API on http://%s:%s, %d stream(s), %d rule(s), server-mode paths: %s",
+                    host, port, len(self.runtime.streams()), rules, paths)
         self.notifier.ready(self.status_line())
         self.notifier.start_watchdog(lambda: self.rest is not None and self.rest.alive)
 
@@ -354,7 +369,8 @@ class Service:
         out = []
         for name in self.runtime.streams():
             definition = self.runtime.describe_stream(name)
-            if self.runtime.config.props(definition.conf_key).is_server:
+            mounted = self.runtime.status(name)["subscriptions"] > 0  # a running rule reads it
+            if mounted and self.runtime.config.props(definition.conf_key).is_server:
                 out.append(f"{scheme}://{host}:{address[1]}{definition.datasource}")
         return out
 
@@ -402,13 +418,8 @@ class Service:
         self.notifier.stopping()
         if self.rest is not None:
             self.rest.stop()
-        for plugin in reversed(self.plugins):
-            try:
-                plugin.stop(self)
-            except Exception:
-                logger.exception("stopping %s failed", type(plugin).__name__)
-        subs = list(self._subs.values())
-        closer = threading.Thread(target=self.runtime.close, name="ekws-stop", daemon=True)  # joined below
+        subs = self.rules.subscriptions() if self.rules is not None else []
+        closer = threading.Thread(target=self._close, name="ekws-stop", daemon=True)  # joined below
         closer.start()
         closer.join(max(0.0, deadline - time.monotonic()))
         # A callback stuck past the deadline (a stdout nobody reads) leaves records behind.
@@ -422,9 +433,14 @@ class Service:
         logger.info("stopped")
         return clean
 
-
-def _discard(msg: object) -> None:
-    """The subscriber when records are not printed: keeps server-mode paths mounted."""
+    def _close(self) -> None:
+        """Plugins first (rules deliver what they hold, then close their actions), then the runtime."""
+        for plugin in reversed(self.plugins):
+            try:
+                plugin.stop(self)
+            except Exception:
+                logger.exception("stopping %s failed", type(plugin).__name__)
+        self.runtime.close()
 
 
 def _name_of(sql: str) -> str:

@@ -4,7 +4,9 @@ Like eKuiper's ``bin/kuiper``, every command is one REST call to a running
 ``ekws run``. Verbs and keywords are case-insensitive, and everything after
 ``create stream`` is the rest of the statement, so the seed's
 ``ekws CREATE STREAM demo'() with(format="json", ...)'`` works as written (the
-shell hands over ``demo() with(...)`` as one word).
+shell hands over ``demo() with(...)`` as one word). Rules as ``bin/kuiper``:
+``create rule NAME '<json>'`` or ``-f FILE``, ``show rules``, ``describe|drop
+rule NAME``, ``start|stop|restart|getstatus rule NAME``.
 
 Exit codes: 0 ok, 1 the service answered an error (its message printed) or
 cannot be reached, 2 usage error.
@@ -82,7 +84,9 @@ class Commands:
         return FAILED
 
     def create(self, words: list[str]) -> int:
-        kind = _keyword(words, "create", ("stream",))
+        if _is_rule(words):
+            return create_rule(self, words[1:])
+        kind = _keyword(words, "create", ("stream", "rule"))
         rest = words[1:]
         if rest[:1] == ["-f"]:
             if len(rest) != 2:
@@ -95,7 +99,9 @@ class Commands:
         return self._expect(*self.client.call("POST", "/streams", {"sql": sql}))
 
     def show(self, words: list[str]) -> int:
-        _keyword(words, "show", ("streams", "stream"))
+        if _is_rule(words):
+            return show_rules(self, words[1:])
+        _keyword(words, "show", ("streams", "stream", "rules"))
         if len(words) != 1:
             raise UsageError("show streams takes no argument")
         status, text = self.client.call("GET", "/streams")
@@ -106,7 +112,9 @@ class Commands:
         return OK
 
     def describe(self, words: list[str]) -> int:
-        _keyword(words, "describe", ("stream",))
+        if _is_rule(words):
+            return rule_json(self, "describe", words[1:], "")
+        _keyword(words, "describe", ("stream", "rule"))
         args = [w for w in words[1:] if w.lower() not in ("-json", "--json")]
         if len(args) != 1:
             raise UsageError("describe stream NAME [-json]")
@@ -120,7 +128,9 @@ class Commands:
         return OK
 
     def drop(self, words: list[str]) -> int:
-        _keyword(words, "drop", ("stream",))
+        if _is_rule(words):
+            return rule_call(self, "drop", "DELETE", words[1:], "")
+        _keyword(words, "drop", ("stream", "rule"))
         if len(words) != 2:
             raise UsageError("drop stream NAME")
         return self._expect(*self.client.call("DELETE", f"/streams/{quote(words[1], safe='')}"))
@@ -194,6 +204,83 @@ def _describe_text(body: dict[str, Any]) -> str:
     lines.append("")
     lines += [f"{key.upper()}: {value}" for key, value in (body.get("Options") or {}).items()]
     return "\n".join(lines)
+
+
+# -- rules ---------------------------------------------------------------------------------------
+
+
+def _is_rule(words: list[str]) -> bool:
+    return bool(words) and words[0].lower() in ("rule", "rules")
+
+
+def _rule_name(verb: str, args: list[str]) -> str:
+    if len(args) != 1:
+        raise UsageError(f"{verb} rule NAME")
+    return quote(args[0], safe="")
+
+
+def create_rule(commands: Commands, args: list[str]) -> int:
+    """``create rule NAME '<json>'`` or ``create rule NAME -f FILE``: POST /rules with NAME as the id."""
+    usage = "create rule NAME '<rule json>' or create rule NAME -f FILE"
+    if len(args) == 3 and args[1] == "-f":
+        try:
+            with open(args[2], encoding="utf-8") as file:
+                text = file.read()
+        except OSError as exc:
+            raise UsageError(f"cannot read {args[2]}: {exc.strerror or exc}") from None
+        where = args[2]
+    elif len(args) == 2:
+        text, where = args[1], "the rule"
+    else:
+        raise UsageError(usage)
+    try:
+        body = json.loads(text)
+    except ValueError as exc:
+        raise UsageError(f"{where} is not valid JSON: {exc}") from None
+    if not isinstance(body, dict):
+        raise UsageError(f"{where}: expected a JSON object like "
+                         '{"sql": "SELECT * FROM demo", "actions": [{"log": {}}]}')
+    name = args[0]
+    if body.get("id", name) != name:
+        raise UsageError(f"{where}: its id {body['id']!r} differs from the rule name {name!r}")
+    return commands._expect(*commands.client.call("POST", "/rules", {**body, "id": name}))
+
+
+def show_rules(commands: Commands, args: list[str]) -> int:
+    if args:
+        raise UsageError("show rules takes no argument")
+    status, text = commands.client.call("GET", "/rules")
+    if status != 200:
+        return commands._expect(status, text)
+    rules = json.loads(text)
+    print(json.dumps(rules, indent=2) if rules else "No rule definitions are found.", file=commands.out)
+    return OK
+
+
+def rule_json(commands: Commands, verb: str, args: list[str], suffix: str) -> int:
+    """``describe rule`` and ``getstatus rule``: the JSON answer, indented."""
+    status, text = commands.client.call("GET", f"/rules/{_rule_name(verb, args)}{suffix}")
+    if status != 200:
+        return commands._expect(status, text)
+    print(json.dumps(json.loads(text), indent=2), file=commands.out)
+    return OK
+
+
+def rule_call(commands: Commands, verb: str, method: str, args: list[str], suffix: str) -> int:
+    """``drop|start|stop|restart rule NAME``: the service's sentence, or its error."""
+    return commands._expect(*commands.client.call(method, f"/rules/{_rule_name(verb, args)}{suffix}"))
+
+
+def _rule_verb(verb: str) -> Callable[[Commands, list[str]], int]:
+    def command(commands: Commands, words: list[str]) -> int:
+        _keyword(words, verb, ("rule",))
+        if verb == "getstatus":
+            return rule_json(commands, verb, words[1:], "/status")
+        return rule_call(commands, verb, "POST", words[1:], f"/{verb}")
+    return command
+
+
+VERBS.update({verb: _rule_verb(verb) for verb in ("start", "stop", "restart", "getstatus")})
 
 
 def run_command(words: list[str], host: str, port: int, token: str | None,

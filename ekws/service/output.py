@@ -1,4 +1,4 @@
-"""Records as JSON lines on stdout: what ``ekws run`` prints until rules take over.
+"""Records as JSON lines on stdout: what the ``log`` action of a rule prints in ``ekws run``.
 
 Every line is valid JSON (RFC 8259), whatever the record holds:
 

@@ -113,6 +113,11 @@ class Rule:
 
     # -- lifecycle ---------------------------------------------------------------------
 
+    @property
+    def subscription(self) -> Optional[Subscription]:
+        """The running subscription (None while stopped): the service counts what it left undelivered."""
+        return self._sub
+
     def start(self) -> None:
         """Build and start the actions, then subscribe. Raises the first failure."""
         with self._lock:

@@ -34,7 +34,7 @@ import threading
 from collections.abc import Callable
 from typing import Any, Optional
 
-from ekws import Runtime
+from ekws import Runtime, Subscription
 
 from .rule import RUNNING, Rule
 from .ruledef import (
@@ -136,6 +136,12 @@ class RuleManager:
         """Ids of the rules that read ``stream`` (a service may refuse to drop it while any do)."""
         with self._lock:
             return sorted(r.id for r in self._rules.values() if r.definition.query.stream == stream)
+
+    def subscriptions(self) -> builtins.list[Subscription]:
+        """The subscriptions of the running rules (a stop counts what they left undelivered)."""
+        with self._lock:
+            subs = [rule.subscription for rule in self._rules.values()]
+        return [sub for sub in subs if sub is not None]
 
     def ids(self) -> builtins.list[str]:
         return sorted(self._rules)

@@ -157,7 +157,7 @@ def test_dropping_the_stream_ends_the_tail_with_1001(tmp_path: Path) -> None:
         assert svc.request("POST", "/streams", {"sql": sql}, headers=AUTH)[0] == 201
         proc = start_tail(svc, "s2")
         try:
-            assert wait_for(lambda: stream_of(svc, "s2")["subscriptions"] == 2)
+            assert wait_for(lambda: stream_of(svc, "s2")["subscriptions"] == 1)  # no rule reads s2
             assert svc.request("DELETE", "/streams/s2", headers=AUTH)[0] == 200
             assert proc.wait(15) == 1
         finally:
@@ -200,7 +200,8 @@ def test_status_shows_streams_and_counts(tmp_path: Path) -> None:
         after = stream_of(svc)
         assert after["decode_errors_total"] == 1 and after["exceptions_total"] >= 1
         assert "not json" in (after["last_exception"] or "") or after["last_exception"]
-        assert status(svc)["rules"] is None  # this service runs without the rules plugin
+        rules = status(svc)["rules"]
+        assert [rule["id"] for rule in rules] == ["demoLog"] and rules[0]["records_in_total"] == 1
 
 
 def test_status_events_stream_snapshots_every_second(tmp_path: Path) -> None:

@@ -1,6 +1,6 @@
 """The status page in headless Chromium, driven over the DevTools protocol (with the `websockets` library).
 
-The service runs in-process with the live plugin and a small rules plugin
+The service runs in-process with the live and rules plugins
 (the Service plugin API), a token set. Chromium opens
 ``http://host:port/#token=...``; the test reads the rendered DOM: the stream
 row is there, its record count rises while a `websockets` client sends, the
@@ -30,7 +30,7 @@ from websockets.sync.client import ClientConnection, connect
 
 from ekws.service.app import Service, load_settings
 from ekws.service.live import LivePlugin
-from ekws.service.rules import RuleManager
+from ekws.service.rules_api import RulesPlugin
 
 TOKEN = "page-token"
 RULE = {"id": "hot", "sql": "SELECT seq, temperature FROM websocketDemo WHERE temperature > 20",
@@ -40,26 +40,9 @@ CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic
                   "--disable-dev-shm-usage", "--window-size=1280,760"]
 
 
-class RulesPlugin:
-    """The rule engine plugged in through the Service plugin API, as `ekws run` will do."""
-
-    routes = ()
-
-    def __init__(self) -> None:
-        self.rules: RuleManager | None = None
-
-    def start(self, service: Service) -> None:
-        self.rules = RuleManager(service.runtime)
-        self.rules.create(RULE)
-
-    def stop(self, service: Service) -> None:
-        if self.rules is not None:
-            self.rules.close()
-
-
 @pytest.fixture
 def service(tmp_path: Path) -> Iterator[Service]:
-    etc = write_etc(tmp_path, token=TOKEN)
+    etc = write_etc(tmp_path, token=TOKEN, rules=[RULE])
     svc = Service(etc, load_settings(etc, environ={}), environ={}, out=None,
                   plugins=[LivePlugin(), RulesPlugin()])
     svc.start()

@@ -59,8 +59,9 @@ output:
   stdout: one JSON line per record of every rule with a `log` action (the
   shipped config has one on the demo stream), every line valid JSON:
     {"data": {...}, "meta": {"stream", "datasource", "peer", "connection", "timestamp"}}
-  timestamp is the receive time in ms since the epoch; binary payloads
-  (FORMAT="binary", BYTEA fields) are base64 strings; NaN and Infinity are null.
+  timestamp: ms since the epoch, the receive time (or the stream's TIMESTAMP
+  field, its event time); binary payloads (FORMAT="binary", BYTEA fields) are
+  base64 strings; NaN and Infinity are null.
   If stdout is closed (`ekws run | head -n 1`) the service stops cleanly.
   stderr: logs, one line each.
 

@@ -59,7 +59,7 @@ QUICK = Params(
 @dataclass(frozen=True)
 class Receiver:
     label: str
-    kind: str  # ekws | naive | websockets | ceiling (see bench/receivers.py)
+    kind: str  # ekws | naive | websockets | aiohttp | picows | ceiling | ceiling-mem (bench/receivers.py)
     env: tuple[tuple[str, str], ...] = ()
 
     @property
@@ -71,16 +71,36 @@ HAVE_ORJSON = importlib.util.find_spec("orjson") is not None
 EKWS_STDLIB = Receiver("ekws [stdlib json]", "ekws", (("EKWS_JSON", "stdlib"),))
 EKWS_ORJSON = Receiver("ekws [orjson] (default)", "ekws", (("EKWS_JSON", "orjson"),))
 EKWS_DEFAULT = EKWS_ORJSON if HAVE_ORJSON else Receiver("ekws [stdlib json] (default)", "ekws")
+INLINE = ("EKWS_BENCH_DELIVERY", "inline")  # the subscription's delivery option (bench/receivers.py)
+EKWS_INLINE_STDLIB = Receiver("ekws inline [stdlib json]", "ekws", (("EKWS_JSON", "stdlib"), INLINE))
+EKWS_INLINE_ORJSON = Receiver("ekws inline [orjson]", "ekws", (("EKWS_JSON", "orjson"), INLINE))
 NAIVE = {"client": "websocket-client recv+json.loads (naive)", "server": "werkzeug+simple-websocket (naive)"}
 WEBSOCKETS = {"client": "websockets sync client", "server": "websockets sync server"}
-CEILING = "pure-Python parser+json.loads (ceiling)"
+AIOHTTP = {"client": "aiohttp client", "server": "aiohttp server"}
+PICOWS = {"client": "picows client (Cython)", "server": "picows server (Cython)"}
+CEILING = "pure-Python parser+json.loads, socket"
+CEILING_MEM = "pure-Python parser+json.loads, in memory (ceiling)"
+HAVE_AIOHTTP = importlib.util.find_spec("aiohttp") is not None
+HAVE_PICOWS = importlib.util.find_spec("picows") is not None
+
+
+def ekws_receivers() -> list[Receiver]:
+    if HAVE_ORJSON:
+        return [EKWS_STDLIB, EKWS_ORJSON, EKWS_INLINE_STDLIB, EKWS_INLINE_ORJSON]
+    return [EKWS_STDLIB, EKWS_INLINE_STDLIB]
 
 
 def receivers(mode: str, clients: int = 1) -> list[Receiver]:
-    """ekws rows and baselines; no ceiling with several clients (it reads one socket)."""
-    ekws_rows = [EKWS_STDLIB, EKWS_ORJSON] if HAVE_ORJSON else [EKWS_STDLIB]
-    rows = [*ekws_rows, Receiver(NAIVE[mode], "naive"), Receiver(WEBSOCKETS[mode], "websockets")]
-    return rows if clients > 1 else [*rows, Receiver(CEILING, "ceiling")]
+    """ekws rows and baselines (aiohttp and picows when installed: the ``bench`` extra);
+    no ceilings with several clients (they read one socket)."""
+    rows = [*ekws_receivers(), Receiver(NAIVE[mode], "naive"), Receiver(WEBSOCKETS[mode], "websockets")]
+    if HAVE_AIOHTTP:
+        rows.append(Receiver(AIOHTTP[mode], "aiohttp"))
+    if HAVE_PICOWS:
+        rows.append(Receiver(PICOWS[mode], "picows"))
+    if clients > 1:
+        return rows
+    return [*rows, Receiver(CEILING, "ceiling"), Receiver(CEILING_MEM, "ceiling-mem")]
 
 
 @dataclass
@@ -118,6 +138,9 @@ def _pair(
 ) -> dict[str, Any]:
     """Start sender and receiver in the right order for ``mode``; return the receiver's RESULT."""
     env = dict(receiver.env)
+    if receiver.kind == "ceiling-mem":  # no socket, no sender
+        with Child("receivers", [receiver.kind, "--mode", mode, *receiver_args], env=env) as rcv:
+            return rcv.wait_result(timeout)
     if mode == "client":
         with Child("senders", sender_args) as snd:
             port = snd.wait_ready()["port"]
@@ -146,7 +169,7 @@ def throughput(name: str, mode: str, size: str, params: Params, log: Log, client
     for run in range(params.runs):
         for row in rows:
             args = ["--task", "throughput", "--seconds", str(secs), "--timeout", str(timeout - 10)]
-            args += ["--clients", str(clients)]
+            args += ["--clients", str(clients), "--size", size]
             res = _try(row, log, name, partial(_pair, mode, sender, row.receiver, args, timeout))
             if res is not None:
                 log(f"  {name} run {run + 1}/{params.runs}: {row.receiver.label}: {res['rate']:,.0f} msg/s")
@@ -157,7 +180,7 @@ def throughput(name: str, mode: str, size: str, params: Params, log: Log, client
 
 
 def latency(name: str, mode: str, params: Params, log: Log) -> list[Row]:
-    rows = [Row(r) for r in receivers(mode)]
+    rows = [Row(r) for r in receivers(mode) if r.kind != "ceiling-mem"]
     count = int(params.latency_rate * params.latency_seconds)
     rate = str(params.latency_rate)
     sender = ["serve-paced" if mode == "client" else "dial-paced", "--count", str(count), "--rate", rate]

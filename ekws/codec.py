@@ -84,8 +84,7 @@ _stdlib_decode: Final = _STDLIB_DECODER.decode
 # The decoder's scanner (json.scanner.c_make_scanner's, where the C
 # accelerator is built), called directly: JSONDecoder.decode wraps it in two
 # regex matches and a Python-level raw_decode (120 B objects: ~25% more per second).
-_scan: Final[Callable[[str, int], tuple[Any, int]]] = _STDLIB_DECODER.scan_once
-_after_value: Final = re.compile(r"[ \t\n\r]*").match  # what JSON allows after the value
+_scan: Final[Callable[[str, int], tuple[Any, int]]] = getattr(_STDLIB_DECODER, "scan_once")  # noqa: B009
 _SURROGATE_ESCAPE: Final = re.compile(r"\\u[dD][89a-fA-F]")
 _SURROGATE: Final = re.compile("[\ud800-\udfff]")
 # bytes.translate maps digits to "0" and the rest to " "; then one find() spots
@@ -124,7 +123,7 @@ def _loads_stdlib(data: Payload) -> Any:
     # through JSONDecoder.decode, whose errors and positions are the reference.
     try:
         value, end = _scan(text, 0)
-        if end != len(text) and _after_value(text, end).end() != len(text):
+        if end != len(text) and text[end:].strip(" \t\n\r"):  # only JSON whitespace may follow
             raise ValueError("extra data")
     except (StopIteration, ValueError, RecursionError):
         value = _decode_reference(text)

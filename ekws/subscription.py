@@ -240,6 +240,7 @@ class Subscription:
                     else:
                         self.delivered += 1
                 else:
+                    assert not isinstance(item, Message)
                     self._deliver_notice(item)
         finally:
             self._summarise(self._handled.flush(), handled=True)

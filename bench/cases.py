@@ -40,6 +40,9 @@ class Params:
     many_settle: float = 1.0  # peers connected and idle before sending: RSS and threads sampled then
     footprint_runs: int = 3
     startup_runs: int = 5
+    fanin_clients: int = 200
+    fanin_records: int = 1000
+    service_runs: int = 3
 
 
 QUICK = Params(
@@ -53,6 +56,9 @@ QUICK = Params(
     many_settle=0.3,
     footprint_runs=1,
     startup_runs=1,
+    fanin_clients=20,
+    fanin_records=100,
+    service_runs=1,
 )
 
 
@@ -212,8 +218,9 @@ def latency(name: str, mode: str, params: Params, log: Log) -> list[Row]:
 class Sampler:
     """Samples a process's RSS and thread count every 0.2 s in a background thread."""
 
-    def __init__(self, pid: int) -> None:
+    def __init__(self, pid: int, every: float = 0.2) -> None:
         self.pid = pid
+        self.every = every
         self.rss_max = 0
         self.threads_max = 0
         self._stop = threading.Event()
@@ -221,7 +228,7 @@ class Sampler:
         self._thread.start()
 
     def _run(self) -> None:
-        while not self._stop.wait(0.2):
+        while not self._stop.wait(self.every):
             self.rss_max = max(self.rss_max, rss_kb(self.pid))
             self.threads_max = max(self.threads_max, threads(self.pid))
 
@@ -266,6 +273,69 @@ def many(name: str, params: Params, log: Log) -> list[Row]:
             per_conn = (res["run_rss_kb"] - res["idle_rss_kb"]) / n
             log(f"  {name}: {row.receiver.label}: {per_conn:.0f} KB/conn, lag p99 {res['p99_ms']:.2f} ms")
     return rows
+
+
+# -- fan-in memory (server mode) ----------------------------------------------
+
+
+def fanin(name: str, params: Params, log: Log) -> list[Row]:
+    """``fanin_clients`` peers each write ``fanin_records`` 120 B records as fast as TCP takes them."""
+    rows = [Row(r) for r in ekws_receivers()]
+    rows += [Row(Receiver(WEBSOCKETS["server"], "websockets"))]
+    if HAVE_AIOHTTP:
+        rows.append(Row(Receiver(AIOHTTP["server"], "aiohttp")))
+    n, records = params.fanin_clients, params.fanin_records
+    for row in rows:
+
+        def once(row: Row = row) -> dict[str, Any]:
+            args = [row.receiver.kind, "--mode", "server", "--task", "tally", "--count", str(n * records)]
+            with Child("receivers", [*args, "--timeout", "90"], env=dict(row.receiver.env)) as rcv:
+                port = rcv.wait_ready()["port"]
+                time.sleep(0.3)
+                idle = rss_kb(rcv.pid)
+                sender = ["dial-burst", "--clients", str(n), "--count", str(records), "--port", port]
+                with Child("senders", [*sender, "--settle", "0.5"]) as snd:
+                    snd.wait_ready(timeout=120)  # every peer connected, none sending yet
+                    time.sleep(0.35)
+                    connected = rss_kb(rcv.pid)
+                    sampler = Sampler(rcv.pid, every=0.02)
+                    try:
+                        res = rcv.wait_result(timeout=100)
+                    finally:
+                        sampler.stop()
+            res.update(idle_rss_kb=idle, connected_rss_kb=connected, sampled_peak_kb=sampler.rss_max,
+                       clients=n, records=records)
+            return res
+
+        res = _try(row, log, name, once)
+        if res is not None:
+            growth = (max(res["rss_peak_kb"], res["sampled_peak_kb"]) - res["connected_rss_kb"]) / 1024
+            log(f"  {name}: {row.receiver.label}: +{growth:.1f} MB over connected-idle")
+    return rows
+
+
+def service(name: str, params: Params, log: Log) -> list[Row]:
+    """``ekws run`` on the shipped config: idle RSS and exec -> READY=1 (bench/bench_service.py)."""
+    import shutil
+    import tempfile
+    from pathlib import Path
+
+    from bench import bench_service
+
+    row = Row(Receiver("ekws run -c etc (shipped config)", "service"))
+    with tempfile.TemporaryDirectory(prefix="ekws-bench-") as tmp:
+        work = Path(tmp)
+        shutil.copytree(bench_service.REPO / "etc", work / "etc")
+        for _ in range(params.service_runs):
+
+            def once() -> dict[str, Any]:
+                ready_s, rss = bench_service.service_run(work)
+                return {"ready_s": ready_s, "rss_mb": rss}
+
+            res = _try(row, log, name, once)
+            if res is not None:
+                log(f"  {name}: {res['rss_mb']:.1f} MB idle, READY=1 after {res['ready_s']:.3f} s")
+    return [row]
 
 
 # -- footprint and startup ----------------------------------------------------

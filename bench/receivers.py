@@ -25,6 +25,7 @@ TASK:
                   one sink from their own threads) the count is taken under a lock.
 - ``latency``     sender timestamp to callback for ``--count`` paced records.
 - ``lag``         the same over many connections (server mode; ``--count`` in total).
+- ``tally``       done once ``--count`` records arrived (the fan-in memory case).
 
 Client mode dials the sender at ``--port``; server mode listens on an ephemeral
 port and prints it in its ``READY`` line. The end is one ``RESULT`` JSON line.
@@ -159,7 +160,31 @@ class Latency:
             }
 
 
-Sink = Union[Counter, Latency]  # SharedCounter is a Counter
+class Tally:
+    """Fan-in: done once ``count`` records arrived, from any number of threads."""
+
+    def __init__(self, count: int) -> None:
+        self.count = count
+        self.n = 0
+        self.lock = threading.Lock()
+        self.done = threading.Event()
+        self.t0 = 0.0
+        self.elapsed = 0.0
+
+    def on(self, record: Any) -> None:
+        with self.lock:
+            self.n += 1
+            if self.n == 1:
+                self.t0 = time.perf_counter()
+            if self.n == self.count:
+                self.elapsed = time.perf_counter() - self.t0
+                self.done.set()
+
+    def report(self) -> dict[str, Any]:
+        return {"received": self.n, "expected": self.count, "elapsed": self.elapsed}
+
+
+Sink = Union[Counter, Latency, Tally]  # SharedCounter is a Counter
 
 
 # -- receivers ----------------------------------------------------------------
@@ -391,7 +416,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.receivers")
     parser.add_argument("kind", choices=sorted(RECEIVERS))
     parser.add_argument("--mode", choices=["client", "server"], required=True)
-    parser.add_argument("--task", choices=["throughput", "latency", "lag"], default="throughput")
+    parser.add_argument("--task", choices=["throughput", "latency", "lag", "tally"], default="throughput")
     parser.add_argument("--port", type=int, default=0, help="client mode: the sender's port")
     parser.add_argument("--seconds", type=float, default=1.0, help="throughput: how long to count")
     parser.add_argument("--count", type=int, default=1000, help="latency/lag: records expected")
@@ -403,7 +428,9 @@ def main(argv: list[str] | None = None) -> int:
 
     raise_nofile(8192)
     sink: Sink
-    if args.task != "throughput":
+    if args.task == "tally":
+        sink = Tally(args.count)
+    elif args.task != "throughput":
         sink = Latency(args.count, args.skip)
     else:
         sink = SharedCounter(args.seconds) if args.clients > 1 else Counter(args.seconds)

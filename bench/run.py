@@ -315,9 +315,11 @@ def fanin_section(rows: list[Row], params: Params, targets: Targets) -> list[str
             targets.check("fan-in", what, f"+{growth:.1f} MB", growth <= FANIN_GROWTH_MB)
     header = ["case", "receiver", "received", "RSS idle (peers connected) MB", "peak RSS MB",
               "growth MB", "msg/s"]
-    intro = (f"Server mode, {params.fanin_clients} peers connected, then each writes {params.fanin_records:,} "
-             "120 B records as fast as TCP takes them (one raw-socket sender process); growth = peak RSS "
-             "(sampled every 20 ms and the process's own maximum) minus RSS with the peers connected and idle.")
+    intro = (
+        f"Server mode, {params.fanin_clients} peers connected, then each writes {params.fanin_records:,} "
+        "120 B records as fast as TCP takes them (one raw-socket sender process); growth = peak RSS "
+        "(sampled every 20 ms and the process's own maximum) minus RSS with the peers connected and idle."
+    )
     return ["## fan-in", "", intro, "", *table(header, lines), ""]
 
 

@@ -10,6 +10,7 @@ between medians measured in the same invocation.
 from __future__ import annotations
 
 import importlib.util
+import os
 import sys
 import threading
 import time
@@ -104,9 +105,15 @@ def receivers(mode: str, clients: int = 1) -> list[Receiver]:
         rows.append(Receiver(AIOHTTP[mode], "aiohttp"))
     if HAVE_PICOWS:
         rows.append(Receiver(PICOWS[mode], "picows"))
-    if clients > 1:
-        return rows
-    return [*rows, Receiver(CEILING, "ceiling"), Receiver(CEILING_MEM, "ceiling-mem")]
+    if clients == 1:
+        rows += [Receiver(CEILING, "ceiling"), Receiver(CEILING_MEM, "ceiling-mem")]
+    return picked(rows)
+
+
+def picked(rows: list[Receiver]) -> list[Receiver]:
+    """Only the rows whose label contains one of ``$BENCH_RECEIVERS`` (comma-separated), if set."""
+    wanted = [w.strip() for w in os.environ.get("BENCH_RECEIVERS", "").split(",") if w.strip()]
+    return [r for r in rows if any(w in r.label for w in wanted)] if wanted else rows
 
 
 @dataclass

@@ -41,7 +41,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from .buffer import MAX_NOTICES, OVERFLOW_POLICIES, Buffer, Item
+from .buffer import MAX_NOTICES, OVERFLOW_POLICIES, TAKE, Buffer, Item
 from .errors import CallbackError, ClosedError, EkwsError
 from .message import Message, Status
 from .throttle import INTERVAL, Throttle, Verdict
@@ -228,20 +228,22 @@ class Subscription:
     # -- worker ---------------------------------------------------------------------
 
     def _run(self) -> None:
-        get = self._buffer.get
+        take = self._buffer.take
+        limit = TAKE if self._buffer.overflow == "block" else 1  # see ekws.buffer
         on_message = self._on_message
         try:
-            while (item := get()) is not None:
-                if type(item) is Message:
-                    try:
-                        on_message(item)
-                    except BaseException as exc:  # SystemExit too: it must not end the worker
-                        self._callback_failed("on_message", exc, item)
+            while (batch := take(limit)) is not None:
+                for item in batch:
+                    if type(item) is Message:
+                        try:
+                            on_message(item)
+                        except BaseException as exc:  # SystemExit too: it must not end the worker
+                            self._callback_failed("on_message", exc, item)
+                        else:
+                            self.delivered += 1
                     else:
-                        self.delivered += 1
-                else:
-                    assert not isinstance(item, Message)
-                    self._deliver_notice(item)
+                        assert not isinstance(item, Message)
+                        self._deliver_notice(item)
         finally:
             self._summarise(self._handled.flush(), handled=True)
             self._summarise(self._unhandled.flush(), handled=False)

@@ -66,7 +66,7 @@ class _State(enum.Enum):
 
 
 class Subscription:
-    """A set of callbacks fed by one stream through its own buffer and thread.
+    """A set of callbacks fed by one stream through its own buffer and thread (or inline).
 
     Use it as a context manager or call :meth:`close`. ``close()`` is
     idempotent; it delivers what was already buffered and returns within

@@ -231,8 +231,13 @@ class Subscription:
         take = self._buffer.take
         limit = TAKE if self._buffer.overflow == "block" else 1  # see ekws.buffer
         on_message = self._on_message
+        # The batch just delivered goes back to the buffer with no reference
+        # left here, so that the wire thread frees it (see ekws.buffer).
+        done: list[list[Item]] = []
+        item: Item | None = None
+        batch: list[Item] | None = None
         try:
-            while (batch := take(limit)) is not None:
+            while (batch := take(limit, done)) is not None:
                 for item in batch:
                     if type(item) is Message:
                         try:
@@ -244,6 +249,8 @@ class Subscription:
                     else:
                         assert not isinstance(item, Message)
                         self._deliver_notice(item)
+                done.append(batch)
+                batch = item = None
         finally:
             self._summarise(self._handled.flush(), handled=True)
             self._summarise(self._unhandled.flush(), handled=False)

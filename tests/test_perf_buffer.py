@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 
-from ekws.buffer import MAX_NOTICES, Buffer
+from ekws.buffer import MAX_NOTICES, Buffer, Item
 from ekws.errors import DecodeError, ErrorsCoalesced
 from ekws.message import Message, Peer, State, Status
 
@@ -60,3 +60,47 @@ def test_taking_notices_lets_coalesced_ones_in() -> None:
     tail = buffer.take(64)
     assert tail is not None and len(tail) == 1 and isinstance(tail[0], ErrorsCoalesced)
     assert buffer.notices == 0
+
+
+class _Tracked:
+    """A value whose lifetime a weakref can watch (dicts cannot be weakly referenced)."""
+
+
+def test_delivered_records_are_freed_soon_even_when_no_more_come() -> None:
+    """Delivered batches wait for the wire thread's next put to free them, but not forever."""
+    import weakref
+
+    from server_helpers import wait_until
+
+    from ekws.buffer import FREE_WAIT
+    from ekws.subscription import Subscription
+
+    values = [_Tracked() for _ in range(10)]
+    refs = [weakref.ref(v) for v in values]
+    got = threading.Event()
+    sub = Subscription("s", lambda m: got.set())
+    sub.start()
+    sub.offer([Message({"v": v}, PEER, 0) for v in values])
+    del values
+    assert got.wait(5) and wait_until(lambda: sub.delivered == 10)
+    assert wait_until(lambda: all(r() is None for r in refs), timeout=FREE_WAIT + 5)
+    sub.close()
+
+
+def test_the_wire_threads_next_put_frees_what_was_delivered() -> None:
+    import weakref
+
+    buffer = Buffer(8, "block")
+    value = _Tracked()
+    ref = weakref.ref(value)
+    buffer.put_batch([Message({"v": value}, PEER, 0), msg(1)])
+    del value
+    done: list[list[Item]] = []
+    batch = buffer.take(1, done)
+    assert batch is not None
+    done.append(batch)
+    del batch
+    assert buffer.take(1, done) is not None  # msg(1); the first batch now waits in the buffer
+    assert ref() is not None
+    buffer.put_batch([msg(2)])  # the wire thread's put drops it
+    assert ref() is None

@@ -82,14 +82,16 @@ class Buffer:
 
     def put_batch(self, messages: list[Message]) -> None:
         """Add messages in order, applying the overflow policy; free what the worker delivered."""
+        dead = None
         with self._lock:
-            dead = self._dead  # dropped when this returns, outside the lock
-            if dead:
-                self._dead, self._dead_count = [], 0
             if self._closed:
                 return
             room = self.capacity - self._messages
             if len(messages) <= room:
+                # Only a put that will not wait takes the delivered batches: a
+                # blocked wire thread must not sit on them (200 blocked peers would).
+                if self._dead:
+                    dead, self._dead, self._dead_count = self._dead, [], 0
                 self._items.extend(messages)
                 self._messages += len(messages)
             elif self.overflow == "block":
@@ -102,6 +104,7 @@ class Buffer:
             else:
                 self._put_drop_oldest(messages)
             self._not_empty.notify()
+        del dead  # the delivered batches are freed here, outside the lock
 
     def _put_blocking(self, messages: list[Message]) -> None:
         start = 0

@@ -26,6 +26,7 @@ setup(
     extras_require={
         "fast": ["orjson>=3.8"],
         "mqtt": ["paho-mqtt>=2.0,<3"],
+        "bench": ["aiohttp>=3.9,<4", "picows>=1.0,<3"],  # bench/ peers only
         # Test tools, pinned to ranges that behave as the suite expects on 3.9-3.13.
         "test": [
             "pytest>=7.4,<10",

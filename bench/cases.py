@@ -10,6 +10,7 @@ between medians measured in the same invocation.
 from __future__ import annotations
 
 import importlib.util
+import os
 import sys
 import threading
 import time
@@ -40,6 +41,9 @@ class Params:
     many_settle: float = 1.0  # peers connected and idle before sending: RSS and threads sampled then
     footprint_runs: int = 3
     startup_runs: int = 5
+    fanin_clients: int = 200
+    fanin_records: int = 1000
+    service_runs: int = 3
 
 
 QUICK = Params(
@@ -53,13 +57,16 @@ QUICK = Params(
     many_settle=0.3,
     footprint_runs=1,
     startup_runs=1,
+    fanin_clients=20,
+    fanin_records=100,
+    service_runs=1,
 )
 
 
 @dataclass(frozen=True)
 class Receiver:
     label: str
-    kind: str  # ekws | naive | websockets | ceiling (see bench/receivers.py)
+    kind: str  # ekws | naive | websockets | aiohttp | picows | ceiling | ceiling-mem (bench/receivers.py)
     env: tuple[tuple[str, str], ...] = ()
 
     @property
@@ -71,16 +78,42 @@ HAVE_ORJSON = importlib.util.find_spec("orjson") is not None
 EKWS_STDLIB = Receiver("ekws [stdlib json]", "ekws", (("EKWS_JSON", "stdlib"),))
 EKWS_ORJSON = Receiver("ekws [orjson] (default)", "ekws", (("EKWS_JSON", "orjson"),))
 EKWS_DEFAULT = EKWS_ORJSON if HAVE_ORJSON else Receiver("ekws [stdlib json] (default)", "ekws")
+INLINE = ("EKWS_BENCH_DELIVERY", "inline")  # the subscription's delivery option (bench/receivers.py)
+EKWS_INLINE_STDLIB = Receiver("ekws inline [stdlib json]", "ekws", (("EKWS_JSON", "stdlib"), INLINE))
+EKWS_INLINE_ORJSON = Receiver("ekws inline [orjson]", "ekws", (("EKWS_JSON", "orjson"), INLINE))
 NAIVE = {"client": "websocket-client recv+json.loads (naive)", "server": "werkzeug+simple-websocket (naive)"}
 WEBSOCKETS = {"client": "websockets sync client", "server": "websockets sync server"}
-CEILING = "pure-Python parser+json.loads (ceiling)"
+AIOHTTP = {"client": "aiohttp client", "server": "aiohttp server"}
+PICOWS = {"client": "picows client (Cython)", "server": "picows server (Cython)"}
+CEILING = "pure-Python parser+json.loads, socket"
+CEILING_MEM = "pure-Python parser+json.loads, in memory (ceiling)"
+HAVE_AIOHTTP = importlib.util.find_spec("aiohttp") is not None
+HAVE_PICOWS = importlib.util.find_spec("picows") is not None
+
+
+def ekws_receivers() -> list[Receiver]:
+    if HAVE_ORJSON:
+        return [EKWS_STDLIB, EKWS_ORJSON, EKWS_INLINE_STDLIB, EKWS_INLINE_ORJSON]
+    return [EKWS_STDLIB, EKWS_INLINE_STDLIB]
 
 
 def receivers(mode: str, clients: int = 1) -> list[Receiver]:
-    """ekws rows and baselines; no ceiling with several clients (it reads one socket)."""
-    ekws_rows = [EKWS_STDLIB, EKWS_ORJSON] if HAVE_ORJSON else [EKWS_STDLIB]
-    rows = [*ekws_rows, Receiver(NAIVE[mode], "naive"), Receiver(WEBSOCKETS[mode], "websockets")]
-    return rows if clients > 1 else [*rows, Receiver(CEILING, "ceiling")]
+    """ekws rows and baselines (aiohttp and picows when installed: the ``bench`` extra);
+    no ceilings with several clients (they read one socket)."""
+    rows = [*ekws_receivers(), Receiver(NAIVE[mode], "naive"), Receiver(WEBSOCKETS[mode], "websockets")]
+    if HAVE_AIOHTTP:
+        rows.append(Receiver(AIOHTTP[mode], "aiohttp"))
+    if HAVE_PICOWS:
+        rows.append(Receiver(PICOWS[mode], "picows"))
+    if clients == 1:
+        rows += [Receiver(CEILING, "ceiling"), Receiver(CEILING_MEM, "ceiling-mem")]
+    return picked(rows)
+
+
+def picked(rows: list[Receiver]) -> list[Receiver]:
+    """Only the rows whose label contains one of ``$BENCH_RECEIVERS`` (comma-separated), if set."""
+    wanted = [w.strip() for w in os.environ.get("BENCH_RECEIVERS", "").split(",") if w.strip()]
+    return [r for r in rows if any(w in r.label for w in wanted)] if wanted else rows
 
 
 @dataclass
@@ -118,6 +151,9 @@ def _pair(
 ) -> dict[str, Any]:
     """Start sender and receiver in the right order for ``mode``; return the receiver's RESULT."""
     env = dict(receiver.env)
+    if receiver.kind == "ceiling-mem":  # no socket, no sender
+        with Child("receivers", [receiver.kind, "--mode", mode, *receiver_args], env=env) as rcv:
+            return rcv.wait_result(timeout)
     if mode == "client":
         with Child("senders", sender_args) as snd:
             port = snd.wait_ready()["port"]
@@ -146,7 +182,7 @@ def throughput(name: str, mode: str, size: str, params: Params, log: Log, client
     for run in range(params.runs):
         for row in rows:
             args = ["--task", "throughput", "--seconds", str(secs), "--timeout", str(timeout - 10)]
-            args += ["--clients", str(clients)]
+            args += ["--clients", str(clients), "--size", size]
             res = _try(row, log, name, partial(_pair, mode, sender, row.receiver, args, timeout))
             if res is not None:
                 log(f"  {name} run {run + 1}/{params.runs}: {row.receiver.label}: {res['rate']:,.0f} msg/s")
@@ -157,7 +193,7 @@ def throughput(name: str, mode: str, size: str, params: Params, log: Log, client
 
 
 def latency(name: str, mode: str, params: Params, log: Log) -> list[Row]:
-    rows = [Row(r) for r in receivers(mode)]
+    rows = [Row(r) for r in receivers(mode) if r.kind != "ceiling-mem"]
     count = int(params.latency_rate * params.latency_seconds)
     rate = str(params.latency_rate)
     sender = ["serve-paced" if mode == "client" else "dial-paced", "--count", str(count), "--rate", rate]
@@ -189,8 +225,9 @@ def latency(name: str, mode: str, params: Params, log: Log) -> list[Row]:
 class Sampler:
     """Samples a process's RSS and thread count every 0.2 s in a background thread."""
 
-    def __init__(self, pid: int) -> None:
+    def __init__(self, pid: int, every: float = 0.2) -> None:
         self.pid = pid
+        self.every = every
         self.rss_max = 0
         self.threads_max = 0
         self._stop = threading.Event()
@@ -198,7 +235,7 @@ class Sampler:
         self._thread.start()
 
     def _run(self) -> None:
-        while not self._stop.wait(0.2):
+        while not self._stop.wait(self.every):
             self.rss_max = max(self.rss_max, rss_kb(self.pid))
             self.threads_max = max(self.threads_max, threads(self.pid))
 
@@ -243,6 +280,69 @@ def many(name: str, params: Params, log: Log) -> list[Row]:
             per_conn = (res["run_rss_kb"] - res["idle_rss_kb"]) / n
             log(f"  {name}: {row.receiver.label}: {per_conn:.0f} KB/conn, lag p99 {res['p99_ms']:.2f} ms")
     return rows
+
+
+# -- fan-in memory (server mode) ----------------------------------------------
+
+
+def fanin(name: str, params: Params, log: Log) -> list[Row]:
+    """``fanin_clients`` peers each write ``fanin_records`` 120 B records as fast as TCP takes them."""
+    rows = [Row(r) for r in ekws_receivers()]
+    rows += [Row(Receiver(WEBSOCKETS["server"], "websockets"))]
+    if HAVE_AIOHTTP:
+        rows.append(Row(Receiver(AIOHTTP["server"], "aiohttp")))
+    n, records = params.fanin_clients, params.fanin_records
+    for row in rows:
+
+        def once(row: Row = row) -> dict[str, Any]:
+            args = [row.receiver.kind, "--mode", "server", "--task", "tally", "--count", str(n * records)]
+            with Child("receivers", [*args, "--timeout", "90"], env=dict(row.receiver.env)) as rcv:
+                port = rcv.wait_ready()["port"]
+                time.sleep(0.3)
+                idle = rss_kb(rcv.pid)
+                sender = ["dial-burst", "--clients", str(n), "--count", str(records), "--port", port]
+                with Child("senders", [*sender, "--settle", "0.5"]) as snd:
+                    snd.wait_ready(timeout=120)  # every peer connected, none sending yet
+                    time.sleep(0.35)
+                    connected = rss_kb(rcv.pid)
+                    sampler = Sampler(rcv.pid, every=0.02)
+                    try:
+                        res = rcv.wait_result(timeout=100)
+                    finally:
+                        sampler.stop()
+            res.update(idle_rss_kb=idle, connected_rss_kb=connected, sampled_peak_kb=sampler.rss_max,
+                       clients=n, records=records)
+            return res
+
+        res = _try(row, log, name, once)
+        if res is not None:
+            growth = (max(res["rss_peak_kb"], res["sampled_peak_kb"]) - res["connected_rss_kb"]) / 1024
+            log(f"  {name}: {row.receiver.label}: +{growth:.1f} MB over connected-idle")
+    return rows
+
+
+def service(name: str, params: Params, log: Log) -> list[Row]:
+    """``ekws run`` on the shipped config: idle RSS and exec -> READY=1 (bench/bench_service.py)."""
+    import shutil
+    import tempfile
+    from pathlib import Path
+
+    from bench import bench_service
+
+    row = Row(Receiver("ekws run -c etc (shipped config)", "service"))
+    with tempfile.TemporaryDirectory(prefix="ekws-bench-") as tmp:
+        work = Path(tmp)
+        shutil.copytree(bench_service.REPO / "etc", work / "etc")
+        for _ in range(params.service_runs):
+
+            def once() -> dict[str, Any]:
+                ready_s, rss = bench_service.service_run(work)
+                return {"ready_s": ready_s, "rss_mb": rss}
+
+            res = _try(row, log, name, once)
+            if res is not None:
+                log(f"  {name}: {res['rss_mb']:.1f} MB idle, READY=1 after {res['ready_s']:.3f} s")
+    return [row]
 
 
 # -- footprint and startup ----------------------------------------------------

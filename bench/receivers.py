@@ -10,8 +10,14 @@ KIND:
                   ``WebSocket.recv()`` + ``json.loads``; server mode, Werkzeug's
                   threaded server + simple-websocket ``receive()`` + ``json.loads``.
 - ``websockets``  the ``websockets`` library's sync client / sync server + ``json.loads``.
-- ``ceiling``     a pure-Python frame parser over a raw socket + ``json.loads``:
-                  the practical ceiling for Python.
+- ``aiohttp``     aiohttp's client ``ws_connect`` / server ``WebSocketResponse``
+                  (asyncio, C-accelerated frame reader) + ``json.loads``.
+- ``picows``      picows (Cython) client / server listener, ``on_ws_frame`` +
+                  ``json.loads`` (frames, no reassembly: the senders never fragment).
+- ``ceiling``     a pure-Python frame parser over a raw socket + ``json.loads``.
+- ``ceiling-mem`` the same parser + ``json.loads`` over pre-built frames in
+                  memory (no socket, no sender; ``--size``): the practical
+                  ceiling for a pure-Python receiver.
 
 TASK:
 - ``throughput``  count records for ``--seconds`` after the first one; with
@@ -19,6 +25,7 @@ TASK:
                   one sink from their own threads) the count is taken under a lock.
 - ``latency``     sender timestamp to callback for ``--count`` paced records.
 - ``lag``         the same over many connections (server mode; ``--count`` in total).
+- ``tally``       done once ``--count`` records arrived (the fan-in memory case).
 
 Client mode dials the sender at ``--port``; server mode listens on an ephemeral
 port and prints it in its ``READY`` line. The end is one ``RESULT`` JSON line.
@@ -28,6 +35,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import socket
 import threading
 import time
@@ -35,10 +43,13 @@ from collections.abc import Callable
 from typing import Any, Union
 
 from bench.common import (
+    MASK,
     client_handshake,
     cpu_s,
     finish,
+    frame,
     maxrss_kb,
+    payload,
     percentile,
     raise_nofile,
     ready,
@@ -149,7 +160,31 @@ class Latency:
             }
 
 
-Sink = Union[Counter, Latency]  # SharedCounter is a Counter
+class Tally:
+    """Fan-in: done once ``count`` records arrived, from any number of threads."""
+
+    def __init__(self, count: int) -> None:
+        self.count = count
+        self.n = 0
+        self.lock = threading.Lock()
+        self.done = threading.Event()
+        self.t0 = 0.0
+        self.elapsed = 0.0
+
+    def on(self, record: Any) -> None:
+        with self.lock:
+            self.n += 1
+            if self.n == 1:
+                self.t0 = time.perf_counter()
+            if self.n == self.count:
+                self.elapsed = time.perf_counter() - self.t0
+                self.done.set()
+
+    def report(self) -> dict[str, Any]:
+        return {"received": self.n, "expected": self.count, "elapsed": self.elapsed}
+
+
+Sink = Union[Counter, Latency, Tally]  # SharedCounter is a Counter
 
 
 # -- receivers ----------------------------------------------------------------
@@ -170,7 +205,12 @@ def run_ekws(args: argparse.Namespace, sink: Sink) -> None:
     else:
         rt.create_stream(f'CREATE STREAM b() WITH (DATASOURCE="{PATH}", TYPE="websocket")')
     on = sink.on
-    rt.subscribe("b", lambda msg: on(msg.data))
+    delivery = os.environ.get("EKWS_BENCH_DELIVERY")  # inline: callbacks on the reader thread
+    EXTRA["delivery"] = delivery or "queue"
+    if delivery:
+        rt.subscribe("b", lambda msg: on(msg.data), delivery=delivery)
+    else:
+        rt.subscribe("b", lambda msg: on(msg.data))
     if args.mode == "server":
         address = rt.server_address
         assert address is not None, "the shared server is not running"
@@ -228,6 +268,82 @@ def run_websockets(args: argparse.Namespace, sink: Sink) -> None:
     server = serve(handler, HOST, 0)
     threading.Thread(target=server.serve_forever, name="websockets", daemon=True).start()
     ready(port=server.socket.getsockname()[1])
+
+
+def run_aiohttp(args: argparse.Namespace, sink: Sink) -> None:
+    import asyncio
+
+    import aiohttp
+    from aiohttp import web
+
+    on, loads, TEXT = sink.on, json.loads, aiohttp.WSMsgType.TEXT
+
+    async def client() -> None:
+        async with aiohttp.ClientSession() as session:
+            ws = await session.ws_connect(f"ws://{HOST}:{args.port}/", max_msg_size=0)
+            ready()
+            while not sink.done.is_set():
+                msg = await ws.receive()
+                if msg.type is not TEXT:
+                    break
+                on(loads(msg.data))
+
+    async def handler(request: web.Request) -> web.WebSocketResponse:
+        ws = web.WebSocketResponse(max_msg_size=0)
+        await ws.prepare(request)
+        async for msg in ws:
+            if msg.type is TEXT:
+                on(loads(msg.data))
+        return ws
+
+    async def server() -> None:
+        app = web.Application()
+        app.router.add_get(PATH, handler)
+        runner = web.AppRunner(app, access_log=None)
+        await runner.setup()
+        site = web.TCPSite(runner, HOST, 0)
+        await site.start()
+        ready(port=runner.addresses[0][1])
+        while not sink.done.is_set():
+            await asyncio.sleep(0.05)
+
+    asyncio.run(client() if args.mode == "client" else server())
+
+
+def run_picows(args: argparse.Namespace, sink: Sink) -> None:
+    import asyncio
+
+    from picows import WSListener, WSMsgType, ws_connect, ws_create_server
+
+    on, loads, TEXT = sink.on, json.loads, WSMsgType.TEXT
+
+    class Listener(WSListener):  # type: ignore[misc]
+        def on_ws_frame(self, transport: Any, frame: Any) -> None:
+            if frame.msg_type == TEXT:
+                on(loads(frame.get_payload_as_utf8_text()))
+
+    async def main() -> None:
+        if args.mode == "client":
+            await ws_connect(Listener, f"ws://{HOST}:{args.port}/")
+            ready()
+        else:
+            server = await ws_create_server(lambda request: Listener(), HOST, 0)
+            ready(port=server.sockets[0].getsockname()[1])
+        while not sink.done.is_set():
+            await asyncio.sleep(0.05)
+
+    asyncio.run(main())
+
+
+def run_ceiling_mem(args: argparse.Namespace, sink: Sink) -> None:
+    """The ceiling without a socket: parse pre-built 256 KiB chunks of frames from memory."""
+    one = frame(payload(args.size), mask=MASK if args.mode == "server" else None)
+    chunk = one * max(1, 262144 // len(one))
+    on = sink.on
+    loads = json.loads
+    ready()
+    while not sink.done.is_set():
+        parse_frames(bytearray(chunk), lambda data: on(loads(data)))
 
 
 def run_ceiling(args: argparse.Namespace, sink: Sink) -> None:
@@ -290,6 +406,9 @@ RECEIVERS: dict[str, Callable[[argparse.Namespace, Sink], None]] = {
     "naive": run_naive,
     "websockets": run_websockets,
     "ceiling": run_ceiling,
+    "ceiling-mem": run_ceiling_mem,
+    "aiohttp": run_aiohttp,
+    "picows": run_picows,
 }
 
 
@@ -297,18 +416,21 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.receivers")
     parser.add_argument("kind", choices=sorted(RECEIVERS))
     parser.add_argument("--mode", choices=["client", "server"], required=True)
-    parser.add_argument("--task", choices=["throughput", "latency", "lag"], default="throughput")
+    parser.add_argument("--task", choices=["throughput", "latency", "lag", "tally"], default="throughput")
     parser.add_argument("--port", type=int, default=0, help="client mode: the sender's port")
     parser.add_argument("--seconds", type=float, default=1.0, help="throughput: how long to count")
     parser.add_argument("--count", type=int, default=1000, help="latency/lag: records expected")
     parser.add_argument("--clients", type=int, default=1, help="throughput: connections feeding the sink")
+    parser.add_argument("--size", default="small", help="ceiling-mem: small or large payload")
     parser.add_argument("--skip", type=int, default=0, help="latency: warm-up records left out")
     parser.add_argument("--timeout", type=float, default=90.0)
     args = parser.parse_args(argv)
 
     raise_nofile(8192)
     sink: Sink
-    if args.task != "throughput":
+    if args.task == "tally":
+        sink = Tally(args.count)
+    elif args.task != "throughput":
         sink = Latency(args.count, args.skip)
     else:
         sink = SharedCounter(args.seconds) if args.clients > 1 else Counter(args.seconds)

@@ -12,6 +12,9 @@ Run as ``python -m bench.senders KIND [options]``:
 - ``dial-push-many`` ``--clients`` connections from this one process, all
   handshaken first, then a selectors loop writes the same masked frames to
   every writable socket (the multi-connection throughput case).
+- ``dial-burst``  ``--clients`` connections, all handshaken first; after
+  ``--settle`` s each writes ``--count`` masked frames as fast as TCP takes
+  them (the fan-in memory case), then holds its connection.
 - ``dial-many``   ``--clients`` connections each sending one time-stamped
   message per second for ``--seconds`` (spread evenly), for the many-connections case.
 
@@ -94,6 +97,35 @@ def push_many(socks: list[socket.socket], data: bytes, max_seconds: float) -> in
                 continue
             offsets[sock] = (offsets[sock] + n) % size
             written += n
+    sel.close()
+    return written
+
+
+def burst(socks: list[socket.socket], data: bytes, count: int, max_seconds: float) -> int:
+    """Write ``count`` masked frames on every socket, whichever can take more, until all are out."""
+    whole = memoryview(frame(data, mask=MASK) * count)
+    sel = selectors.DefaultSelector()
+    offsets: dict[socket.socket, int] = {}
+    for sock in socks:
+        sock.setblocking(False)
+        sel.register(sock, selectors.EVENT_WRITE, data=sock)
+        offsets[sock] = 0
+    written = 0
+    deadline = time.monotonic() + max_seconds
+    while offsets and time.monotonic() < deadline:
+        for key, _ in sel.select(timeout=1.0):
+            sock = key.data
+            try:
+                n = sock.send(whole[offsets[sock] :])
+            except BlockingIOError:
+                continue
+            except OSError:
+                n = len(whole) - offsets[sock]
+            offsets[sock] += n
+            written += n
+            if offsets[sock] >= len(whole):
+                sel.unregister(sock)
+                del offsets[sock]
     sel.close()
     return written
 
@@ -191,6 +223,7 @@ def main(argv: list[str] | None = None) -> int:
             "dial-paced",
             "dial-many",
             "dial-push-many",
+            "dial-burst",
         ],
     )
     parser.add_argument("--size", default="small", choices=["small", "large"])
@@ -206,6 +239,13 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.kind == "dial-many":
         dial_many(args)
+        return 0
+    if args.kind == "dial-burst":
+        socks = dial_all(args)
+        ready(connected=len(socks))
+        time.sleep(args.settle)  # the driver samples the receiver's RSS with every peer connected
+        burst(socks, payload(args.size), args.count, args.max_seconds)
+        time.sleep(args.max_seconds)  # keep the peers open until the driver stops us
         return 0
     if args.kind == "dial-push-many":
         socks = dial_all(args)

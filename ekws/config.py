@@ -42,6 +42,7 @@ from .props import (
 logger = logging.getLogger(__name__)
 
 Overflow = Literal["block", "dropOldest", "dropNewest"]
+Delivery = Literal["queue", "inline"]
 
 SOURCE_FILE = "sources/websocket.yaml"
 SERVICE_FILE = "ekws.yaml"
@@ -90,6 +91,7 @@ class SourceProps:
     # subscriptions
     buffer_length: int = 1024
     overflow: Overflow = "block"
+    delivery: Delivery = "queue"  # inline: callbacks on the reading thread (ekws.subscription)
 
     @property
     def is_server(self) -> bool:

@@ -318,6 +318,7 @@ SOURCE_PROPS = {
     "authToken": Prop("auth_token", _text(optional=True), "str"),
     "bufferLength": Prop("buffer_length", _integer(1)),
     "overflow": Prop("overflow", _choice("block", "dropOldest", "dropNewest"), "str"),
+    "delivery": Prop("delivery", _choice("queue", "inline"), "str"),
 }
 _TLS = {
     "certfile": Prop("certfile", _text(optional=False), "str"),

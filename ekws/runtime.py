@@ -111,11 +111,12 @@ class Runtime:
 
     def subscribe(self, name: str, on_message: OnMessage, on_error: OnError | None = None,
                   on_status: OnStatus | None = None, *, buffer_length: int | None = None,
-                  overflow: str | None = None) -> Subscription:
+                  overflow: str | None = None, delivery: str | None = None) -> Subscription:
         """Deliver the stream's records to ``on_message`` until the subscription closes.
 
         The first subscription of a stream starts its source; the last one to
-        close stops it. Callbacks run in the subscription's own thread; a
+        close stops it. Callbacks run in the subscription's own thread, or with
+        ``delivery="inline"`` on the thread that read the socket; a
         raising callback is counted and passed to ``on_error`` as a
         :class:`~ekws.CallbackError` (see :mod:`ekws.subscription`).
 
@@ -131,7 +132,7 @@ class Runtime:
             self._check_open()
             stream = self._get(name)
         return stream.subscribe(on_message, on_error, on_status, buffer_length=buffer_length,
-                                overflow=overflow)
+                                overflow=overflow, delivery=delivery)
 
     # -- broadcast (the reverse direction: to clients of a path) -----------------------
 

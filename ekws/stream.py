@@ -83,7 +83,7 @@ class Stream:
 
     def subscribe(self, on_message: OnMessage, on_error: OnError | None = None,
                   on_status: OnStatus | None = None, *, buffer_length: int | None = None,
-                  overflow: str | None = None) -> Subscription:
+                  overflow: str | None = None, delivery: str | None = None) -> Subscription:
         """Add a subscription; the first one starts the source.
 
         Raises:
@@ -91,7 +91,8 @@ class Stream:
         """
         sub = Subscription(self.name, on_message, on_error, on_status,
                            buffer_length=buffer_length or self.props.buffer_length,
-                           overflow=overflow or self.props.overflow, on_close=self._unsubscribe)
+                           overflow=overflow or self.props.overflow,
+                           delivery=delivery or self.props.delivery, on_close=self._unsubscribe)
         sub.start()
         try:
             with self._switch:

@@ -3,6 +3,16 @@
 Wire threads offer batches through the stream; the worker takes one item at
 a time and calls the user's callbacks in order.
 
+``delivery="inline"`` has no buffer and no worker: the thread that read the
+socket calls the callbacks itself, under a per-subscription lock, so the
+callbacks of one subscription never run concurrently (server mode has a
+thread per peer) and a peer's records arrive in order. No hand-off between
+threads: lower latency and more messages per second, and back-pressure goes
+straight to TCP. The price: a slow callback stalls every connection feeding
+the subscription (and the stream's other subscriptions, offered after it on
+that thread); ``bufferLength`` and ``overflow`` do not apply. Status and
+error notices are delivered inline too, on the thread that reports them.
+
 Callback errors, as websocket-client's ``WebSocketApp`` reports them: a
 raising ``on_message`` or ``on_status`` never ends the worker; it is counted
 (``failed``, the stream's ``exceptions_total``) and passed to ``on_error`` as
@@ -31,13 +41,13 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from .buffer import MAX_NOTICES, OVERFLOW_POLICIES, Buffer, Item
+from .buffer import MAX_NOTICES, OVERFLOW_POLICIES, TAKE, Buffer, Item
 from .errors import CallbackError, ClosedError, EkwsError
 from .message import Message, Status
 from .throttle import INTERVAL, Throttle, Verdict
 
-__all__ = ["MAX_NOTICES", "OVERFLOW_POLICIES", "Buffer", "Item", "OnError", "OnMessage", "OnStatus",
-           "Subscription"]
+__all__ = ["DELIVERY_MODES", "MAX_NOTICES", "OVERFLOW_POLICIES", "Buffer", "Item", "OnError", "OnMessage",
+           "OnStatus", "Subscription"]
 
 logger = logging.getLogger(__name__)
 
@@ -46,6 +56,7 @@ OnError = Callable[[EkwsError], Any]
 OnStatus = Callable[[Status], Any]
 
 _ids = itertools.count(1)
+DELIVERY_MODES = ("queue", "inline")
 
 
 class _State(enum.Enum):
@@ -55,7 +66,7 @@ class _State(enum.Enum):
 
 
 class Subscription:
-    """A set of callbacks fed by one stream through its own buffer and thread.
+    """A set of callbacks fed by one stream through its own buffer and thread (or inline).
 
     Use it as a context manager or call :meth:`close`. ``close()`` is
     idempotent; it delivers what was already buffered and returns within
@@ -70,9 +81,11 @@ class Subscription:
     def __init__(self, stream: str, on_message: OnMessage, on_error: OnError | None = None,
                  on_status: OnStatus | None = None, *, buffer_length: int = 1024,
                  overflow: str = "block", on_close: Callable[[Subscription], None] | None = None,
-                 drain_timeout: float = 5.0) -> None:
+                 drain_timeout: float = 5.0, delivery: str = "queue") -> None:
         if not callable(on_message):
             raise TypeError("on_message must be callable")
+        if delivery not in DELIVERY_MODES:
+            raise ValueError(f"delivery must be queue or inline, got {delivery!r}")
         self.stream = stream
         self.id = next(_ids)
         self._on_message = on_message
@@ -89,6 +102,11 @@ class Subscription:
         self.last_exception_time: float | None = None
         self._handled = Throttle()  # reports of errors passed to on_error
         self._unhandled = Throttle()  # reports of errors nobody handled
+        self.delivery = delivery
+        self._inline = delivery == "inline"
+        # Inline: callbacks run under this lock on the offering thread. Reentrant: a
+        # callback may close its own subscription, or report a status to it.
+        self._inline_lock = threading.RLock()
         # Daemon: the worker runs user callbacks, and a callback that never
         # returns must not keep the interpreter from exiting; close() joins it
         # with a timeout instead.
@@ -97,10 +115,16 @@ class Subscription:
     # -- producer side (wire threads via the stream) ---------------------------------
 
     def offer(self, messages: list[Message]) -> None:
-        self._buffer.put_batch(messages)
+        if self._inline:
+            self._offer_inline(messages)
+        else:
+            self._buffer.put_batch(messages)
 
     def notify(self, item: Status | EkwsError) -> None:
-        self._buffer.put_notice(item)
+        if self._inline:
+            self._notify_inline(item)
+        else:
+            self._buffer.put_notice(item)
 
     # -- lifecycle ----------------------------------------------------------------
 
@@ -109,7 +133,8 @@ class Subscription:
             if self._state is not _State.NEW:
                 raise ClosedError(f"subscription {self.id} to stream {self.stream!r} cannot be started twice")
             self._state = _State.RUNNING
-        self._thread.start()
+        if not self._inline:
+            self._thread.start()
 
     @property
     def closed(self) -> bool:
@@ -118,7 +143,46 @@ class Subscription:
     @property
     def finished(self) -> bool:
         """Closed, and the worker has delivered everything it will deliver."""
+        if self._inline:
+            return self._state is _State.CLOSED and self._inline_done
         return self._state is _State.CLOSED and not self._thread.is_alive()
+
+    # -- inline delivery (see the module doc) ----------------------------------------
+
+    _inline_done = False  # closed, and no callback runs any more
+
+    def _offer_inline(self, messages: list[Message]) -> None:
+        with self._inline_lock:
+            if self._state is not _State.RUNNING:
+                return
+            on_message = self._on_message
+            failed = 0
+            for message in messages:
+                try:
+                    on_message(message)
+                except BaseException as exc:  # SystemExit too: it must not end the reader
+                    failed += 1
+                    self._callback_failed("on_message", exc, message)
+            self.delivered += len(messages) - failed
+
+    def _notify_inline(self, item: Status | EkwsError) -> None:
+        with self._inline_lock:
+            if self._state is not _State.RUNNING:
+                return
+            self._deliver_notice(item)
+
+    def _close_inline(self) -> None:
+        """Wait for a callback in progress (not our own), then report what the throttles hold."""
+        if not self._inline_lock.acquire(timeout=self._drain_timeout):
+            logger.warning("subscription %s to stream %s: a callback did not return within %.1f s",
+                           self.id, self.stream, self._drain_timeout)
+            return
+        try:
+            self._summarise(self._handled.flush(), handled=True)
+            self._summarise(self._unhandled.flush(), handled=False)
+            self._inline_done = True
+        finally:
+            self._inline_lock.release()
 
     @property
     def dropped(self) -> int:
@@ -147,7 +211,9 @@ class Subscription:
         self._buffer.close()  # first: a wire thread blocked on a full buffer lets go
         if self._on_close is not None:
             self._on_close(self)
-        if started and threading.current_thread() is not self._thread:
+        if self._inline:
+            self._close_inline()
+        elif started and threading.current_thread() is not self._thread:
             self._thread.join(self._drain_timeout)
             if self._thread.is_alive():
                 logger.warning("subscription %s to stream %s: a callback did not return within %.1f s",
@@ -162,32 +228,45 @@ class Subscription:
     # -- worker ---------------------------------------------------------------------
 
     def _run(self) -> None:
-        get = self._buffer.get
+        take = self._buffer.take
+        limit = TAKE if self._buffer.overflow == "block" else 1  # see ekws.buffer
         on_message = self._on_message
+        # The batch just delivered goes back to the buffer with no reference
+        # left here, so that the wire thread frees it (see ekws.buffer).
+        done: list[list[Item]] = []
+        item: Item | None = None
+        batch: list[Item] | None = None
         try:
-            while (item := get()) is not None:
-                if type(item) is Message:
-                    try:
-                        on_message(item)
-                    except BaseException as exc:  # SystemExit too: it must not end the worker
-                        self._callback_failed("on_message", exc, item)
-                    else:
-                        self.delivered += 1
-                elif isinstance(item, Status):
-                    if self._on_status is not None:
+            while (batch := take(limit, done)) is not None:
+                for item in batch:
+                    if type(item) is Message:
                         try:
-                            self._on_status(item)
-                        except BaseException as exc:
-                            self._callback_failed("on_status", exc, item)
-                elif self._on_error is not None:
-                    assert isinstance(item, EkwsError)
-                    try:
-                        self._on_error(item)
-                    except BaseException as exc:
-                        self._unhandled_error("on_error", exc)
+                            on_message(item)
+                        except BaseException as exc:  # SystemExit too: it must not end the worker
+                            self._callback_failed("on_message", exc, item)
+                        else:
+                            self.delivered += 1
+                    else:
+                        assert not isinstance(item, Message)
+                        self._deliver_notice(item)
+                done.append(batch)
+                batch = item = None
         finally:
             self._summarise(self._handled.flush(), handled=True)
             self._summarise(self._unhandled.flush(), handled=False)
+
+    def _deliver_notice(self, item: Status | EkwsError) -> None:
+        if isinstance(item, Status):
+            if self._on_status is not None:
+                try:
+                    self._on_status(item)
+                except BaseException as exc:
+                    self._callback_failed("on_status", exc, item)
+        elif self._on_error is not None:
+            try:
+                self._on_error(item)
+            except BaseException as exc:
+                self._unhandled_error("on_error", exc)
 
     # -- callback errors ------------------------------------------------------------
 

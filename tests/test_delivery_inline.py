@@ -53,8 +53,8 @@ def test_two_peers_never_run_one_subscriptions_callbacks_at_once(tmp_path: Path)
 
     got = Collector(on_each=on_each)
     per_peer = 400
-    with server_stream(tmp_path, collector=got, delivery="inline") as (_rt, _sub, _got, url):
-        a, b = ws_connect(url), ws_connect(url)
+    with server_stream(tmp_path, collector=got, delivery="inline") as (_rt, _sub, _got, url), \
+            ws_connect(url) as a, ws_connect(url) as b:
 
         def send(ws: object, peer: str) -> None:
             for n in range(per_peer):
@@ -66,8 +66,6 @@ def test_two_peers_never_run_one_subscriptions_callbacks_at_once(tmp_path: Path)
         for t in senders:
             t.join(20)
         assert got.wait_for(2 * per_peer)
-        a.close()
-        b.close()
     assert active[1] == 1
     assert len(threads) == 2  # both peers' threads delivered: the lock was what kept them apart
     for peer in ("a", "b"):

@@ -19,34 +19,13 @@ from typing import Any
 
 import pytest
 from certs import make_pki
-from server_helpers import create_sql, free_port, wait_until, write_etc, ws_connect
+from rule_helpers import send
+from server_helpers import free_port, wait_until
 from websockets.sync.server import Server, ServerConnection, serve
 
 import ekws
 from ekws.actions import ActionError, parse_action
 from ekws.service.rules import RuleManager
-
-
-@pytest.fixture
-def runtime(tmp_path: Path) -> Iterator[ekws.Runtime]:
-    with ekws.Runtime(config_dir=write_etc(tmp_path)) as rt:
-        rt.create_stream(create_sql("demo", "/api/data"))
-        yield rt
-
-
-@pytest.fixture
-def rules(runtime: ekws.Runtime) -> Iterator[RuleManager]:
-    manager = RuleManager(runtime)
-    yield manager
-    manager.close()
-
-
-def send(runtime: ekws.Runtime, *records: Any) -> None:
-    address = runtime.server_address
-    assert address is not None
-    with ws_connect(f"ws://127.0.0.1:{address[1]}/api/data") as ws:
-        for record in records:
-            ws.send(json.dumps(record))
 
 
 def lines(path: Path) -> list[Any]:

@@ -6,31 +6,15 @@ from __future__ import annotations
 import json
 import socket
 import time
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
-from server_helpers import create_sql, raw_upgrade, wait_until, write_etc, ws_connect
+from server_helpers import raw_upgrade, wait_until, ws_connect
 
 import ekws
 from ekws.service.rules import RuleManager
 
 RULE = {"id": "fan", "sql": "SELECT seq, v FROM demo WHERE seq >= 0",
         "actions": [{"websocket": {"addr": "", "path": "/out"}}]}
-
-
-@pytest.fixture
-def runtime(tmp_path: Path) -> Iterator[ekws.Runtime]:
-    with ekws.Runtime(config_dir=write_etc(tmp_path)) as rt:
-        rt.create_stream(create_sql("demo", "/api/data"))
-        yield rt
-
-
-@pytest.fixture
-def rules(runtime: ekws.Runtime) -> Iterator[RuleManager]:
-    manager = RuleManager(runtime)
-    yield manager
-    manager.close()
 
 
 def url(runtime: ekws.Runtime, path: str) -> str:

@@ -44,20 +44,6 @@ def _fresh_out() -> Iterator[None]:
     OUT.messages.clear()
 
 
-@pytest.fixture
-def runtime(tmp_path: Path) -> Iterator[ekws.Runtime]:
-    with ekws.Runtime(config_dir=write_etc(tmp_path)) as rt:
-        rt.create_stream(create_sql("demo", "/api/data"))
-        yield rt
-
-
-@pytest.fixture
-def rules(runtime: ekws.Runtime) -> Iterator[RuleManager]:
-    manager = RuleManager(runtime)
-    yield manager
-    manager.close()
-
-
 def url(runtime: ekws.Runtime, path: str = "/api/data") -> str:
     address = runtime.server_address
     assert address is not None, "the shared server is not running"

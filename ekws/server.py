@@ -381,7 +381,8 @@ class SharedServer:
     def _start(self) -> None:
         config = self.config
         context = tls.server_context(config.http_server_tls) if config.http_server_tls else None
-        sock = _bind(config.http_server_ip, config.http_server_port)
+        sock = listen_socket(config.http_server_ip, config.http_server_port, backlog=1024,
+                             what="the websocket server: source.httpServerIp/httpServerPort")
         try:
             server = _WSGIServer(config.http_server_ip, config.http_server_port, self._app,
                                  handler=_handler(config.handshake_timeout), fd=sock.fileno())
@@ -473,16 +474,22 @@ def _leftover(environ: Environ, sock: socket.socket) -> bytes:
             pass
 
 
-def _bind(host: str, port: int) -> socket.socket:
-    """Bind and listen ourselves: Werkzeug would call sys.exit(1) on failure."""
+def listen_socket(host: str, port: int, *, backlog: int, what: str) -> socket.socket:
+    """A socket bound and listening on ``host:port``, for ``what`` (named in the error).
+
+    ekws binds its servers itself (the shared server, the REST API): Werkzeug
+    would call ``sys.exit(1)`` on a failed bind.
+
+    Raises:
+        BindError: the address is in use, not local, or needs privileges.
+    """
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind((host, port))
-        sock.listen(1024)
+        sock.listen(backlog)
     except OSError as exc:
         sock.close()
-        raise BindError(f"cannot start the websocket server on {host}:{port} "
-                        f"(source.httpServerIp/httpServerPort): {exc.strerror or exc}") from exc
+        raise BindError(f"cannot listen on {host}:{port} ({what}): {exc.strerror or exc}") from exc
     return sock

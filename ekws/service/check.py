@@ -26,7 +26,8 @@ import ssl
 from dataclasses import dataclass
 
 from ..config import ServerConfig, SourceProps
-from ..errors import ConfigError
+from ..errors import BindError, ConfigError
+from ..server import listen_socket
 
 _GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 _TLS_VERSIONS = {"1.0": ssl.TLSVersion.TLSv1, "1.1": ssl.TLSVersion.TLSv1_1,
@@ -133,11 +134,8 @@ def check_server(server: ServerConfig, served: tuple[str, int] | None) -> CheckR
     where = f"{ip}:{port}"
     if served is not None and (port == 0 or served[1] == port):
         return CheckResult(True, f"{served[0]}:{served[1]} is served by this ekws")
-    family = socket.AF_INET6 if ":" in ip else socket.AF_INET
     try:
-        with socket.socket(family, socket.SOCK_STREAM) as sock:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            sock.bind((ip, port))
-    except OSError as exc:
-        return CheckResult(False, f"cannot listen on {where}: {exc.strerror or exc}")
+        listen_socket(ip, port, backlog=1, what="source.httpServerIp/httpServerPort").close()
+    except BindError as exc:
+        return CheckResult(False, str(exc))
     return CheckResult(True, f"{where} is free: server-mode streams can listen there")

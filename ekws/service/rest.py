@@ -24,7 +24,6 @@ from __future__ import annotations
 import hmac
 import json
 import logging
-import socket
 import threading
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -35,7 +34,7 @@ from werkzeug.routing import Map, Rule
 from werkzeug.serving import ThreadedWSGIServer, WSGIRequestHandler, make_server
 from werkzeug.wrappers import Request, Response
 
-from ..errors import BindError
+from ..server import listen_socket
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIEnvironment
@@ -232,15 +231,7 @@ class RestServer:
 
     def __init__(self, app: RestApp, host: str, port: int) -> None:
         self.app = app
-        family = socket.AF_INET6 if ":" in host else socket.AF_INET
-        sock = socket.socket(family, socket.SOCK_STREAM)
-        try:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            sock.bind((host, port))
-            sock.listen(64)
-        except OSError as exc:
-            sock.close()
-            raise BindError(f"REST API: cannot listen on {host}:{port}: {exc.strerror or exc}") from exc
+        sock = listen_socket(host, port, backlog=64, what="the REST API: restIp/restPort")
         self._sock = sock
         self._slots = threading.BoundedSemaphore(MAX_CONCURRENT)
         server = make_server(host, port, app, threaded=True, request_handler=_Handler, fd=sock.fileno())

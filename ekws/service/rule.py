@@ -142,12 +142,14 @@ class Rule:
             self._senders = [(action.send, node) for _, action, node in built]
             self._omit = any(spec.omit_if_empty for spec in definition.actions)
             options = definition.options
-            self.state = RUNNING
-            self.message = ""
-            self.last_start = time.time()
             self._sub = self._runtime.subscribe(
                 definition.query.stream, self._on_message, self._on_error, self._on_status,
                 buffer_length=options.buffer_length, overflow=options.overflow)
+            # RUNNING only once subscribed (the source started, its path mounted):
+            # a reader of the state never sees a rule that may still fail to start.
+            self.state = RUNNING
+            self.message = ""
+            self.last_start = time.time()
         except Exception as exc:
             self.state = STOPPED
             self._sub = None
@@ -331,7 +333,7 @@ class Rule:
                 node.failed(self.id, exc)
 
     def _on_status(self, status: Status) -> None:
-        if status.state == STOPPED and self.state == RUNNING:
+        if status.state == STOPPED:  # give_up() checks, under the lock, that the rule still runs
             self._source_gave_up(status)
 
     # -- status ----------------------------------------------------------------------------

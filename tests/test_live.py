@@ -36,7 +36,18 @@ def feed(svc: Service, *records: object, path: str = "/api/data") -> None:
 def start_tail(svc: Service, stream: str, *, token: str | None = TOKEN) -> subprocess.Popen[str]:
     extra = ["--token", token] if token else []
     return subprocess.Popen([sys.executable, "-m", "ekws", "--port", str(svc.port), *extra, "tail", stream],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV,
+                            preexec_fn=_ctrl_c_as_in_a_terminal)
+
+
+def _ctrl_c_as_in_a_terminal() -> None:
+    """SIGINT back to its default in the child, as a foreground command in a terminal has it.
+
+    A shell without job control starts background jobs with SIGINT ignored, and
+    children inherit that: pytest run in the background (CI runs two suites side
+    by side) would hand the tail an ignored SIGINT, and Ctrl-C could not be tested.
+    """
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def status(svc: Service) -> dict:

@@ -38,10 +38,18 @@ def read_lines(path):
 
 
 def ws_url(svc, path):
-    """The shared server's URL now: on port 0 each (re)start of the server picks a new port."""
-    svc.err.wait_for(r"listening on ws://127.0.0.1:(\d+)")
-    port = re.findall(r"listening on ws://127.0.0.1:(\d+)", svc.err.text)[-1]
-    return f"ws://127.0.0.1:{port}{path}"
+    """The shared server's URL for ``path`` now, as the service reports it.
+
+    On port 0 each (re)start of the server picks a new port; /status names the
+    one serving now (the log line may reach us after the REST answer).
+    """
+    def serving():
+        code, body = svc.json("GET", "/status")
+        streams = body.get("streams", ()) if code == 200 else ()
+        urls = [s["url"] for s in streams if s.get("url", "").endswith(path)]
+        return next((url for url in urls if not re.search(r":0/", url)), None)
+    assert wait_until(lambda: serving() is not None), svc.err.text
+    return serving()
 
 
 def refused(port):

@@ -94,6 +94,7 @@ class Subscription:
         self._on_close = on_close
         self._drain_timeout = drain_timeout
         self._buffer = Buffer(buffer_length, overflow)
+        self._in_hand = 0  # items of the batch the worker holds, not yet delivered
         self._state = _State.NEW
         self._state_lock = threading.Lock()
         self.delivered = 0
@@ -197,6 +198,15 @@ class Subscription:
         return len(self._buffer)
 
     @property
+    def backlog(self) -> int:
+        """Items still to deliver after the one being delivered: buffered plus the worker's batch.
+
+        Zero in a callback means it handles the last item there is for now (a
+        good moment to flush what it batches).
+        """
+        return len(self._buffer) + self._in_hand
+
+    @property
     def notices(self) -> int:
         """Status and error notices waiting (at most :data:`MAX_NOTICES`)."""
         return self._buffer.notices
@@ -238,7 +248,9 @@ class Subscription:
         batch: list[Item] | None = None
         try:
             while (batch := take(limit, done)) is not None:
+                self._in_hand = len(batch)
                 for item in batch:
+                    self._in_hand -= 1
                     if type(item) is Message:
                         try:
                             on_message(item)

@@ -283,7 +283,7 @@ class Rule:
                 except Exception as exc:
                     node.failed(self.id, exc)
         sub = self._sub
-        if sub is None or not sub.buffered:
+        if sub is None or not sub.backlog:  # the last record for now: flush the file actions
             self._flush()
 
     def _send_nonempty(self, out: Message) -> None:
@@ -299,7 +299,7 @@ class Rule:
 
     def _idle(self) -> None:
         sub = self._sub
-        if sub is None or not sub.buffered:
+        if sub is None or not sub.backlog:  # the last record for now: flush the file actions
             self._flush()
 
     def _flush(self) -> None:

@@ -36,11 +36,16 @@ def test_metrics_cover_streams_rules_nodes_and_actions_behind_the_token(tmp_path
             for t in (10, 31, 40):
                 ws.send(json.dumps({"t": t}))
             deadline = time.monotonic() + 10
+            # Every action of both rules counts on its own subscription's thread:
+            # wait for the last of them before reading the rest.
+            out = "ekws_rule_action_records_out_total"
+            settled = {(out, (("action", "file"), ("index", "0"), ("rule", "hot"))): 2,
+                       (out, (("action", "log"), ("index", "1"), ("rule", "hot"))): 2,
+                       (out, (("action", "log"), ("index", "0"), ("rule", "demoLog"))): 3,
+                       ("ekws_stream_buffer_length", (("stream", "websocketDemo"),)): 0}
             while True:
                 samples, types = scrape(svc)
-                key = ("ekws_rule_action_records_out_total",
-                       (("action", "file"), ("index", "0"), ("rule", "hot")))
-                if samples.get(key) == 2:
+                if all(samples.get(key) == value for key, value in settled.items()):
                     break
                 assert time.monotonic() < deadline, samples
                 time.sleep(0.05)

@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import sys
+import threading
 from typing import Any, TextIO
 from urllib.parse import quote
 
@@ -54,9 +56,27 @@ def tail(host: str, port: int, token: str | None, stream: str, out: TextIO | Non
     ws.settimeout(None)  # wait for records as long as it takes; Ctrl-C interrupts
     shown = dropped = 0
     code = OK
+    # Ctrl-C interrupts a wait for records at once, but never a record half
+    # printed and not yet counted: the summary line counts exactly what was shown.
+    waiting = interrupted = False
+
+    def on_sigint(signum: int, frame: Any) -> None:
+        nonlocal interrupted
+        interrupted = True
+        if waiting:
+            raise KeyboardInterrupt
+
+    previous = None
+    if threading.current_thread() is threading.main_thread() \
+            and signal.getsignal(signal.SIGINT) is signal.default_int_handler:
+        previous = signal.signal(signal.SIGINT, on_sigint)
     try:
-        while True:
-            opcode, frame = ws.recv_data_frame(False)
+        while not interrupted:
+            waiting = True
+            try:
+                opcode, frame = ws.recv_data_frame(False)
+            finally:
+                waiting = False
             if opcode == websocket.ABNF.OPCODE_CLOSE:
                 reason = _close_text(frame.data)
                 print(f"ekws: tail {stream}: the service ended the tail ({reason})", file=err)
@@ -79,6 +99,8 @@ def tail(host: str, port: int, token: str | None, stream: str, out: TextIO | Non
         print(f"ekws: tail {stream}: the connection failed: {exc}", file=err)
         code = FAILED
     finally:
+        if previous is not None:
+            signal.signal(signal.SIGINT, previous)
         try:
             ws.close(timeout=1)
         except (OSError, websocket.WebSocketException):

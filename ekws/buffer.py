@@ -14,6 +14,9 @@ while its memory is still in that core's cache (16 KiB records: ~9% less
 CPU per message). At most :data:`DEAD_MAX` messages wait for that, for at
 most :data:`FREE_WAIT` once the buffer is empty; past either, the worker
 frees them itself.
+Items that count against ``bufferLength`` are decoded messages, or, for a
+stream's only queued subscription, payloads its worker decodes itself
+(:class:`~ekws.message.Encoded`, see :mod:`ekws.stream`).
 Messages are bounded by ``bufferLength`` and the overflow policy;
 status and error notices by :data:`MAX_NOTICES`, past which they coalesce, so
 a peer sending bad JSON forever cannot queue without bound behind a slow
@@ -24,10 +27,11 @@ from __future__ import annotations
 
 import threading
 from collections import deque
+from collections.abc import Sequence
 from typing import Union
 
 from .errors import EkwsError, ErrorsCoalesced
-from .message import Message, Status
+from .message import Encoded, Message, Status
 
 OVERFLOW_POLICIES = ("block", "dropOldest", "dropNewest")
 MAX_NOTICES = 64  # status and error notices queued per subscription; the rest coalesce
@@ -35,7 +39,9 @@ TAKE = 64  # items the worker takes at once with overflow "block" (besides buffe
 DEAD_MAX = 256  # delivered messages left for the wire thread to free, at most
 FREE_WAIT = 0.05  # seconds the worker leaves them to the wire thread before freeing them itself
 
-Item = Union[Message, Status, EkwsError]
+Data = Union[Message, Encoded]  # what counts against capacity: a record, or a payload to decode
+Item = Union[Message, Encoded, Status, EkwsError]
+_NOTICES = (Status, EkwsError)
 
 
 class Buffer:
@@ -80,7 +86,7 @@ class Buffer:
     def __len__(self) -> int:
         return self._messages
 
-    def put_batch(self, messages: list[Message]) -> None:
+    def put_batch(self, messages: Sequence[Data]) -> None:
         """Add messages in order, applying the overflow policy; free what the worker delivered."""
         dead = None
         with self._lock:
@@ -106,7 +112,7 @@ class Buffer:
             self._not_empty.notify()
         del dead  # the delivered batches are freed here, outside the lock
 
-    def _put_blocking(self, messages: list[Message]) -> None:
+    def _put_blocking(self, messages: Sequence[Data]) -> None:
         start = 0
         while start < len(messages):
             while self._messages >= self.capacity and not self._closed:
@@ -124,12 +130,12 @@ class Buffer:
             self._messages += len(chunk)
             start += len(chunk)
 
-    def _put_drop_oldest(self, messages: list[Message]) -> None:
+    def _put_drop_oldest(self, messages: Sequence[Data]) -> None:
         if len(messages) >= self.capacity:
             # Everything buffered and the head of this batch go.
             keep = messages[-self.capacity:]
             self.dropped += self._messages + len(messages) - len(keep)
-            notices = [item for item in self._items if not isinstance(item, Message)]
+            notices = [item for item in self._items if isinstance(item, _NOTICES)]
             self._items = deque(notices)
             self._items.extend(keep)
             self._messages = len(keep)
@@ -138,7 +144,7 @@ class Buffer:
         kept: deque[Item] = deque()
         while excess > 0:
             item = self._items.popleft()
-            if isinstance(item, Message):
+            if not isinstance(item, _NOTICES):
                 excess -= 1
                 self.dropped += 1
             else:
@@ -197,7 +203,7 @@ class Buffer:
                     return None
                 self._not_empty.wait()
             item = self._items.popleft()
-            if type(item) is Message:
+            if not isinstance(item, _NOTICES):
                 self._messages -= 1
                 if self._blocked:
                     self._not_full.notify()
@@ -249,7 +255,7 @@ class Buffer:
         else:
             batch = [items.popleft() for _ in range(limit)]
         if self._notices:
-            notices = sum(1 for item in batch if type(item) is not Message)
+            notices = sum(1 for item in batch if isinstance(item, _NOTICES))
             self._notices -= notices
             self._messages -= len(batch) - notices
             if self._pending_errors or self._pending_status is not None:

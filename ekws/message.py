@@ -93,6 +93,22 @@ class Message:
         return f"Message(data={self.data!r}, meta={self.meta!r})"
 
 
+class Encoded:
+    """A received payload not decoded yet, queued for a subscription that decodes it itself.
+
+    A stream with one queued subscription hands its worker these instead of
+    :class:`Message` objects (see :mod:`ekws.stream`). Internal: callbacks
+    only ever see messages.
+    """
+
+    __slots__ = ("payload", "peer", "timestamp")
+
+    def __init__(self, payload: bytes | str, peer: Peer, timestamp: int) -> None:
+        self.payload = payload
+        self.peer = peer
+        self.timestamp = timestamp  # receive time, ms since the epoch
+
+
 @dataclass(frozen=True)
 class Status:
     """A connection-state change of a stream's source.

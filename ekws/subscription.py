@@ -43,7 +43,7 @@ from typing import Any
 
 from .buffer import MAX_NOTICES, OVERFLOW_POLICIES, TAKE, Buffer, Item
 from .errors import CallbackError, ClosedError, EkwsError
-from .message import Message, Status
+from .message import Encoded, Message, Status
 from .throttle import INTERVAL, Throttle, Verdict
 
 __all__ = ["DELIVERY_MODES", "MAX_NOTICES", "OVERFLOW_POLICIES", "Buffer", "Item", "OnError", "OnMessage",
@@ -54,6 +54,7 @@ logger = logging.getLogger(__name__)
 OnMessage = Callable[[Message], Any]
 OnError = Callable[[EkwsError], Any]
 OnStatus = Callable[[Status], Any]
+Decode = Callable[[Encoded], "list[Message]"]
 
 _ids = itertools.count(1)
 DELIVERY_MODES = ("queue", "inline")
@@ -81,7 +82,7 @@ class Subscription:
     def __init__(self, stream: str, on_message: OnMessage, on_error: OnError | None = None,
                  on_status: OnStatus | None = None, *, buffer_length: int = 1024,
                  overflow: str = "block", on_close: Callable[[Subscription], None] | None = None,
-                 drain_timeout: float = 5.0, delivery: str = "queue") -> None:
+                 drain_timeout: float = 5.0, delivery: str = "queue", decode: Decode | None = None) -> None:
         if not callable(on_message):
             raise TypeError("on_message must be callable")
         if delivery not in DELIVERY_MODES:
@@ -105,6 +106,12 @@ class Subscription:
         self._unhandled = Throttle()  # reports of errors nobody handled
         self.delivery = delivery
         self._inline = delivery == "inline"
+        # Queued, with the stream's decoder: the stream may offer Encoded payloads, decoded by the worker.
+        self._decode = None if self._inline else decode
+        self.decodes = self._decode is not None
+        # The stream counts one record per payload it offers encoded; a payload that held
+        # another number (a JSON array, or none: a decode error) is corrected here.
+        self.records_extra = 0
         # Inline: callbacks run under this lock on the offering thread. Reentrant: a
         # callback may close its own subscription, or report a status to it.
         self._inline_lock = threading.RLock()
@@ -120,6 +127,10 @@ class Subscription:
             self._offer_inline(messages)
         else:
             self._buffer.put_batch(messages)
+
+    def offer_encoded(self, payloads: list[Encoded]) -> None:
+        """Queue payloads for the worker to decode (only when :attr:`decodes`)."""
+        self._buffer.put_batch(payloads)
 
     def notify(self, item: Status | EkwsError) -> None:
         if self._inline:
@@ -241,11 +252,13 @@ class Subscription:
         take = self._buffer.take
         limit = TAKE if self._buffer.overflow == "block" else 1  # see ekws.buffer
         on_message = self._on_message
+        decode = self._decode
         # The batch just delivered goes back to the buffer with no reference
         # left here, so that the wire thread frees it (see ekws.buffer).
         done: list[list[Item]] = []
         item: Item | None = None
         batch: list[Item] | None = None
+        message: Message | None = None
         try:
             while (batch := take(limit, done)) is not None:
                 self._in_hand = len(batch)
@@ -258,8 +271,23 @@ class Subscription:
                             self._callback_failed("on_message", exc, item)
                         else:
                             self.delivered += 1
+                    elif type(item) is Encoded and decode is not None:
+                        # Decoded, delivered and (unless the callback keeps it) freed on
+                        # this thread, while the record is still in this core's cache.
+                        messages = decode(item)
+                        if len(messages) != 1:
+                            self.records_extra += len(messages) - 1
+                        for message in messages:
+                            try:
+                                on_message(message)
+                            except BaseException as exc:
+                                self._callback_failed("on_message", exc, message)
+                            else:
+                                self.delivered += 1
+                        messages.clear()
+                        message = None
                     else:
-                        assert not isinstance(item, Message)
+                        assert isinstance(item, (Status, EkwsError))
                         self._deliver_notice(item)
                 done.append(batch)
                 batch = item = None

@@ -2,8 +2,12 @@
 
 A real server-mode stream, fed by an independent peer (the ``websockets``
 library) that sends nothing but bad JSON while the subscriber's ``on_error``
-is stuck: the queued notices stay at ``MAX_NOTICES``, the rest is coalesced
-and counted, nothing is lost from the count, and memory stays flat.
+is stuck. With a second subscription the wire thread decodes: the queued
+notices stay at ``MAX_NOTICES``, the rest is coalesced and counted, nothing
+is lost from the count, and memory stays flat. With one queued subscription
+its worker decodes, so a stuck ``on_error`` holds up decoding itself: at most
+``bufferLength`` payloads wait, the peer is held back by TCP, and every
+error is counted once the callback returns.
 """
 
 from __future__ import annotations
@@ -38,7 +42,8 @@ def test_bad_json_flood_behind_a_stuck_on_error_stays_bounded(tmp_path: Path,
 
     caplog.set_level(logging.WARNING, logger="ekws")
     process = psutil.Process()
-    with server_stream(tmp_path, on_error=on_error) as (rt, sub, got, url):
+    with server_stream(tmp_path, on_error=on_error) as (rt, sub, got, url), \
+            rt.subscribe("demo", lambda msg: None):  # two subscriptions: the wire thread decodes
         with ws_connect(url, compression=None) as ws:
             ws.send("{not json")
             assert stuck.wait(10), "the first decode error never reached on_error"
@@ -52,7 +57,8 @@ def test_bad_json_flood_behind_a_stuck_on_error_stays_bounded(tmp_path: Path,
             metrics = rt.status("demo")
             assert sub.notices <= MAX_NOTICES
             # Everything past the bound was coalesced, and counted.
-            assert metrics["notices_coalesced_total"] == total - 1 - MAX_NOTICES
+            assert sub.coalesced == total - 1 - MAX_NOTICES
+            assert metrics["notices_coalesced_total"] >= sub.coalesced  # the other subscription's too
             assert metrics["exceptions_total"] >= total
             release.set()
             assert wait_until(lambda: sub.notices == 0 and len(delivered) >= MAX_NOTICES + 2, 10)
@@ -69,6 +75,58 @@ def test_bad_json_flood_behind_a_stuck_on_error_stays_bounded(tmp_path: Path,
     # The decode-error log is rate-limited too: the first in full, then summaries.
     lines = [r for r in caplog.records if r.name == "ekws.stream"]
     assert 1 <= len(lines) <= 5, [r.getMessage()[:80] for r in lines]
+
+
+def test_one_subscription_decodes_on_its_worker_so_a_stuck_on_error_holds_the_peer_back(
+        tmp_path: Path) -> None:
+    total, capacity = 100_000, 256  # ~21 MB of bad JSON: more than loopback's socket buffers hold
+    stuck = threading.Event()
+    release = threading.Event()
+    delivered: list[ekws.EkwsError] = []
+
+    def on_error(exc: ekws.EkwsError) -> None:
+        delivered.append(exc)
+        stuck.set()
+        release.wait(30)
+
+    sent = [0]
+    with server_stream(tmp_path, on_error=on_error, buffer_length=capacity) as (rt, sub, got, url):
+        with ws_connect(url, compression=None) as ws:
+            ws.send("{not json")
+            assert stuck.wait(10), "the first decode error never reached on_error"
+            pad = "x" * 200
+
+            def flood() -> None:
+                for seq in range(1, total):
+                    ws.send(f"{{bad {seq} {pad}")
+                    sent[0] += 1
+                ws.send('{"n": 1}')
+
+            sender = threading.Thread(target=flood, daemon=True)
+            sender.start()
+            try:
+                # The worker is stuck: what waits is bounded by bufferLength, and TCP holds the peer.
+                assert wait_until(lambda: sub.buffered == capacity, 10), sub.buffered
+                stalled = [-1]
+
+                def stalls() -> bool:
+                    now, stalled[0] = stalled[0], sent[0]
+                    return now == sent[0]
+
+                assert wait_until(stalls, 20, interval=0.3), sent[0]
+                assert sent[0] < total - 1 and sub.buffered == capacity
+                assert rt.status("demo")["decode_errors_total"] == 1
+            finally:
+                release.set()
+            sender.join(30)
+            assert not sender.is_alive()
+            assert wait_until(lambda: got.messages, 30), rt.status("demo")
+        metrics = rt.status("demo")
+        assert metrics["decode_errors_total"] == total
+        assert metrics["records_in_total"] == 1 and got.messages[0].data == {"n": 1}
+        assert sub.notices <= MAX_NOTICES
+    summed = sum(e.count if isinstance(e, ekws.ErrorsCoalesced) else 1 for e in delivered)
+    assert summed == total
 
 
 def test_statuses_past_the_bound_keep_the_latest() -> None:

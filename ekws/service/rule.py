@@ -264,22 +264,22 @@ class Rule:
                 return
         self.passed += 1
         projector = query.projector
-        if projector is None:  # SELECT *
-            out = msg
-        else:
+        if projector is not None:  # else SELECT *: the record as it came
             try:
                 record = projector(msg)
             except Exception as exc:
                 self._expression_failed(self.project, exc, msg)
                 return
-            out = Message(record, msg.peer, msg.timestamp)
+            # The message is this subscription's own (ekws.Message): it carries the
+            # output record on to the actions, without a new object per record.
+            msg.data = record
         self.projected += 1
-        if self._omit and not out.data:
-            self._send_nonempty(out)
+        if self._omit and not msg.data:
+            self._send_nonempty(msg)
         else:
             for send, node in self._senders:
                 try:
-                    send(out)
+                    send(msg)
                 except Exception as exc:
                     node.failed(self.id, exc)
         sub = self._sub

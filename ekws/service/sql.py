@@ -69,18 +69,20 @@ from .sqlexpr import (
     Expr,
     Fn,
     Record,
-    and_op,
+    and_expr,
     arithmetic_op,
     between_op,
     comparison_op,
     const_value,
     equal,
     getter,
+    is_null_expr,
     kind_of,
     like_op,
     make_literal,
-    or_op,
-    projector_fn,
+    not_expr,
+    or_expr,
+    query_fns,
 )
 
 __all__ = ["EvalError", "FUNCTIONS", "Query", "SQLError", "parse_query"]
@@ -243,6 +245,9 @@ class Query:
     has_where: bool
     condition: Optional[Fn]  # the WHERE closure over (record, message); a record passes on ``is True``
     projector: Optional[Callable[[Message], Record]]  # None for ``SELECT *`` alone
+    # The WHERE and the projection as one function: the output record, or None when
+    # the WHERE drops the message (``SELECT *``: the message's own record).
+    run: Callable[[Message], Optional[Record]]
 
     def matches(self, msg: Message) -> bool:
         """True when the record passes the WHERE clause (always, without one)."""
@@ -389,13 +394,13 @@ class _Parser:
         if self.peek().kind != "end":
             raise self.unexpected("WHERE or the end of the statement" if where is None
                                   else "an operator or the end of the statement")
+        projector, run = query_fns(select_all, items, where)
         return Query(self.sql, self.stream, self.alias, select_all, tuple(item[0] for item in items),
-                     where is not None, where.fn if where is not None else None,
-                     projector_fn(select_all, items))
+                     where is not None, where.fn if where is not None else None, projector, run)
 
-    def select_list(self) -> tuple[bool, list[tuple[str, Fn, Optional[str]]]]:
+    def select_list(self) -> tuple[bool, list[tuple[str, Expr]]]:
         select_all = False
-        items: list[tuple[str, Fn, Optional[str]]] = []
+        items: list[tuple[str, Expr]] = []
         if self.at_op("*"):
             self.take()
             select_all = True
@@ -417,7 +422,7 @@ class _Parser:
             elif name is None:
                 name = f"kuiper_field_{unnamed}"
                 unnamed += 1
-            items.append((name, expr.fn, expr.key))
+            items.append((name, expr))
             if not self.accept_op(","):
                 return select_all, items
 
@@ -434,24 +439,24 @@ class _Parser:
         left = self.and_expr()
         while self.accept("OR"):
             right = self.and_expr()
-            left = Expr(or_op(left.fn, right.fn), None, False)
+            left = or_expr(left, right)
         return left
 
     def and_expr(self) -> Expr:
         left = self.not_expr()
         while self.accept("AND"):
             right = self.not_expr()
-            left = Expr(and_op(left.fn, right.fn), None, False)
+            left = and_expr(left, right)
         return left
 
     def not_expr(self) -> Expr:
         if self.accept("NOT"):
             self.enter()
             try:
-                inner = self.not_expr().fn
+                inner = self.not_expr()
             finally:
                 self.depth -= 1
-            return Expr(lambda d, m: inner(d, m) is not True, None, False)
+            return not_expr(inner)
         return self.predicate()
 
     def predicate(self) -> Expr:
@@ -464,10 +469,7 @@ class _Parser:
         if self.accept("IS"):
             negate = self.accept("NOT")
             self.expect("NULL")
-            a = left.fn
-            if negate:
-                return Expr(lambda d, m: a(d, m) is not None, None, False)
-            return Expr(lambda d, m: a(d, m) is None, None, False)
+            return is_null_expr(left, negate)
         negate = False
         if self.at("NOT") and self.peek(1).kind == "name" and self.peek(1).text in ("IN", "LIKE", "BETWEEN"):
             self.take()

@@ -116,18 +116,20 @@ class FileAction(Action):
             return
         if self._file is None:
             raise OSError("the file is closed")
+        lines = len(records)
         try:
             block = dumps_lines(records)
         except (TypeError, ValueError, OverflowError, RecursionError):
             block = self._encode_each(records)
+            lines = block.count(b"\n")  # JSON text holds no raw line break
         if self._size + len(block) > self._limit:
-            for line in block.splitlines(keepends=True):  # JSON text holds no raw line break
+            for line in block.splitlines(keepends=True):
                 self._write_line(line)
             return
         self._write(block)
         self._size += len(block)
-        self._pending += len(records)
-        self.written += len(records)
+        self._pending += lines
+        self.written += lines
 
     def _encode_each(self, records: list[dict[str, Any]]) -> bytes:
         lines = []

@@ -316,7 +316,8 @@ def test_file_action_skips_a_record_json_cannot_hold_and_counts_it(tmp_path: Pat
         action.send(ekws.Message(data, peer, 0))
     action.flush()
     action.close()
-    assert [json.loads(line) for line in (tmp_path / "out.jsonl").read_text().splitlines()] == [{"n": 1}, {"n": 2}]
+    written = (tmp_path / "out.jsonl").read_text().splitlines()
+    assert [json.loads(line) for line in written] == [{"n": 1}, {"n": 2}]
     metrics = action.metrics()
     assert metrics["records_out_total"] == 2 and metrics["exceptions_total"] == 1
     assert "object is not JSON serializable" in metrics["last_exception"]

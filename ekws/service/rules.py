@@ -19,6 +19,12 @@ records), ``restartStrategy`` (``attempts``, ``delay`` ms, ``maxDelay`` ms,
 that gave up). eKuiper options that need what ekws does not run (``qos`` > 0,
 ``isEventTime``, ``cron`` ...) are refused unless they hold their default.
 
+On a typed stream (``CREATE STREAM demo (temperature FLOAT, ...)``) every
+field the SQL reads must be declared (names under a STRUCT field too): a
+typed stream keeps only its fields, so another name would always be null.
+An unknown one is an SQLError naming it and its position; ``meta(...)`` keys
+are no fields; a schemaless stream accepts any name.
+
 Every bad body raises a ``ValueError`` subclass: :class:`InvalidRule`,
 :class:`~ekws.service.sql.SQLError` or :class:`~ekws.actions.ActionError`;
 :class:`RuleNotFound` and :class:`RuleExists` are the other two outcomes a
@@ -34,7 +40,7 @@ import threading
 from collections.abc import Callable
 from typing import Any, Optional
 
-from ekws import Runtime, Subscription
+from ekws import Runtime, StreamNotFound, Subscription
 
 from .rule import RUNNING, Rule
 from .ruledef import (
@@ -47,6 +53,7 @@ from .ruledef import (
     RuleOptions,
     parse_rule,
 )
+from .sql import check_fields
 
 __all__ = [
     "InvalidRule", "RestartStrategy", "RuleDef", "RuleError", "RuleExists", "RuleManager",
@@ -76,6 +83,11 @@ class RuleManager:
         stream = definition.query.stream
         if stream not in self._runtime.streams():
             raise InvalidRule(f"stream {stream!r} does not exist (rule {definition.id!r})")
+        try:
+            fields = self._runtime.describe_stream(stream).fields
+        except StreamNotFound:  # dropped since the line above
+            raise InvalidRule(f"stream {stream!r} does not exist (rule {definition.id!r})") from None
+        check_fields(definition.query, fields)
         return definition
 
     def create(self, body: Any, *, rule_id: Optional[str] = None, start: Optional[bool] = None) -> RuleDef:

@@ -1,4 +1,4 @@
-"""One running rule: its subscription, the WHERE and projection closures, its actions, its status.
+"""One running rule: its subscription, its compiled query, its actions, its status.
 
 Everything per record runs in the subscription's worker thread (``_on_message``);
 the lifecycle (start, stop, restarts by ``restartStrategy``) runs under the

@@ -5,10 +5,11 @@ A rule is ``{"id", "sql", "actions", "options"}`` (eKuiper's body) or
 it subscribes to its stream through the SDK (``Runtime.subscribe``);
 stopping closes the subscription, so the last rule on a server-mode stream
 stops the shared server. Each record runs, in the subscription's worker
-thread: the WHERE closure, the projection closure, then every action in
-order. Nothing an action does stops the rule or another action: a raising
-action is counted for that action, shown in the status and logged with the
-first traceback, then a summary at most every ``LOG_INTERVAL`` seconds.
+thread: the query (WHERE and projection compiled into one generated
+function), then every action in order. Nothing an action does stops the
+rule or another action: a raising action is counted for that action, shown
+in the status and logged with the first traceback, then a summary at most
+every ``LOG_INTERVAL`` seconds.
 
 Options, as eKuiper names them: ``bufferLength`` (the subscription's bound;
 default the stream's) and ``overflow`` (ekws's ``block``/``dropOldest``/

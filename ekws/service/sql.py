@@ -1,8 +1,10 @@
-"""The rule SQL subset: parsed once, compiled into Python closures.
+"""The rule SQL subset: parsed once, compiled into Python functions.
 
-Per record only closures run: comparisons, arithmetic and the projection are
-small functions generated once from fixed templates (:mod:`ekws.service.sqlexpr`,
-which also holds the value semantics below), nothing is parsed again.
+Per record one generated function runs (``Query.run``): the WHERE and the
+projection as inline Python source made once from fixed templates, with the
+SQL's names and literals bound as values, never pasted in as code; the pieces
+with no inline form are closures it calls (:mod:`ekws.service.sqlexpr`, which
+also holds the value semantics below). Nothing is parsed again.
 
 ekws is not a SQL engine. A rule over a WebSocket stream is nearly always a
 projection and a filter, so that is what runs, exactly as eKuiper runs it;

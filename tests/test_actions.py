@@ -270,3 +270,54 @@ def test_records_serialize_to_json_alike_with_and_without_orjson(record: dict[st
     for line in (fast, stdlib, pure):
         assert line.endswith(b"\n") and line.count(b"\n") == 1
         assert json.loads(line) == expected
+
+
+@pytest.mark.parametrize("records", [
+    [{"a": 1}, {"b": "x"}, {}],
+    [{"s": "},{"}, {"n": [{"x": 1}, {"y": 2}]}],  # "},{" inside a record: encoded one by one
+    [{"f": float("nan"), "g": float("inf")}, {"h": -float("inf"), "ok": 1.5}],  # written as null
+    [{"big": 10**30, "raw": b"\x00\xff"}, {"u": "ü\n"}],
+])
+def test_lines_of_a_batch_match_each_record_alone(records: list[dict[str, Any]],
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    import math
+
+    import ekws.actions as actions
+
+    def finite(value: Any) -> Any:
+        if isinstance(value, float):
+            return value if math.isfinite(value) else None
+        if isinstance(value, dict):
+            return {k: finite(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [finite(v) for v in value]
+        return value
+
+    expected = [json.loads(json.dumps(finite(r), default=lambda b: base64.b64encode(b).decode()))
+                for r in records]
+    blocks = [actions.dumps_lines(records)]
+    monkeypatch.setattr(actions, "orjson", None)
+    blocks.append(actions.dumps_lines(records))
+    monkeypatch.setattr(actions, "_c_encode", None)
+    blocks.append(actions.dumps_lines(records))
+    for block in blocks:
+        lines = block.split(b"\n")
+        assert lines[-1] == b"" and [json.loads(line) for line in lines[:-1]] == expected
+        assert b"NaN" not in block and b"Infinity" not in block
+    assert actions.dumps_lines([]) == b""
+
+
+def test_file_action_skips_a_record_json_cannot_hold_and_counts_it(tmp_path: Path) -> None:
+    spec = parse_action({"file": {"path": str(tmp_path / "out.jsonl")}}, 0)
+    action = spec.build("r")
+    action.start()
+    peer = ekws.Peer("demo", "", "", 0)
+    for data in ({"n": 1}, {"bad": object()}, {"n": 2}):
+        action.send(ekws.Message(data, peer, 0))
+    action.flush()
+    action.close()
+    written = (tmp_path / "out.jsonl").read_text().splitlines()
+    assert [json.loads(line) for line in written] == [{"n": 1}, {"n": 2}]
+    metrics = action.metrics()
+    assert metrics["records_out_total"] == 2 and metrics["exceptions_total"] == 1
+    assert "object is not JSON serializable" in metrics["last_exception"]

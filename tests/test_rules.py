@@ -320,3 +320,19 @@ def test_the_sdk_never_loads_the_service_or_actions() -> None:
             "print(loaded); raise SystemExit(1 if loaded else 0)")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=30)
     assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_a_projection_error_is_counted_on_the_project_node_after_the_filter_passed(
+        rules: RuleManager, runtime: ekws.Runtime) -> None:
+    rules.create({"id": "p", "sql": "SELECT a * 2 AS b FROM demo WHERE a IS NOT NULL",
+                  "actions": [{"python": {"callable": "test_rules:collect"}}],
+                  "options": {"sendError": True}})
+    send(runtime, {"a": "text"}, {"a": 3}, {"z": 1})
+    assert OUT.wait_for(2)
+    assert OUT.data[0]["error"].startswith("project: * needs numbers, got string 'text'")
+    assert OUT.data[1:] == [{"b": 6}]
+    assert wait_until(lambda: rules.status("p")["source_demo_0_records_in_total"] == 3)
+    status = rules.status("p")
+    assert (status["op_2_filter_0_records_out_total"], status["op_2_filter_0_exceptions_total"]) == (2, 0)
+    assert (status["op_3_project_0_records_in_total"], status["op_3_project_0_records_out_total"]) == (2, 1)
+    assert status["op_3_project_0_exceptions_total"] == 1

@@ -15,6 +15,14 @@ buffer is full the oldest record is dropped and counted (``dropped_total``),
 never silently. A record whose send failed is sent again after the
 reconnect (at least once).
 
+What the server sends is read by ekws's own protocol code
+(:class:`ekws.connection.Connection`), not websocket-client's ``recv``, which
+would buffer a frame of any size the server announces: pings are answered,
+a close is echoed, data messages are dropped, and a message over
+``MAX_READ_MESSAGE`` bytes fails the connection with 1009 as soon as its
+header arrives (nothing of it is buffered). The failure is counted and the
+action reconnects as after any drop.
+
 Server mode (``addr: ""``): the action mounts ``path`` on the runtime's
 shared server (:meth:`ekws.Runtime.broadcast`) and sends every record, as
 one JSON text frame, to every client connected to it. ``confKey`` (default
@@ -31,7 +39,6 @@ for a client. Mounting fails, and so does the rule's start, when a stream
 from __future__ import annotations
 
 import logging
-import select
 import socket
 import ssl
 import threading
@@ -41,9 +48,10 @@ from typing import Any, Optional, Union
 
 import websocket
 
-from ekws import Broadcaster, ConfigError, Message, ServerError
+from ekws import Broadcaster, ConfigError, EkwsError, Message, ServerError
 from ekws.backoff import backoff, should_retry
 from ekws.config import SourceProps, websocket_config_from_dict
+from ekws.connection import Connection, ConnectionState
 from ekws.tls import client_context
 
 from . import Action, ActionError, Props, dumps
@@ -52,6 +60,9 @@ logger = logging.getLogger(__name__)
 
 IDLE_POLL = 0.5  # seconds: how often an idle sender reads the server's pings and close
 READ_EVERY = 64  # records sent between two reads of what the server sent
+MAX_READ_MESSAGE = 64 * 1024  # bytes: the largest message read from the server (its data is dropped)
+READ_CHUNK = 16 * 1024  # bytes per recv: memory held per read is this plus a partial frame
+MAX_READS = 64  # recv calls per read turn, so a chatty server never starves the sends
 STOP_TIMEOUT = 5.0
 _PASSED = ("scheme", "insecureSkipVerify", "rootCaPath", "certificationPath", "privateKeyPath",
            "tlsMinVersion", "connectTimeout", "reconnect", "requestHeader", "subprotocols")
@@ -221,7 +232,8 @@ class WebsocketAction(Action):
 
     def _failed(self, exc: BaseException) -> None:
         self.exceptions += 1
-        self.last_exception = f"{self._config.url}: {exc}"
+        text, url = str(exc), self._config.url
+        self.last_exception = text if text.startswith(url) else f"{url}: {text}"
         logger.warning("%s: %s", self.name, self.last_exception)
 
     def _run(self) -> None:
@@ -245,7 +257,7 @@ class WebsocketAction(Action):
             delays = backoff(policy.initial_delay, policy.max_delay)
             try:
                 self._serve(ws)
-            except (websocket.WebSocketException, OSError) as exc:
+            except (websocket.WebSocketException, OSError, EkwsError) as exc:
                 if not self._stopping.is_set():
                     self._failed(exc)
             finally:
@@ -272,6 +284,7 @@ class WebsocketAction(Action):
 
     def _serve(self, ws: websocket.WebSocket) -> None:
         queue, cond = self._queue, self._cond
+        conn = Connection(client=True, where=self._config.url, max_message_size=MAX_READ_MESSAGE)
         sent = 0
         while True:
             with cond:
@@ -282,7 +295,7 @@ class WebsocketAction(Action):
                     cond.wait(IDLE_POLL)
                 text = queue.popleft() if queue else None
             if text is None:
-                self._read(ws)
+                _read(ws, conn)
                 continue
             try:
                 ws.send(text)
@@ -293,15 +306,47 @@ class WebsocketAction(Action):
             self.records_out += 1
             sent += 1
             if sent % READ_EVERY == 0:
-                self._read(ws)
+                _read(ws, conn)
 
-    def _read(self, ws: websocket.WebSocket) -> None:
-        """Answer pings and notice a close without blocking; the server's data is ignored."""
-        sock = ws.sock
-        while sock is not None and select.select([sock], [], [], 0)[0]:
-            opcode, _ = ws.recv_data(control_frame=True)
-            if opcode == websocket.ABNF.OPCODE_CLOSE or not ws.connected:
-                raise websocket.WebSocketConnectionClosedException("the server closed the connection")
+
+def _read(ws: websocket.WebSocket, conn: Connection) -> None:
+    """Read what the server sent, without blocking and within ``MAX_READ_MESSAGE``.
+
+    Pings get their pong and a close its echo (``conn`` queues both); data
+    messages are dropped.
+
+    Raises:
+        MessageTooBig, ProtocolError: the server broke the bound or the
+            protocol (the close frame with 1009/1002 is sent first).
+        websocket.WebSocketConnectionClosedException: the server closed.
+    """
+    sock = ws.sock
+    if sock is None:
+        raise websocket.WebSocketConnectionClosedException("the connection is closed")
+    timeout = sock.gettimeout()
+    sock.setblocking(False)  # websocket-client's sends expect its timeout back (finally)
+    try:
+        for _ in range(MAX_READS):
+            try:
+                data = sock.recv(READ_CHUNK)
+            except (BlockingIOError, ssl.SSLWantReadError, ssl.SSLWantWriteError):
+                return
+            if not data:
+                conn.receive_eof()
+            else:
+                conn.receive_data(data)  # the messages it returns are the server's data: dropped
+            owed = conn.data_to_send()
+            if owed:
+                sock.settimeout(timeout)
+                sock.sendall(owed)
+                sock.setblocking(False)
+            if conn.state is ConnectionState.CLOSED:
+                if conn.error is not None:
+                    raise conn.error
+                raise websocket.WebSocketConnectionClosedException(
+                    f"the server closed the connection (code {conn.close_code})")
+    finally:
+        sock.settimeout(timeout)
 
 
 def _shutdown(ws: websocket.WebSocket) -> None:

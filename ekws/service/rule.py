@@ -1,4 +1,4 @@
-"""One running rule: its subscription, the WHERE and projection closures, its actions, its status.
+"""One running rule: its subscription, its compiled query, its actions, its status.
 
 Everything per record runs in the subscription's worker thread (``_on_message``);
 the lifecycle (start, stop, restarts by ``restartStrategy``) runs under the
@@ -94,6 +94,7 @@ class Rule:
         self._stopped_actions: list[tuple[ActionSpec, Action, _Node]] = []
         self._senders: list[tuple[Callable[[Message], None], _Node]] = []
         self._omit = False
+        self._run = definition.query.run
         self._failures = 0  # consecutive failed starts / give-ups, for restartStrategy
         self._restart_cancel = threading.Event()
         self._restart_thread: Optional[threading.Thread] = None
@@ -174,6 +175,7 @@ class Rule:
             running = self.state == RUNNING
             self.stop()
             self.definition = definition
+            self._run = definition.query.run
             self._reset_nodes()
             if running:
                 self.start()
@@ -248,43 +250,50 @@ class Rule:
     # -- the worker thread ---------------------------------------------------------------------
 
     def _on_message(self, msg: Message) -> None:
-        # The hot path: kept flat (no helper calls on the common path).
+        # The hot path: kept flat (no helper calls on the common path). The query
+        # is one generated function: the output record, or None when the WHERE
+        # drops the message.
         self.received += 1
-        query = self.definition.query
-        condition = query.condition
-        if condition is not None:
-            try:
-                passed = condition(msg.data, msg) is True
-            except Exception as exc:
-                assert self.filter is not None
-                self._expression_failed(self.filter, exc, msg)
-                return
-            if not passed:
-                self._idle()
-                return
+        try:
+            record = self._run(msg)
+        except Exception as exc:
+            self._query_failed(exc, msg)
+            return
+        if record is None:
+            self._idle()
+            return
         self.passed += 1
-        projector = query.projector
-        if projector is None:  # SELECT *
-            out = msg
-        else:
-            try:
-                record = projector(msg)
-            except Exception as exc:
-                self._expression_failed(self.project, exc, msg)
-                return
-            out = Message(record, msg.peer, msg.timestamp)
         self.projected += 1
-        if self._omit and not out.data:
-            self._send_nonempty(out)
+        # The message is this subscription's own (ekws.Message): it carries the
+        # output record on to the actions, without a new object per record.
+        msg.data = record
+        if self._omit and not record:
+            self._send_nonempty(msg)
         else:
             for send, node in self._senders:
                 try:
-                    send(out)
+                    send(msg)
                 except Exception as exc:
                     node.failed(self.id, exc)
         sub = self._sub
         if sub is None or not sub.backlog:  # the last record for now: flush the file actions
             self._flush()
+
+    def _query_failed(self, exc: Exception, msg: Message) -> None:
+        """The query raised: the WHERE alone says which node failed (expressions have no side effects)."""
+        query = self.definition.query
+        if query.condition is not None:
+            try:
+                passed = query.condition(msg.data, msg) is True
+            except Exception as where_exc:
+                assert self.filter is not None
+                self._expression_failed(self.filter, where_exc, msg)
+                return
+            if not passed:  # pragma: no cover - unreachable: the same WHERE passed in run()
+                self._idle()
+                return
+        self.passed += 1
+        self._expression_failed(self.project, exc, msg)
 
     def _send_nonempty(self, out: Message) -> None:
         """An empty record: actions with omitIfEmpty skip it (and count it)."""

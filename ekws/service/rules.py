@@ -5,10 +5,11 @@ A rule is ``{"id", "sql", "actions", "options"}`` (eKuiper's body) or
 it subscribes to its stream through the SDK (``Runtime.subscribe``);
 stopping closes the subscription, so the last rule on a server-mode stream
 stops the shared server. Each record runs, in the subscription's worker
-thread: the WHERE closure, the projection closure, then every action in
-order. Nothing an action does stops the rule or another action: a raising
-action is counted for that action, shown in the status and logged with the
-first traceback, then a summary at most every ``LOG_INTERVAL`` seconds.
+thread: the query (WHERE and projection compiled into one generated
+function), then every action in order. Nothing an action does stops the
+rule or another action: a raising action is counted for that action, shown
+in the status and logged with the first traceback, then a summary at most
+every ``LOG_INTERVAL`` seconds.
 
 Options, as eKuiper names them: ``bufferLength`` (the subscription's bound;
 default the stream's) and ``overflow`` (ekws's ``block``/``dropOldest``/
@@ -18,6 +19,12 @@ records), ``restartStrategy`` (``attempts``, ``delay`` ms, ``maxDelay`` ms,
 ``multiplier``, ``jitterFactor``: restarts after a failed start or a source
 that gave up). eKuiper options that need what ekws does not run (``qos`` > 0,
 ``isEventTime``, ``cron`` ...) are refused unless they hold their default.
+
+On a typed stream (``CREATE STREAM demo (temperature FLOAT, ...)``) every
+field the SQL reads must be declared (names under a STRUCT field too): a
+typed stream keeps only its fields, so another name would always be null.
+An unknown one is an SQLError naming it and its position; ``meta(...)`` keys
+are no fields; a schemaless stream accepts any name.
 
 Every bad body raises a ``ValueError`` subclass: :class:`InvalidRule`,
 :class:`~ekws.service.sql.SQLError` or :class:`~ekws.actions.ActionError`;
@@ -34,7 +41,7 @@ import threading
 from collections.abc import Callable
 from typing import Any, Optional
 
-from ekws import Runtime, Subscription
+from ekws import Runtime, StreamNotFound, Subscription
 
 from .rule import RUNNING, Rule
 from .ruledef import (
@@ -47,6 +54,7 @@ from .ruledef import (
     RuleOptions,
     parse_rule,
 )
+from .sql import check_fields
 
 __all__ = [
     "InvalidRule", "RestartStrategy", "RuleDef", "RuleError", "RuleExists", "RuleManager",
@@ -76,6 +84,11 @@ class RuleManager:
         stream = definition.query.stream
         if stream not in self._runtime.streams():
             raise InvalidRule(f"stream {stream!r} does not exist (rule {definition.id!r})")
+        try:
+            fields = self._runtime.describe_stream(stream).fields
+        except StreamNotFound:  # dropped since the line above
+            raise InvalidRule(f"stream {stream!r} does not exist (rule {definition.id!r})") from None
+        check_fields(definition.query, fields)
         return definition
 
     def create(self, body: Any, *, rule_id: Optional[str] = None, start: Optional[bool] = None) -> RuleDef:

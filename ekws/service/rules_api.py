@@ -91,7 +91,9 @@ class RulesPlugin:
             try:
                 definition = manager.create(body, start=False)
             except (RuleExists, *_BAD_BODY) as exc:
-                raise ConfigError(f"rules[{index}]: {exc}", file=str(file)) from exc
+                rule_id = body.get("id") if isinstance(body, dict) else None
+                named = f" (rule {rule_id!r})" if isinstance(rule_id, str) else ""
+                raise ConfigError(f"rules[{index}]: {exc}{named}", file=str(file)) from exc
             self.declared.add(definition.id)
             if definition.triggered:
                 self._start_restored(definition.id)

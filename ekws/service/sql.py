@@ -1,8 +1,10 @@
-"""The rule SQL subset: parsed once, compiled into Python closures.
+"""The rule SQL subset: parsed once, compiled into Python functions.
 
-Per record only closures run: comparisons, arithmetic and the projection are
-small functions generated once from fixed templates (:mod:`ekws.service.sqlexpr`,
-which also holds the value semantics below), nothing is parsed again.
+Per record one generated function runs (``Query.run``): the WHERE and the
+projection as inline Python source made once from fixed templates, with the
+SQL's names and literals bound as values, never pasted in as code; the pieces
+with no inline form are closures it calls (:mod:`ekws.service.sqlexpr`, which
+also holds the value semantics below). Nothing is parsed again.
 
 ekws is not a SQL engine. A rule over a WebSocket stream is nearly always a
 projection and a filter, so that is what runs, exactly as eKuiper runs it;
@@ -56,7 +58,7 @@ from __future__ import annotations
 
 import re
 from bisect import bisect_right
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple, Optional, cast
 
@@ -69,21 +71,23 @@ from .sqlexpr import (
     Expr,
     Fn,
     Record,
-    and_op,
+    and_expr,
     arithmetic_op,
     between_op,
     comparison_op,
     const_value,
     equal,
     getter,
+    is_null_expr,
     kind_of,
     like_op,
     make_literal,
-    or_op,
-    projector_fn,
+    not_expr,
+    or_expr,
+    query_fns,
 )
 
-__all__ = ["EvalError", "FUNCTIONS", "Query", "SQLError", "parse_query"]
+__all__ = ["EvalError", "FUNCTIONS", "FieldRef", "Query", "SQLError", "check_fields", "parse_query"]
 
 MAX_SQL_LENGTH = 64 * 1024
 MAX_DEPTH = 64  # nesting of parentheses and operators: bounds the recursion on hostile input
@@ -226,6 +230,14 @@ def _describe(token: _Token) -> str:
 # --------------------------------------------------------------------------- the query
 
 
+class FieldRef(NamedTuple):
+    """A field the SQL reads: its path (names, and integer indexes) and 1-based position."""
+
+    path: tuple[Any, ...]
+    line: int
+    column: int
+
+
 @dataclass(frozen=True)
 class Query:
     """A compiled rule query.
@@ -243,6 +255,10 @@ class Query:
     has_where: bool
     condition: Optional[Fn]  # the WHERE closure over (record, message); a record passes on ``is True``
     projector: Optional[Callable[[Message], Record]]  # None for ``SELECT *`` alone
+    # The WHERE and the projection as one function: the output record, or None when
+    # the WHERE drops the message (``SELECT *``: the message's own record).
+    run: Callable[[Message], Optional[Record]]
+    references: tuple[FieldRef, ...] = ()  # every field read, in the order written (not meta())
 
     def matches(self, msg: Message) -> bool:
         """True when the record passes the WHERE clause (always, without one)."""
@@ -276,6 +292,7 @@ class _Parser:
         self.alias: Optional[str] = None
         self.depth = 0
         self.aliases: set[str] = set()  # select aliases defined so far
+        self.references: list[FieldRef] = []
         self.in_select = False
 
     # -- token helpers --------------------------------------------------------------
@@ -389,13 +406,14 @@ class _Parser:
         if self.peek().kind != "end":
             raise self.unexpected("WHERE or the end of the statement" if where is None
                                   else "an operator or the end of the statement")
+        projector, run = query_fns(select_all, items, where)
         return Query(self.sql, self.stream, self.alias, select_all, tuple(item[0] for item in items),
-                     where is not None, where.fn if where is not None else None,
-                     projector_fn(select_all, items))
+                     where is not None, where.fn if where is not None else None, projector, run,
+                     tuple(self.references))
 
-    def select_list(self) -> tuple[bool, list[tuple[str, Fn, Optional[str]]]]:
+    def select_list(self) -> tuple[bool, list[tuple[str, Expr]]]:
         select_all = False
-        items: list[tuple[str, Fn, Optional[str]]] = []
+        items: list[tuple[str, Expr]] = []
         if self.at_op("*"):
             self.take()
             select_all = True
@@ -417,7 +435,7 @@ class _Parser:
             elif name is None:
                 name = f"kuiper_field_{unnamed}"
                 unnamed += 1
-            items.append((name, expr.fn, expr.key))
+            items.append((name, expr))
             if not self.accept_op(","):
                 return select_all, items
 
@@ -434,24 +452,24 @@ class _Parser:
         left = self.and_expr()
         while self.accept("OR"):
             right = self.and_expr()
-            left = Expr(or_op(left.fn, right.fn), None, False)
+            left = or_expr(left, right)
         return left
 
     def and_expr(self) -> Expr:
         left = self.not_expr()
         while self.accept("AND"):
             right = self.not_expr()
-            left = Expr(and_op(left.fn, right.fn), None, False)
+            left = and_expr(left, right)
         return left
 
     def not_expr(self) -> Expr:
         if self.accept("NOT"):
             self.enter()
             try:
-                inner = self.not_expr().fn
+                inner = self.not_expr()
             finally:
                 self.depth -= 1
-            return Expr(lambda d, m: inner(d, m) is not True, None, False)
+            return not_expr(inner)
         return self.predicate()
 
     def predicate(self) -> Expr:
@@ -464,10 +482,7 @@ class _Parser:
         if self.accept("IS"):
             negate = self.accept("NOT")
             self.expect("NULL")
-            a = left.fn
-            if negate:
-                return Expr(lambda d, m: a(d, m) is not None, None, False)
-            return Expr(lambda d, m: a(d, m) is None, None, False)
+            return is_null_expr(left, negate)
         negate = False
         if self.at("NOT") and self.peek(1).kind == "name" and self.peek(1).text in ("IN", "LIKE", "BETWEEN"):
             self.take()
@@ -598,10 +613,13 @@ class _Parser:
         if len(path) > 1 and first in (self.stream, self.alias):
             path = path[1:]
         key = path[0] if len(path) == 1 else None
-        return self.steps(Expr(getter(tuple(path)), path[-1], False, path[0], key), path)
+        line, column = self.lexer.position(token.pos)
+        self.references.append(FieldRef(tuple(path), line, column))
+        return self.steps(Expr(getter(tuple(path)), path[-1], False, path[0], key), path,
+                          len(self.references) - 1)
 
-    def steps(self, expr: Expr, path: Optional[list[Any]] = None) -> Expr:
-        """``->name``, ``.name`` and ``[index]`` steps into a value."""
+    def steps(self, expr: Expr, path: Optional[list[Any]] = None, ref: int = -1) -> Expr:
+        """``->name``, ``.name`` and ``[index]`` steps into a value (``ref``: the field's reference)."""
         steps: list[Any] = []
         name = expr.name
         while self.at_op("->") or self.at_op("[") or (self.at_op(".") and path is not None):
@@ -622,6 +640,7 @@ class _Parser:
         if not steps:
             return expr
         if path is not None:
+            self.references[ref] = self.references[ref]._replace(path=tuple(path + steps))
             return Expr(getter(tuple(path + steps)), name, False, expr.root)  # no longer a plain key
         base, get = expr.fn, getter(tuple(steps))
 
@@ -711,3 +730,44 @@ class _Parser:
                     return then(d, m)
             return default(d, m)
         return Expr(searched_case, None, False)
+
+
+# --------------------------------------------------------------------------- schema
+
+
+def check_fields(query: Query, fields: Sequence[Any]) -> None:
+    """Every field the query reads must be declared by its typed stream (``fields``:
+    the stream's :class:`ekws.schema.Field` tuple; empty, schemaless: anything goes).
+
+    A typed stream keeps only its declared fields, so any other name would
+    always be null: a mistake, refused with the name and its position. The
+    first name is checked, and the names below it while the declared type
+    is a STRUCT (an ARRAY index steps to the element type).
+
+    Raises:
+        SQLError: ``unknown field 'x'``, at its line and column.
+    """
+    if not fields:
+        return
+    for ref in query.references:
+        declared: Optional[Sequence[Any]] = fields  # what the next name is checked against
+        owner = f"stream {query.stream!r}"
+        ftype: Any = None
+        for depth, step in enumerate(ref.path):
+            dotted = "".join(f"[{part}]" if type(part) is int else f".{part}"
+                             for part in ref.path[:depth + 1])[1:]
+            if type(step) is str:
+                if declared is None:
+                    break
+                found = next((f for f in declared if f.name == step), None)
+                if found is None:
+                    names = ", ".join(f.name for f in declared)
+                    raise SQLError(f"sql: unknown field {dotted!r}: {owner} declares {names}",
+                                   line=ref.line, column=ref.column)
+                ftype = found.type
+            elif ftype is not None and ftype.kind == "array":
+                ftype = ftype.element
+            else:
+                break
+            declared = (ftype.fields or None) if ftype.kind == "struct" else None
+            owner = f"the STRUCT {dotted!r}"

@@ -8,6 +8,7 @@ See :mod:`ekws.service.sql` for the language and its null semantics.
 
 from __future__ import annotations
 
+import itertools
 import math
 import re
 from collections.abc import Callable, Sequence
@@ -18,7 +19,8 @@ from ekws import EkwsError, Message
 __all__ = [
     "CAST_TYPES", "FUNCTIONS", "EvalError", "Expr", "Fn", "Record", "and_op", "arith", "arithmetic_op",
     "between_op", "compare", "comparison_op", "const_value", "equal", "getter", "kind_of", "like_op",
-    "like_regex", "make_literal", "or_op", "projector_fn",
+    "like_regex", "make_literal", "or_op", "query_fns", "and_expr", "or_expr", "not_expr",
+    "is_null_expr", "inline", "generated",
 ]
 
 Record = dict[str, Any]
@@ -189,6 +191,10 @@ class Expr(NamedTuple):
     const: bool  # a literal: fn ignores its arguments
     root: Optional[str] = None  # first name of a field reference
     key: Optional[str] = None  # a top-level field read as record.get(key)
+    # Inline Python source for ``fn`` over ``d`` and ``m`` (an atom: a name, a call or
+    # parenthesized), and the values its names stand for; None: call ``fn``.
+    code: Optional[str] = None
+    env: tuple[tuple[str, Any], ...] = ()
 
 
 def make_literal(value: Any) -> Expr:
@@ -224,6 +230,105 @@ def or_op(a: Fn, b: Fn) -> Fn:
 
 def and_op(a: Fn, b: Fn) -> Fn:
     return lambda d, m: a(d, m) is True and b(d, m) is True
+
+
+# --------------------------------------------------------------------------- inline code
+#
+# A WHERE clause or a projection is compiled into one Python function: each
+# piece that has inline source (fields, literals, comparisons, + - *, AND, OR,
+# NOT, IS NULL) is pasted into its parent's source; any other piece is called
+# as its closure. Only generated names (``_k3``, ``_c4``, ``_f5``, ``_t6``) and
+# fixed operators reach the source: the SQL's field names, literals and
+# closures are values bound to those names, so nothing the user wrote is code.
+
+_ids = itertools.count()
+MAX_INLINE = 2000  # characters of source per expression; beyond that, pieces are called
+
+
+def inline(expr: Expr) -> tuple[str, dict[str, Any]]:
+    """Source for ``expr`` (an atom) and the names it binds."""
+    if expr.code is not None:
+        return expr.code, dict(expr.env)
+    n = next(_ids)
+    if expr.const:
+        return f"_c{n}", {f"_c{n}": const_value(expr)}
+    if expr.key is not None:
+        return f"d.get(_k{n})", {f"_k{n}": expr.key}
+    return f"_f{n}(d, m)", {f"_f{n}": expr.fn}
+
+
+def generated(code: str, env: dict[str, Any], fallback: Callable[[], Fn]) -> Expr:
+    """An expression whose ``fn`` is ``code`` compiled once; ``fallback()`` builds a closure
+    when the source grew too long (a long chain of ANDs, say) or does not compile."""
+    if len(code) <= MAX_INLINE:
+        namespace = dict(env)
+        try:
+            exec(f"def _fn(d, m):\n    return {code}\n", namespace)  # noqa: S102 - generated names only
+        except (SyntaxError, RecursionError, MemoryError):  # pragma: no cover - bounded by MAX_INLINE
+            pass
+        else:
+            return Expr(namespace["_fn"], None, False, code=code, env=tuple(env.items()))
+    return Expr(fallback(), None, False)
+
+
+def and_expr(left: Expr, right: Expr) -> Expr:
+    (a, env), (b, more) = inline(left), inline(right)
+    return generated(f"({a} is True and {b} is True)", {**env, **more},
+                     lambda: and_op(left.fn, right.fn))
+
+
+def or_expr(left: Expr, right: Expr) -> Expr:
+    (a, env), (b, more) = inline(left), inline(right)
+    return generated(f"({a} is True or {b} is True)", {**env, **more},
+                     lambda: or_op(left.fn, right.fn))
+
+
+def not_expr(inner: Expr) -> Expr:
+    a, env = inline(inner)
+    fn = inner.fn
+    return generated(f"({a} is not True)", env, lambda: lambda d, m: fn(d, m) is not True)
+
+
+def is_null_expr(inner: Expr, negate: bool) -> Expr:
+    a, env = inline(inner)
+    fn = inner.fn
+    if negate:
+        return generated(f"({a} is not None)", env, lambda: lambda d, m: fn(d, m) is not None)
+    return generated(f"({a} is None)", env, lambda: lambda d, m: fn(d, m) is None)
+
+
+_FAST = {"number": "(type({v}) is int or type({v}) is float)", "string": "type({v}) is str"}
+
+
+def _inline_binary(op: str, left: Expr, right: Expr, kind: str, slow: Callable[[Any, Any], Any],
+                   fallback: Callable[[], Fn]) -> Expr:
+    """``x op y`` inline when both are of ``kind`` (a literal side's kind is known), else ``slow(x, y)``."""
+    n = next(_ids)
+    (x, env), (y, more) = inline(left), inline(right)
+    env.update(more)
+    env[f"_s{n}"] = slow
+    check = _FAST[kind]
+    t, u = f"_t{n}", f"_u{n}"
+    if right.const:
+        code = f"({t} {op} {y} if {check.format(v=f'({t} := {x})')} else _s{n}({t}, {y}))"
+    elif left.const:
+        code = f"({x} {op} {u} if {check.format(v=f'({u} := {y})')} else _s{n}({x}, {u}))"
+    else:
+        # The slow path evaluates y again when x failed its check (y was not
+        # bound then): expressions have no side effects.
+        code = (f"({t} {op} {u} if {check.format(v=f'({t} := {x})')} and "
+                f"{check.format(v=f'({u} := {y})')} else _s{n}({t}, {y}))")
+    return generated(code, env, fallback)
+
+
+def _literal_kind(left: Expr, right: Expr) -> Optional[str]:
+    """``number`` or ``string`` when the fast path applies to this pair, else None."""
+    literal = const_value(right) if right.const else const_value(left) if left.const else None
+    if type(literal) is str:
+        return "string"
+    if literal is None or type(literal) is int or type(literal) is float:
+        return "number"
+    return None  # a boolean literal: always the careful path
 
 
 def const_value(expr: Expr) -> Any:
@@ -281,7 +386,16 @@ def comparison_op(op: str, left: Expr, right: Expr) -> Expr:
         fast = "type(x) is str and type(y) is str"
     else:
         fast = f"{_NUMBER.format(v='x')} and {_NUMBER.format(v='y')}"
-    return Expr(_binary(python_op, left, right, fast, lambda x, y: compare(op, x, y)), None, False)
+    kind = _literal_kind(left, right)
+
+    def slow(x: Any, y: Any) -> bool:
+        return compare(op, x, y)
+
+    def closure() -> Fn:
+        return _binary(python_op, left, right, fast, slow)
+    if kind is None:
+        return Expr(closure(), None, False)
+    return _inline_binary(python_op, left, right, kind, slow, closure)
 
 
 def arithmetic_op(op: str, left: Expr, right: Expr) -> Expr:
@@ -292,7 +406,15 @@ def arithmetic_op(op: str, left: Expr, right: Expr) -> Expr:
             pass  # e.g. 1/0: an error for every record, raised when it runs
     if op in ("+", "-", "*"):
         fast = f"{_NUMBER.format(v='x')} and {_NUMBER.format(v='y')}"
-        return Expr(_binary(op, left, right, fast, lambda x, y: arith(op, x, y)), None, False)
+
+        def slow(x: Any, y: Any) -> Any:
+            return arith(op, x, y)
+
+        def closure() -> Fn:
+            return _binary(op, left, right, fast, slow)
+        if any(side.const and type(const_value(side)) not in (int, float) for side in (left, right)):
+            return Expr(closure(), None, False)  # a null, string or boolean literal: the careful path
+        return _inline_binary(op, left, right, "number", slow, closure)
     a, b = left.fn, right.fn
     return Expr(lambda d, m: arith(op, a(d, m), b(d, m)), None, False)
 
@@ -337,30 +459,43 @@ def between_op(value: Expr, low: Expr, high: Expr, negate: bool) -> Expr:
     return Expr(between, None, False)
 
 
-def projector_fn(select_all: bool,
-                items: Sequence[tuple[str, Fn, Optional[str]]]) -> Optional[Callable[[Message], Record]]:
-    """Build the projection as one generated function: a dict display, top-level fields read inline.
+def query_fns(select_all: bool, items: Sequence[tuple[str, Expr]], where: Optional[Expr]
+              ) -> tuple[Optional[Callable[[Message], Record]], Callable[[Message], Optional[Record]]]:
+    """The projection, and the whole query as one function: the output record, or None when
+    the WHERE drops the message.
 
-    Only names (``k0``, ``f0`` ...) reach the generated source; keys and
-    closures are bound in its namespace, so nothing from the SQL is code.
+    Both are generated once: a dict display of the items' inline source. Only
+    names (``k0``, ``_f3`` ...) reach the source; keys, literals and closures
+    are bound in its namespace, so nothing from the SQL is code.
     """
-    if select_all and not items:
-        return None
     namespace: dict[str, Any] = {}
     entries = []
-    for n, (key, fn, simple) in enumerate(items):
+    for n, (key, expr) in enumerate(items):
         namespace[f"k{n}"] = key
-        if simple is not None:
-            namespace[f"s{n}"] = simple
-            entries.append(f"k{n}: get(s{n})")
-        else:
-            namespace[f"f{n}"] = fn
-            entries.append(f"k{n}: f{n}(d, msg)")
+        code, env = inline(expr)
+        if len(code) > MAX_INLINE:
+            code, env = f"_f{next(_ids)}", {}
+            namespace[code] = expr.fn
+            code += "(d, m)"
+        namespace.update(env)
+        entries.append(f"k{n}: {code}")
     star = "**d, " if select_all else ""
-    source = ("def project(msg):\n"
-              "    d = msg.data\n"
-              "    get = d.get\n"
-              f"    return {{{star}{', '.join(entries)}}}\n")
+    output = f"{{{star}{', '.join(entries)}}}" if items or not select_all else "d"
+    condition = ""
+    if where is not None:
+        code, env = inline(where)
+        if len(code) > MAX_INLINE:
+            namespace["_where"], code, env = where.fn, "_where(d, m)", {}
+        namespace.update(env)
+        condition = f"    if {code} is not True:\n        return None\n"
+    source = ("def project(m):\n"
+              "    d = m.data\n"
+              f"    return {output}\n"
+              "def run(m):\n"
+              "    d = m.data\n"
+              f"{condition}"
+              f"    return {output}\n")
     exec(source, namespace)  # noqa: S102 - generated from the fixed template above
     project: Callable[[Message], Record] = namespace["project"]
-    return project
+    run: Callable[[Message], Optional[Record]] = namespace["run"]
+    return (None if select_all and not items else project), run

@@ -11,10 +11,8 @@ import enum
 import itertools
 import logging
 import os
-import signal
 import threading
 from collections.abc import Mapping
-from types import FrameType
 from typing import Any
 
 from .broadcast import Broadcaster
@@ -25,6 +23,7 @@ from .ddl import StreamDef, parse_stream
 from .errors import ClosedError, StreamExists, StreamNotFound
 from .message import Source
 from .server import ServerRoute, SharedServer
+from .signals import SignalWait
 from .stream import Stream
 from .subscription import OnError, OnMessage, OnStatus, Subscription
 
@@ -63,6 +62,7 @@ class Runtime:
         self._ids = itertools.count(1)
         self._state = _State.RUNNING
         self._closed = threading.Event()
+        self._signals: SignalWait | None = None  # a wait() in progress in the main thread
         self._broadcasters: list[Broadcaster] = []
 
     # -- streams -----------------------------------------------------------------------
@@ -195,22 +195,16 @@ class Runtime:
         """
         if threading.current_thread() is not threading.main_thread():
             return self._closed.wait(timeout)
-        signalled = threading.Event()
-
-        def on_signal(signum: int, frame: FrameType | None) -> None:
-            logger.info("received %s, closing", signal.Signals(signum).name)
-            signalled.set()
-            self._closed.set()
-
-        previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+        waiter = self._signals = SignalWait()  # close() wakes it (see ekws.signals)
         try:
-            closed = self._closed.wait(timeout)
+            name = waiter.wait(self._closed.is_set, timeout)
+            if name is not None:
+                logger.info("received %s, closing", name)
+                self.close()
         finally:
-            for sig, handler in previous.items():
-                signal.signal(sig, handler)
-        if signalled.is_set():
-            self.close()
-        return closed
+            self._signals = None
+            waiter.restore()
+        return self._closed.is_set()
 
     def close(self) -> None:
         """Close every subscription and stop every source and the server. Idempotent."""
@@ -225,6 +219,9 @@ class Runtime:
         for stream in streams:
             stream.close()
         self._closed.set()
+        waiter = self._signals
+        if waiter is not None:
+            waiter.wake()
 
     def __enter__(self) -> Runtime:
         return self

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import socket
 import threading
 import time
@@ -9,6 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import pytest
 from conftest_client import create_stream
 from conftest_client import write_etc as write_client_etc
 from server_helpers import create_sql, wait_until, write_etc
@@ -199,3 +202,33 @@ def test_statuses_and_the_state_metric_are_state_members(tmp_path: Path) -> None
     assert [s.state for s in statuses][0] is ekws.State.CONNECTED
     assert all(isinstance(s.state, ekws.State) for s in statuses)
     assert all(isinstance(s.time, float) and abs(s.time - before) < 60 for s in statuses)  # seconds
+
+
+def test_wait_ends_on_close_from_another_thread_and_on_a_signal(tmp_path: Path) -> None:
+    etc = write_etc(tmp_path)
+    rt = ekws.Runtime(config_dir=etc)
+    closer = threading.Timer(0.2, rt.close)
+    closer.start()
+    start = time.monotonic()
+    assert rt.wait(10) is True
+    assert time.monotonic() - start < 2, "close() did not wake wait()"
+    closer.join(5)
+
+    before = signal.getsignal(signal.SIGTERM)
+
+    def kill_once_waiting(delay: float) -> None:
+        # Only once wait() has its handler in place: the default one would end pytest.
+        if wait_until(lambda: signal.getsignal(signal.SIGTERM) is not before, 10):
+            time.sleep(delay)
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    for delay in (0.0, 0.05, 0.13):  # the signal lands at different points of the wait
+        rt = ekws.Runtime(config_dir=etc)
+        killer = threading.Thread(target=kill_once_waiting, args=(delay,))
+        killer.start()
+        assert rt.wait(10) is True
+        killer.join(5)
+        with pytest.raises(ekws.ClosedError):
+            rt.create_stream('CREATE STREAM s() WITH (DATASOURCE="/s")')
+        assert signal.getsignal(signal.SIGTERM) is before
+    assert ekws.Runtime(config_dir=etc).wait(0.1) is False

@@ -275,3 +275,20 @@ def http_json(port, path):
         return json.loads(conn.getresponse().read())
     finally:
         conn.close()
+
+
+def test_a_signal_stops_the_service_whenever_it_lands(tmp_path):
+    # The handler once set a threading.Event: a signal landing inside the main
+    # thread's Event.wait() deadlocked on the Event's own lock (about one stop
+    # in ten hung). Signals at spread-out moments after READY, then a second
+    # signal while stopping, must all end in a clean exit.
+    etc = write_etc(tmp_path)
+    for attempt in range(8):
+        with Service(etc) as svc:
+            time.sleep(0.061 * attempt)
+            assert svc.stop(signal.SIGINT if attempt % 2 else signal.SIGTERM, timeout=10) == 0, svc.err.text
+    with Service(etc) as svc:
+        svc.proc.send_signal(signal.SIGTERM)
+        svc.proc.send_signal(signal.SIGINT)
+        assert svc.proc.wait(10) == 0
+        svc.err.wait_for(r"received SIG(TERM|INT): stopping")

@@ -30,13 +30,11 @@ from __future__ import annotations
 
 import logging
 import os
-import signal
 import sys
 import threading
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from types import FrameType
 from typing import TYPE_CHECKING, Any, Protocol, TextIO
 
 import yaml
@@ -61,6 +59,7 @@ from ..config import (
     websocket_config_from_dict,
 )
 from ..ddl import parse_stream
+from ..signals import SignalWait
 from . import api
 from .check import CheckResult, check_client, check_server
 from .notify import Notifier
@@ -156,6 +155,7 @@ class Service:
         self.started = time.time()
         self._stop = threading.Event()
         self._stop_reason = ""
+        self._signals = SignalWait()  # run()'s wait, woken by request_stop from any thread
 
     # -- configuration -------------------------------------------------------------------
 
@@ -378,6 +378,7 @@ class Service:
         if not self._stop.is_set():
             self._stop_reason = reason
             self._stop.set()
+            self._signals.wake()
 
     def _stdout_closed(self) -> None:
         logger.warning("stdout was closed: stopping")
@@ -387,30 +388,22 @@ class Service:
 
     def run(self) -> bool:
         """Start, serve until a signal or a closed stdout, stop. True if the stop was clean."""
-        previous = {}
-
-        def on_signal(signum: int, frame: FrameType | None) -> None:
-            name = signal.Signals(signum).name
-            if self._stop.is_set():
-                logger.info("received %s again; still stopping", name)
-            else:
-                logger.info("received %s: stopping", name)
-            self.request_stop(name)
-
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            previous[sig] = signal.signal(sig, on_signal)
+        waiter = self._signals
         try:
             try:
                 self.start()
             except BaseException:
                 self.shutdown()
                 raise
-            while not self._stop.wait(0.5):
-                pass
+            name = waiter.wait(self._stop.is_set)
+            if name is not None:
+                logger.info("received %s: stopping", name)
+                self.request_stop(name)
             return self.shutdown()
         finally:
-            for sig, handler in previous.items():
-                signal.signal(sig, handler)
+            waiter.restore()
+            if len(waiter.received) > 1:
+                logger.info("received %s again while stopping", ", ".join(waiter.received[1:]))
 
     def shutdown(self) -> bool:
         """Stop everything within STOP_DEADLINE; False if something had to be left behind."""

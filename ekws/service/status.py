@@ -20,11 +20,11 @@ the last two snapshots the service took).
 from __future__ import annotations
 
 import json
+import pkgutil
 import re
 import threading
 import time
 from collections.abc import Iterator
-from importlib import resources
 from typing import TYPE_CHECKING, Any, Optional
 
 from werkzeug.wrappers import Request, Response
@@ -42,7 +42,10 @@ _SINK_KEY = re.compile(r"^sink_(.+)_(\d+)_0_(.+)$")
 
 
 def page_text() -> str:
-    return resources.files(__package__).joinpath("status.html").read_text(encoding="utf-8")
+    # pkgutil, not importlib.resources: that import alone costs the service ~2 MB of RSS.
+    data = pkgutil.get_data(__name__, "status.html")
+    assert data is not None, "status.html is missing from the package"
+    return data.decode("utf-8")
 
 
 def page(service: Service, request: Request) -> Response:

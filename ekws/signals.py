@@ -1,0 +1,90 @@
+"""Waiting in the main thread for SIGINT or SIGTERM, with handlers that take no lock.
+
+A Python signal handler runs in the main thread between two bytecodes, maybe
+while that thread holds a lock: the one inside ``threading.Event.wait()``, or
+a logging handler's. A handler that sets an Event or logs can then deadlock
+on that lock (``ekws run`` hung on about one SIGTERM in ten that way). Here
+the handler only appends the signal's name to a list; the C-level handler
+also writes a byte to a socket (:func:`signal.set_wakeup_fd`) on which the
+main thread waits in ``select()``, so it wakes at once, and another thread
+ends the wait the same way through :meth:`SignalWait.wake`.
+"""
+
+from __future__ import annotations
+
+import select
+import signal
+import socket
+import threading
+import time
+from collections.abc import Callable
+from types import FrameType
+
+__all__ = ["SignalWait"]
+
+SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+class SignalWait:
+    """One wait at a time for SIGINT/SIGTERM or a condition; :meth:`wake` may be called from any thread."""
+
+    def __init__(self) -> None:
+        self._wake: socket.socket | None = None
+        self.received: list[str] = []  # signal names, in order, including any after the wait ended
+
+    def wake(self) -> None:
+        """End a wait in progress so that it checks its condition again (any thread)."""
+        wake = self._wake
+        if wake is not None:
+            try:
+                wake.send(b"\0")
+            except OSError:  # closed (the wait is over), or the buffer is full (already woken)
+                pass
+
+    def wait(self, done: Callable[[], bool], timeout: float | None = None) -> str | None:
+        """Block until a signal, ``done()``, or ``timeout`` seconds; return the first signal's name.
+
+        Main thread only (signal handlers can only be set there). The
+        handlers stay installed until :meth:`restore`, so a second signal
+        while the caller stops is recorded in :attr:`received`, not fatal.
+        """
+        if threading.current_thread() is not threading.main_thread():
+            raise RuntimeError("SignalWait.wait() must run in the main thread")
+
+        def on_signal(signum: int, frame: FrameType | None) -> None:
+            self.received.append(signal.Signals(signum).name)  # list.append takes no lock
+
+        self._previous = {sig: signal.signal(sig, on_signal) for sig in SIGNALS}
+        reader, self._wake = socket.socketpair()
+        for end in (reader, self._wake):
+            end.setblocking(False)
+        self._previous_fd = signal.set_wakeup_fd(self._wake.fileno(), warn_on_full_buffer=False)
+        self._reader = reader
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while not self.received and not done():
+            remaining = None if deadline is None else deadline - time.monotonic()
+            if remaining is not None and remaining <= 0:
+                break
+            select.select([reader], [], [], remaining)
+            _drain(reader)
+        return self.received[0] if self.received else None
+
+    def restore(self) -> None:
+        """Put back the previous handlers and wake-up fd (after the caller has stopped)."""
+        if self._wake is None:
+            return
+        signal.set_wakeup_fd(self._previous_fd)
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+        wake, self._wake = self._wake, None
+        wake.close()
+        self._reader.close()
+
+
+def _drain(sock: socket.socket) -> None:
+    """Read and drop what waits on a non-blocking socket."""
+    try:
+        while sock.recv(4096):
+            pass
+    except OSError:  # BlockingIOError: nothing more
+        pass

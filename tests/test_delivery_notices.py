@@ -28,17 +28,25 @@ from ekws.message import Message, Peer, Status
 PEER = Peer("s", "/", "127.0.0.1:1", 1)
 
 
+class StuckOnError:
+    """An ``on_error`` that keeps what it gets and then hangs until ``release`` is set."""
+
+    def __init__(self) -> None:
+        self.stuck = threading.Event()
+        self.release = threading.Event()
+        self.delivered: list[ekws.EkwsError] = []
+
+    def __call__(self, exc: ekws.EkwsError) -> None:
+        self.delivered.append(exc)
+        self.stuck.set()
+        self.release.wait(30)
+
+
 def test_bad_json_flood_behind_a_stuck_on_error_stays_bounded(tmp_path: Path,
                                                               caplog: pytest.LogCaptureFixture) -> None:
     total = 60_000
-    stuck = threading.Event()
-    release = threading.Event()
-    delivered: list[ekws.EkwsError] = []
-
-    def on_error(exc: ekws.EkwsError) -> None:
-        delivered.append(exc)
-        stuck.set()
-        release.wait(30)
+    on_error = StuckOnError()
+    stuck, release, delivered = on_error.stuck, on_error.release, on_error.delivered
 
     caplog.set_level(logging.WARNING, logger="ekws")
     process = psutil.Process()
@@ -80,14 +88,8 @@ def test_bad_json_flood_behind_a_stuck_on_error_stays_bounded(tmp_path: Path,
 def test_one_subscription_decodes_on_its_worker_so_a_stuck_on_error_holds_the_peer_back(
         tmp_path: Path) -> None:
     total, capacity = 100_000, 256  # ~21 MB of bad JSON: more than loopback's socket buffers hold
-    stuck = threading.Event()
-    release = threading.Event()
-    delivered: list[ekws.EkwsError] = []
-
-    def on_error(exc: ekws.EkwsError) -> None:
-        delivered.append(exc)
-        stuck.set()
-        release.wait(30)
+    on_error = StuckOnError()
+    stuck, release, delivered = on_error.stuck, on_error.release, on_error.delivered
 
     sent = [0]
     with server_stream(tmp_path, on_error=on_error, buffer_length=capacity) as (rt, sub, got, url):

@@ -196,6 +196,7 @@ class Runtime:
         if threading.current_thread() is not threading.main_thread():
             return self._closed.wait(timeout)
         waiter = self._signals = SignalWait()  # close() wakes it (see ekws.signals)
+        waiter.install()
         try:
             name = waiter.wait(self._closed.is_set, timeout)
             if name is not None:

@@ -41,32 +41,39 @@ class SignalWait:
             except OSError:  # closed (the wait is over), or the buffer is full (already woken)
                 pass
 
-    def wait(self, done: Callable[[], bool], timeout: float | None = None) -> str | None:
-        """Block until a signal, ``done()``, or ``timeout`` seconds; return the first signal's name.
+    def install(self) -> None:
+        """Take over SIGINT/SIGTERM (main thread only): from here on a signal is recorded, not fatal.
 
-        Main thread only (signal handlers can only be set there). The
-        handlers stay installed until :meth:`restore`, so a second signal
-        while the caller stops is recorded in :attr:`received`, not fatal.
+        Install before anything that announces readiness: a signal that came
+        between "ready" and the wait would otherwise end the process with the
+        default action.
         """
         if threading.current_thread() is not threading.main_thread():
-            raise RuntimeError("SignalWait.wait() must run in the main thread")
+            raise RuntimeError("SignalWait must be installed in the main thread")
 
         def on_signal(signum: int, frame: FrameType | None) -> None:
             self.received.append(signal.Signals(signum).name)  # list.append takes no lock
 
         self._previous = {sig: signal.signal(sig, on_signal) for sig in SIGNALS}
-        reader, self._wake = socket.socketpair()
-        for end in (reader, self._wake):
+        self._reader, self._wake = socket.socketpair()
+        for end in (self._reader, self._wake):
             end.setblocking(False)
         self._previous_fd = signal.set_wakeup_fd(self._wake.fileno(), warn_on_full_buffer=False)
-        self._reader = reader
+
+    def wait(self, done: Callable[[], bool], timeout: float | None = None) -> str | None:
+        """Block until a signal, ``done()``, or ``timeout`` seconds; return the first signal's name.
+
+        Between :meth:`install` and :meth:`restore`. A signal that came
+        before the wait ends it at once; one after it is kept in
+        :attr:`received`.
+        """
         deadline = None if timeout is None else time.monotonic() + timeout
         while not self.received and not done():
             remaining = None if deadline is None else deadline - time.monotonic()
             if remaining is not None and remaining <= 0:
                 break
-            select.select([reader], [], [], remaining)
-            _drain(reader)
+            select.select([self._reader], [], [], remaining)
+            _drain(self._reader)
         return self.received[0] if self.received else None
 
     def restore(self) -> None:

@@ -389,6 +389,7 @@ class Service:
     def run(self) -> bool:
         """Start, serve until a signal or a closed stdout, stop. True if the stop was clean."""
         waiter = self._signals
+        waiter.install()  # before start(): READY=1 and the "ready" line invite a SIGTERM at once
         try:
             try:
                 self.start()

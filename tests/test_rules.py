@@ -185,7 +185,9 @@ def test_errors_stay_out_of_actions_without_send_error(rules: RuleManager, runti
 # --------------------------------------------------------------------------- lifecycle
 
 
-def test_last_rule_stopping_stops_the_shared_server(rules: RuleManager, runtime: ekws.Runtime) -> None:
+def test_last_rule_stopping_stops_the_shared_server(rules: RuleManager, runtime: ekws.Runtime,
+                                                    caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="ekws.actions.log")
     rules.create({"id": "one", "stream": "demo", "actions": [{"log": {}}]})
     rules.create({"id": "two", "stream": "demo", "actions": [{"log": {}}]})
     port = url(runtime).split(":")[2].split("/")[0]
@@ -200,6 +202,8 @@ def test_last_rule_stopping_stops_the_shared_server(rules: RuleManager, runtime:
     rules.start("two")
     send(runtime, {"x": 1})
     assert wait_until(lambda: rules.status("two")["sink_log_0_0_records_out_total"] == 1)
+    # The count can lead the log line by a moment: wait for the line, not to log after teardown.
+    assert wait_until(lambda: 'sink result for rule two: {"x":1}' in caplog.text)
 
 
 def test_create_update_restart_delete(rules: RuleManager, runtime: ekws.Runtime) -> None:

@@ -274,7 +274,11 @@ class Subscription:
                     elif type(item) is Encoded and decode is not None:
                         # Decoded, delivered and (unless the callback keeps it) freed on
                         # this thread, while the record is still in this core's cache.
-                        messages = decode(item)
+                        try:
+                            messages = decode(item)
+                        except Exception as exc:  # a bug: bad input is a DecodeError, reported by the stream
+                            self._unhandled_error("the decoder", exc)
+                            continue
                         if len(messages) != 1:
                             self.records_extra += len(messages) - 1
                         for message in messages:

@@ -7,7 +7,7 @@ import pytest
 from server_helpers import wait_until
 
 from ekws.errors import CallbackError, DecodeError
-from ekws.message import Message, Peer, Status
+from ekws.message import Encoded, Message, Peer, Status
 from ekws.subscription import Buffer, Subscription
 
 PEER = Peer("s", "/", "127.0.0.1:1", 1)
@@ -141,3 +141,24 @@ def test_close_returns_in_bounded_time_when_a_callback_hangs():
         hang.set()
     assert wait_until(lambda: sub.finished, 5)
     assert sub.delivered == 2  # what was buffered was still delivered, once the callback returned
+
+
+def test_a_decoder_that_raises_is_reported_and_the_worker_goes_on(caplog):
+    # Bad input is a DecodeError the stream reports; anything else from the
+    # decoder is a bug, which must not end the subscription's worker.
+    def decode(item):
+        if item.payload == "boom":
+            raise KeyError("a bug")
+        return [Message({"n": item.payload}, item.peer, item.timestamp)]
+
+    got = []
+    errors = []
+    sub = Subscription("s", got.append, errors.append, decode=decode)
+    assert sub.decodes
+    sub.start()
+    sub.offer_encoded([Encoded(p, PEER, 0) for p in ("1", "boom", "2")])
+    assert wait_until(lambda: len(got) == 2, 5)
+    sub.close()
+    assert [m.data for m in got] == [{"n": "1"}, {"n": "2"}]
+    assert sub.failed == 1 and "a bug" in (sub.last_exception or "")
+    assert "the decoder" in caplog.text

@@ -52,10 +52,7 @@ from .server import (
     SharedServer,
     StartResponse,
     _await_close,
-    _leftover,
     _Peer,
-    _refuse,
-    _Upgrade,
 )
 from .throttle import INTERVAL
 
@@ -335,27 +332,6 @@ class _Route(ServerRoute):
         if self.server is not None:
             self.server.unmount(self)
         self.close_all(1001, "broadcast closed")
-
-    def handle(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
-        refusal = self.refusal(environ)
-        if refusal is not None:
-            return _refuse(start_response, *refusal)
-        if not self.reserve():
-            return _refuse(start_response, 503, f"too many connections (maxConnections "
-                                                 f"{self.props.max_connections})")
-        try:
-            upgrade = _Upgrade(environ, self.props.subprotocols)
-        except Exception as exc:
-            self.reserve_cancel()
-            return _refuse(start_response, 400, f"bad WebSocket upgrade: {exc}")
-        sock = upgrade.sock
-        address = f"{environ.get('REMOTE_ADDR')}:{environ.get('REMOTE_PORT')}"
-        self.serve(sock, address, _leftover(environ, sock))
-        try:  # the HTTP server must not wait for another request on this socket
-            socket.socket.shutdown(sock, socket.SHUT_RDWR)
-        except OSError:
-            pass
-        raise ConnectionAbortedError("websocket closed")
 
     def serve(self, sock: socket.socket, address: str, leftover: bytes) -> None:
         peer = Peer("", self.path, address, self.next_id())

@@ -133,6 +133,30 @@ class ServerRoute:
 
     # -- one connection, in its request thread -------------------------------------------------
 
+    def handle(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
+        """Admit one request for this path (refuse, reserve, upgrade), then serve it until it leaves."""
+        refusal = self.refusal(environ)
+        if refusal is not None:
+            return _refuse(start_response, *refusal)
+        if not self.reserve():
+            return _refuse(start_response, 503, f"too many connections (maxConnections "
+                                                 f"{self.props.max_connections})")
+        try:
+            upgrade = _Upgrade(environ, self.props.subprotocols)
+        except Exception as exc:
+            self.reserve_cancel()
+            logger.debug("upgrade on %s failed", self.path, exc_info=True)
+            return _refuse(start_response, 400, f"bad WebSocket upgrade: {exc}")
+        sock = upgrade.sock
+        address = f"{environ.get('REMOTE_ADDR')}:{environ.get('REMOTE_PORT')}"
+        self.serve(sock, address, _leftover(environ, sock))
+        try:  # the HTTP server must not wait for another request on this socket
+            socket.socket.shutdown(sock, socket.SHUT_RDWR)
+        except OSError:
+            pass
+        # Tell Werkzeug the connection is finished: no HTTP response follows.
+        raise ConnectionAbortedError("websocket closed")
+
     def serve(self, sock: socket.socket, address: str, leftover: bytes) -> None:
         peer = Peer(self.stream, self.datasource, address, self.next_id())
         conn = Connection(client=False, max_message_size=self.props.max_message_size or None,
@@ -428,23 +452,7 @@ class SharedServer:
         route = self.route(environ.get("PATH_INFO") or "/")
         if route is None:
             return _refuse(start_response, 404, f"no stream is mounted on {environ.get('PATH_INFO')}")
-        refusal = route.refusal(environ)
-        if refusal is not None:
-            return _refuse(start_response, *refusal)
-        if not route.reserve():
-            return _refuse(start_response, 503, f"too many connections (maxConnections "
-                                                 f"{route.props.max_connections})")
-        try:
-            upgrade = _Upgrade(environ, route.props.subprotocols)
-        except Exception as exc:
-            route.reserve_cancel()
-            logger.debug("upgrade on %s failed", route.path, exc_info=True)
-            return _refuse(start_response, 400, f"bad WebSocket upgrade: {exc}")
-        sock = upgrade.sock
-        address = f"{environ.get('REMOTE_ADDR')}:{environ.get('REMOTE_PORT')}"
-        route.serve(sock, address, _leftover(environ, sock))
-        # Tell Werkzeug the connection is finished: no HTTP response follows.
-        raise ConnectionAbortedError("websocket closed")
+        return route.handle(environ, start_response)
 
 
 def _refuse(start_response: StartResponse, status: int, message: str) -> list[bytes]:

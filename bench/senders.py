@@ -74,36 +74,19 @@ def push_many(socks: list[socket.socket], data: bytes, max_seconds: float) -> in
     Returns the bytes written.
     """
     one = frame(data, mask=MASK)
-    chunk = memoryview(one * max(1, CHUNK_BYTES // len(one)))
-    size = len(chunk)
-    sel = selectors.DefaultSelector()
-    offsets: dict[socket.socket, int] = {}
-    for sock in socks:
-        sock.setblocking(False)
-        sel.register(sock, selectors.EVENT_WRITE, data=sock)
-        offsets[sock] = 0
-    written = 0
-    deadline = time.monotonic() + max_seconds
-    while offsets and time.monotonic() < deadline:
-        for key, _ in sel.select(timeout=1.0):
-            sock = key.data
-            try:
-                n = sock.send(chunk[offsets[sock] :])
-            except BlockingIOError:
-                continue
-            except OSError:  # the receiver has counted enough and hung up: the normal end
-                sel.unregister(sock)
-                del offsets[sock]
-                continue
-            offsets[sock] = (offsets[sock] + n) % size
-            written += n
-    sel.close()
-    return written
+    return _write_all(socks, one * max(1, CHUNK_BYTES // len(one)), max_seconds, cyclic=True)
 
 
 def burst(socks: list[socket.socket], data: bytes, count: int, max_seconds: float) -> int:
     """Write ``count`` masked frames on every socket, whichever can take more, until all are out."""
-    whole = memoryview(frame(data, mask=MASK) * count)
+    return _write_all(socks, frame(data, mask=MASK) * count, max_seconds, cyclic=False)
+
+
+def _write_all(socks: list[socket.socket], data: bytes, max_seconds: float, *, cyclic: bool) -> int:
+    """Write ``data`` to every socket from one selectors loop; ``cyclic``: over and over until
+    the receiver hangs up or ``max_seconds`` pass, else once. Returns the bytes written."""
+    buf = memoryview(data)
+    size = len(buf)
     sel = selectors.DefaultSelector()
     offsets: dict[socket.socket, int] = {}
     for sock in socks:
@@ -116,16 +99,21 @@ def burst(socks: list[socket.socket], data: bytes, count: int, max_seconds: floa
         for key, _ in sel.select(timeout=1.0):
             sock = key.data
             try:
-                n = sock.send(whole[offsets[sock] :])
+                n = sock.send(buf[offsets[sock] :])
             except BlockingIOError:
                 continue
-            except OSError:
-                n = len(whole) - offsets[sock]
-            offsets[sock] += n
-            written += n
-            if offsets[sock] >= len(whole):
-                sel.unregister(sock)
-                del offsets[sock]
+            except OSError:  # the receiver has counted enough and hung up: the normal end
+                n = -1
+            if n >= 0:
+                written += n
+                offsets[sock] += n
+                if offsets[sock] < size:
+                    continue
+                if cyclic:  # the whole buffer went out: start it again
+                    offsets[sock] = 0
+                    continue
+            sel.unregister(sock)
+            del offsets[sock]
     sel.close()
     return written
 

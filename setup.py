@@ -10,7 +10,7 @@ setup(
     long_description_content_type="text/markdown",
     python_requires=">=3.9",
     packages=find_packages(include=["ekws", "ekws.*"]),
-    package_data={"ekws": ["py.typed"], "ekws.service": ["openapi.json", "status.html"]},
+    package_data={"ekws": ["py.typed"], "ekws.service.http": ["openapi.json", "status.html"]},
     # Lower bounds are the versions CI tests on the lowest Python
     # (.ci/constraints-lowest.txt). Upper bounds guard what reaches past a
     # dependency's public API: server.py subclasses simple-websocket's Server

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Install the Mosquitto broker the mqtt action tests start on a free port
-# (tests/test_actions_mqtt.py runs its own `mosquitto -c <temp config>`;
+# (tests/actions/test_actions_mqtt.py runs its own `mosquitto -c <temp config>`;
 # nothing is started here, and the Debian service is left disabled).
 # Idempotent: installs only when the binary is missing.
 set -euo pipefail

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Tools the service tests need beyond pip: systemd-analyze (tests/test_systemd.py
+# Tools the service tests need beyond pip: systemd-analyze (tests/service/test_systemd.py
 # verifies the unit with it). Debian's `systemd` package ships it; installing the
 # package in a container does not start systemd.
 set -euo pipefail

@@ -1,4 +1,4 @@
-"""Benchmark ekws.frames.FrameParser against wsproto, websocket-client and a minimal parser.
+"""Benchmark ekws.wire.frames.FrameParser against wsproto, websocket-client and a minimal parser.
 
 Why: ekws reads frames itself after the handshake because the libraries it
 uses to dial/upgrade are slow on the hot path. This script shows by how much,
@@ -23,7 +23,7 @@ import os
 import time
 from collections.abc import Callable
 
-from ekws.frames import OP_BINARY, OP_TEXT, FrameParser, encode_frame
+from ekws.wire.frames import OP_BINARY, OP_TEXT, FrameParser, encode_frame
 
 CHUNK = 64 * 1024
 

@@ -32,7 +32,7 @@ from pathlib import Path
 
 import ekws
 from bench.common import ROOT, write_etc
-from ekws.service.rules import RuleManager
+from ekws.rules.manager import RuleManager
 
 SQL = "SELECT device, temperature, humidity * 1.0 AS h FROM b WHERE humidity > 50 AND status = 'ok'"
 WARMUP = 1.0

@@ -16,7 +16,7 @@ import sys
 
 import websocket
 
-from ekws.connection import OPEN, Connection, Link
+from ekws.wire.protocol import OPEN, Connection, Link
 
 MAX_MESSAGE = 64 * 1024 * 1024  # Autobahn 9.x sends messages up to 16 MiB
 RECV_SIZE = 1024 * 1024

@@ -1,6 +1,6 @@
 """Autobahn testee (server role): echo every message, on any path.
 
-Built on ekws's own server plumbing (:class:`ekws.server.SharedServer`, its
+Built on ekws's own server plumbing (:class:`ekws.wire.server.SharedServer`, its
 upgrade and reader loop) and connection layer; only the delivery differs: a
 message goes back to its sender instead of to a stream.
 
@@ -14,11 +14,11 @@ import logging
 import threading
 
 from ekws.config import ServerConfig, SourceProps
-from ekws.connection import Link
 from ekws.errors import EkwsError
-from ekws.frames import Payload
 from ekws.message import Peer
-from ekws.server import ServerRoute, SharedServer
+from ekws.wire.frames import Payload
+from ekws.wire.protocol import Link
+from ekws.wire.server import ServerRoute, SharedServer
 
 logger = logging.getLogger("echo_server")
 MAX_MESSAGE = 64 * 1024 * 1024  # Autobahn 9.x sends messages up to 16 MiB

@@ -45,7 +45,6 @@ from __future__ import annotations
 
 import logging
 
-from .broadcast import Broadcaster
 from .config import SourceProps, WebsocketConfig
 from .ddl import StreamDef
 from .errors import (
@@ -68,6 +67,7 @@ from .errors import (
 from .message import Message, Peer, State, Status
 from .runtime import Runtime
 from .subscription import Subscription
+from .wire.broadcast import Broadcaster
 
 __version__ = "0.1.0"
 

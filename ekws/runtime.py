@@ -15,17 +15,17 @@ import threading
 from collections.abc import Mapping
 from typing import Any
 
-from .broadcast import Broadcaster
-from .client import ClientSource
 from .codec import make_decoder
 from .config import SourceProps, WebsocketConfig, load_websocket_config
 from .ddl import StreamDef, parse_stream
 from .errors import ClosedError, StreamExists, StreamNotFound
 from .message import Source
-from .server import ServerRoute, SharedServer
 from .signals import SignalWait
 from .stream import Stream
 from .subscription import OnError, OnMessage, OnStatus, Subscription
+from .wire.broadcast import Broadcaster
+from .wire.client import ClientSource
+from .wire.server import ServerRoute, SharedServer
 
 logger = logging.getLogger(__name__)
 

@@ -1,4 +1,4 @@
-"""Fixtures the rule and action suites share (tests/test_rules.py, test_actions*.py).
+"""Fixtures the rule and action suites share (tests/rules/, tests/actions/).
 
 ``runtime``: a Runtime with a server-mode ``demo`` stream on ``/api/data``
 (shared server on port 0); ``rules``: a RuleManager over it, closed after the
@@ -11,10 +11,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from server_helpers import create_sql, write_etc
+from helpers.server import create_sql, write_etc
 
 import ekws
-from ekws.service.rules import RuleManager
+from ekws.rules.manager import RuleManager
 
 
 @pytest.fixture

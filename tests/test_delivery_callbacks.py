@@ -16,7 +16,7 @@ import threading
 from pathlib import Path
 
 import pytest
-from server_helpers import Collector, ErrorLog, server_stream, wait_until, write_etc, ws_connect
+from helpers.server import Collector, ErrorLog, server_stream, wait_until, write_etc, ws_connect
 
 import ekws
 from ekws.message import Peer, Status

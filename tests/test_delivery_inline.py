@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
-from server_helpers import Collector, ErrorLog, create_sql, server_stream, wait_until, write_etc, ws_connect
+from helpers.server import Collector, ErrorLog, create_sql, server_stream, wait_until, write_etc, ws_connect
 
 import ekws
 from ekws.message import Message, Peer

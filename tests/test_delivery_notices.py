@@ -18,7 +18,7 @@ from pathlib import Path
 
 import psutil
 import pytest
-from server_helpers import server_stream, wait_until, ws_connect
+from helpers.server import server_stream, wait_until, ws_connect
 
 import ekws
 from ekws.buffer import MAX_NOTICES, Buffer

@@ -8,7 +8,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from server_helpers import create_sql, wait_until, write_etc, ws_connect
+from helpers.server import create_sql, wait_until, write_etc, ws_connect
 
 import ekws
 from ekws.config import load_websocket_config

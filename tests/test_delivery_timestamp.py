@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from server_helpers import Collector, ErrorLog, wait_until, write_etc, ws_connect
+from helpers.server import Collector, ErrorLog, wait_until, write_etc, ws_connect
 
 import ekws
 from ekws.timestamps import compile_format, make_event_time, parse_iso

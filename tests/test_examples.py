@@ -8,7 +8,7 @@ import sys
 import threading
 from pathlib import Path
 
-from service_proc import Lines
+from helpers.service import Lines
 from websockets.sync.client import connect
 from websockets.sync.server import serve
 
@@ -73,7 +73,7 @@ def test_server_source_prints_what_a_websockets_client_sends():
 
 
 def test_server_source_on_a_busy_port_prints_the_same_clean_message_as_ekws_run(tmp_path):
-    from service_proc import write_etc
+    from helpers.service import write_etc
 
     with socket.socket() as busy:
         busy.bind(("127.0.0.1", 0))

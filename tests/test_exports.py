@@ -51,5 +51,5 @@ def test_help_opens_with_what_ekws_does_and_its_entry_points() -> None:
 
 def test_broadcaster_is_exported_with_runtime_broadcast() -> None:
     assert "Broadcaster" in ekws.__all__
-    assert ekws.Broadcaster.__module__ == "ekws.broadcast"
+    assert ekws.Broadcaster.__module__ == "ekws.wire.broadcast"
     assert callable(ekws.Runtime.broadcast)

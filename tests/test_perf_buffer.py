@@ -70,7 +70,7 @@ def test_delivered_records_are_freed_soon_even_when_no_more_come() -> None:
     """Delivered batches wait for the wire thread's next put to free them, but not forever."""
     import weakref
 
-    from server_helpers import wait_until
+    from helpers.server import wait_until
 
     from ekws.buffer import FREE_WAIT
     from ekws.subscription import Subscription

@@ -12,9 +12,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest_client import create_stream
-from conftest_client import write_etc as write_client_etc
-from server_helpers import create_sql, wait_until, write_etc
+from helpers.client import create_stream
+from helpers.client import write_etc as write_client_etc
+from helpers.server import create_sql, wait_until, write_etc
 
 import ekws
 from ekws.codec import make_decoder

@@ -4,7 +4,7 @@ import threading
 import time
 
 import pytest
-from server_helpers import wait_until
+from helpers.server import wait_until
 
 from ekws.errors import CallbackError, DecodeError
 from ekws.message import Encoded, Message, Peer, Status

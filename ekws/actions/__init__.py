@@ -30,7 +30,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar, Optional
 
-from ekws import EkwsError, Message, Runtime
+from .. import EkwsError, Message, Runtime
 
 orjson: Any  # typed loosely on purpose: mypy must pass with and without the [fast] extra
 try:

@@ -30,8 +30,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import IO, Any, Optional
 
-from ekws import Message
-
+from .. import Message
 from . import Action, Props, dumps_line, dumps_lines
 
 FLUSH_EVERY = 256

@@ -4,7 +4,7 @@ In ``ekws run`` the line is the service's record output: one JSON line per
 record on stdout, ``{"data": {...}, "meta": {...}}`` (the service calls
 :func:`set_output` with its printer), so ``ekws run -c etc`` shows the demo
 stream's records through the same machinery a user extends. Without an
-output (a :class:`~ekws.service.rules.RuleManager` used on its own) lines go
+output (a :class:`~ekws.rules.manager.RuleManager` used on its own) lines go
 to the ``ekws.actions.log`` logger at ``level``.
 
 Props: ``level`` (``debug``, ``info`` default, ``warning``, ``error``; the
@@ -17,8 +17,7 @@ import logging
 from collections.abc import Callable
 from typing import Any, Optional
 
-from ekws import Message
-
+from .. import Message
 from . import Action, Props, dumps
 
 logger = logging.getLogger(__name__)

@@ -32,9 +32,8 @@ from dataclasses import dataclass
 from typing import Any, Optional
 from urllib.parse import urlsplit
 
-from ekws import ConfigError, Message, SourceProps
-from ekws.tls import client_context
-
+from .. import ConfigError, Message, SourceProps
+from ..wire.tls import client_context
 from . import Action, ActionError, Props, dumps
 
 paho: Any  # typed loosely on purpose: mypy must pass with and without the [mqtt] extra

@@ -15,8 +15,7 @@ import importlib
 from collections.abc import Callable
 from typing import Any
 
-from ekws import Message
-
+from .. import Message
 from . import Action, Props
 
 

@@ -16,7 +16,7 @@ never silently. A record whose send failed is sent again after the
 reconnect (at least once).
 
 What the server sends is read by ekws's own protocol code
-(:class:`ekws.connection.Connection`), not websocket-client's ``recv``, which
+(:class:`ekws.wire.protocol.Connection`), not websocket-client's ``recv``, which
 would buffer a frame of any size the server announces: pings are answered,
 a close is echoed, data messages are dropped, and a message over
 ``MAX_READ_MESSAGE`` bytes fails the connection with 1009 as soon as its
@@ -48,12 +48,11 @@ from typing import Any, Optional, Union
 
 import websocket
 
-from ekws import Broadcaster, ConfigError, EkwsError, Message, ServerError
-from ekws.backoff import backoff, should_retry
-from ekws.config import SourceProps, websocket_config_from_dict
-from ekws.connection import Connection, ConnectionState
-from ekws.tls import client_context
-
+from .. import Broadcaster, ConfigError, EkwsError, Message, ServerError
+from ..backoff import backoff, should_retry
+from ..config import SourceProps, websocket_config_from_dict
+from ..wire.protocol import Connection, ConnectionState
+from ..wire.tls import client_context
 from . import Action, ActionError, Props, dumps
 
 logger = logging.getLogger(__name__)

@@ -6,13 +6,11 @@ loaders), and ``import ekws`` never imports this package. A device script
 that only needs a stream never loads REST, SQL or sqlite.
 
 Modules, one concept each: :mod:`.app` (the service object: runtime, store,
-REST server, signals), :mod:`.rest` (the WSGI app that routes are added to),
-:mod:`.api` (stream, conf key and check routes), :mod:`.store` (sqlite),
-:mod:`.check` (connectivity check), :mod:`.notify` (systemd), :mod:`.output`
-(records as JSON lines on stdout), :mod:`.commands` (the kuiper-style CLI
-client); rules: :mod:`.sql`
-(the SQL subset), :mod:`.ruledef`, :mod:`.rule`, :mod:`.rules` (the manager) and
-:mod:`.metrics` (Prometheus text). Actions live beside it in :mod:`ekws.actions`.
+REST server, signals), :mod:`.store` (sqlite), :mod:`.check` (connectivity
+check), :mod:`.notify` (systemd), :mod:`.output` (records as JSON lines on
+stdout), :mod:`.metrics` (Prometheus text) and :mod:`.http` (the REST API,
+the status page and its live feed). The rule engine is :mod:`ekws.rules`,
+the CLI :mod:`ekws.cli`, the actions :mod:`ekws.actions`.
 """
 
 from __future__ import annotations

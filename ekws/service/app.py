@@ -5,7 +5,7 @@ exits with what it returns. Start-up, in order: read ``etc/ekws.yaml`` and
 ``etc/sources/websocket.yaml`` (conf keys stored over REST overlay the file and
 win over environment overrides, as in eKuiper), open the store, create the
 streams declared in ``ekws.yaml``, restore the streams stored over REST, start
-the plugins (the rules: declared, then stored; see :mod:`.rules_api`), start
+the plugins (the rules: declared, then stored; see :mod:`.http.rules`), start
 the REST API, tell systemd READY=1.
 
 Streams from two places, one name space. ``ekws.yaml`` wins a clash: its
@@ -39,16 +39,7 @@ from typing import TYPE_CHECKING, Any, Protocol, TextIO
 
 import yaml
 
-from .. import (
-    BindError,
-    ConfigError,
-    DDLError,
-    EkwsError,
-    Runtime,
-    ServerError,
-    StreamDef,
-    StreamExists,
-)
+from .. import BindError, ConfigError, DDLError, EkwsError, Runtime, ServerError, StreamDef, StreamExists
 from ..config import (
     SERVICE_FILE,
     SOURCE_FILE,
@@ -60,15 +51,15 @@ from ..config import (
 )
 from ..ddl import parse_stream
 from ..signals import SignalWait
-from . import api
 from .check import CheckResult, check_client, check_server
+from .http import streams as api
+from .http.rest import ApiError, RestApp, RestServer, Route
 from .notify import Notifier
 from .output import LinePrinter
-from .rest import ApiError, RestApp, RestServer, Route
 from .store import Store
 
 if TYPE_CHECKING:
-    from .rules import RuleManager
+    from ..rules.manager import RuleManager
 
 logger = logging.getLogger(__name__)
 

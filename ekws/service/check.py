@@ -27,7 +27,7 @@ from dataclasses import dataclass
 
 from ..config import ServerConfig, SourceProps
 from ..errors import BindError, ConfigError
-from ..server import listen_socket
+from ..wire.server import listen_socket
 
 _GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 _TLS_VERSIONS = {"1.0": ssl.TLSVersion.TLSv1, "1.1": ssl.TLSVersion.TLSv1_1,

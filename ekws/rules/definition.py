@@ -1,0 +1,187 @@
+"""Rule bodies: checked and compiled into a :class:`RuleDef` (pure: nothing runs here).
+
+See :mod:`ekws.rules.manager` for the body, its options and the errors.
+"""
+
+from __future__ import annotations
+
+import copy
+import random
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Optional
+
+from .. import EkwsError
+from ..actions import ActionSpec, parse_action
+from .sql import Query, SQLError, parse_query
+
+__all__ = [
+    "InvalidRule", "RestartStrategy", "RuleDef", "RuleError", "RuleExists", "RuleNotFound", "RuleOptions",
+    "parse_rule",
+]
+
+MAX_ID_LENGTH = 200
+
+
+class RuleError(EkwsError):
+    """Root of the rule errors."""
+
+
+class InvalidRule(RuleError, ValueError):
+    """A rule body is malformed; the message names the key."""
+
+
+class RuleNotFound(RuleError, KeyError):
+    def __str__(self) -> str:  # KeyError would quote the message
+        return str(self.args[0]) if self.args else ""
+
+
+class RuleExists(RuleError):
+    """A rule with this id exists already."""
+
+
+# --------------------------------------------------------------------------- definitions
+
+
+@dataclass(frozen=True)
+class RestartStrategy:
+    """eKuiper's ``restartStrategy``; times in seconds here (milliseconds in the body)."""
+
+    attempts: int = 0
+    delay: float = 1.0
+    max_delay: float = 30.0
+    multiplier: float = 2.0
+    jitter_factor: float = 0.1
+
+    def delay_for(self, attempt: int, rng: Callable[[], float] = random.random) -> float:
+        """The wait before restart ``attempt`` (1-based), jittered by +-``jitter_factor``."""
+        base = min(self.delay * self.multiplier ** (attempt - 1), max(self.max_delay, self.delay))
+        return max(0.0, base * (1.0 + self.jitter_factor * (2.0 * rng() - 1.0)))
+
+
+@dataclass(frozen=True)
+class RuleOptions:
+    buffer_length: Optional[int] = None  # None: the stream's bufferLength
+    overflow: Optional[str] = None
+    send_error: bool = False
+    restart: RestartStrategy = field(default_factory=RestartStrategy)
+
+
+@dataclass(frozen=True)
+class RuleDef:
+    """A checked rule body."""
+
+    id: str
+    query: Query
+    actions: tuple[ActionSpec, ...]
+    options: RuleOptions
+    body: dict[str, Any]  # as given, for describe and the store
+    triggered: bool = True  # start when created
+
+
+_BODY_KEYS = ("id", "name", "sql", "stream", "actions", "options", "triggered", "tags")
+# eKuiper options ekws cannot honour, with the value that means "not used".
+_INERT_OPTIONS: dict[str, Any] = {
+    "isEventTime": False, "lateTolerance": 0, "concurrency": 1, "qos": 0, "sendMetaToSink": False,
+    "cron": "", "duration": "", "cronDatetimeRange": [], "debug": False,
+}
+_IGNORED_OPTIONS = ("checkpointInterval", "sendNil")  # only matter with what the above refuses
+
+
+def parse_rule(body: Any, rule_id: Optional[str] = None) -> RuleDef:
+    """Check a rule body and compile its SQL; pure (no stream lookup, nothing started).
+
+    Args:
+        body: the decoded JSON body.
+        rule_id: the id from the URL or CLI; the body's ``id`` may be absent or must match.
+
+    Raises:
+        InvalidRule, SQLError, ActionError: naming what is wrong and where.
+    """
+    if not isinstance(body, Mapping):
+        raise InvalidRule(f"a rule must be a JSON object, got {type(body).__name__}")
+    for key in body:
+        if key not in _BODY_KEYS:
+            hint = " (graph rules are not supported by ekws)" if key == "graph" else ""
+            raise InvalidRule(f"unknown rule key {key!r}{hint}; expected {', '.join(_BODY_KEYS)}")
+    given = body.get("id")
+    if rule_id is not None and given is not None and given != rule_id:
+        raise InvalidRule(f"the body's id {given!r} differs from the rule id {rule_id!r}")
+    rid = rule_id if given is None else given
+    if not isinstance(rid, str) or not rid.strip():
+        raise InvalidRule("id: a rule needs an id (a non-empty string)")
+    if len(rid) > MAX_ID_LENGTH or "/" in rid or any(ord(c) < 32 for c in rid):
+        raise InvalidRule(f"id: {rid!r:.80} must be at most {MAX_ID_LENGTH} characters, "
+                          "without '/' or control characters")
+    sql, stream = body.get("sql"), body.get("stream")
+    if (sql is None) == (stream is None):
+        raise InvalidRule("a rule needs either sql (eKuiper's form) or stream (ekws's short form)")
+    if stream is not None:
+        if not isinstance(stream, str) or not stream or "`" in stream:
+            raise InvalidRule(f"stream: expected a stream name, got {stream!r:.80}")
+        query = parse_query(f"SELECT * FROM `{stream}`")
+    else:
+        if not isinstance(sql, str):
+            raise InvalidRule(f"sql: expected a string, got {type(sql).__name__}")
+        try:
+            query = parse_query(sql)
+        except SQLError as exc:
+            raise SQLError(f"sql: {exc.reason}", line=exc.line, column=exc.column) from None
+    actions = body.get("actions")
+    if not isinstance(actions, list) or not actions:
+        raise InvalidRule("actions: expected a non-empty list like [{\"log\": {}}]")
+    specs = tuple(parse_action(entry, n) for n, entry in enumerate(actions))
+    triggered = body.get("triggered", True)
+    if not isinstance(triggered, bool):
+        raise InvalidRule(f"triggered: expected true or false, got {triggered!r:.40}")
+    return RuleDef(rid, query, specs, _options(body.get("options")),
+                   copy.deepcopy({"id": rid, **body}), triggered)
+
+
+def _options(raw: Any) -> RuleOptions:
+    if raw is None:
+        return RuleOptions()
+    if not isinstance(raw, Mapping):
+        raise InvalidRule(f"options: expected a map, got {type(raw).__name__}")
+    values: dict[str, Any] = {}
+    for key, value in raw.items():
+        if key == "bufferLength":
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise InvalidRule(f"options.bufferLength: expected an integer >= 1, got {value!r:.40}")
+            values["buffer_length"] = value
+        elif key == "overflow":
+            if value not in ("block", "dropOldest", "dropNewest"):
+                raise InvalidRule("options.overflow: expected block, dropOldest or dropNewest, "
+                                  f"got {value!r:.40}")
+            values["overflow"] = value
+        elif key == "sendError":
+            if not isinstance(value, bool):
+                raise InvalidRule(f"options.sendError: expected true or false, got {value!r:.40}")
+            values["send_error"] = value
+        elif key == "restartStrategy":
+            values["restart"] = _restart(value)
+        elif key in _INERT_OPTIONS:
+            if value != _INERT_OPTIONS[key]:
+                raise InvalidRule(f"options.{key}: {value!r:.40} is not supported by ekws rules "
+                                  f"(only {_INERT_OPTIONS[key]!r})")
+        elif key not in _IGNORED_OPTIONS:
+            raise InvalidRule(f"options: unknown option {key!r}; ekws rules take bufferLength, overflow, "
+                              "sendError and restartStrategy")
+    return RuleOptions(**values)
+
+
+def _restart(raw: Any) -> RestartStrategy:
+    if not isinstance(raw, Mapping):
+        raise InvalidRule(f"options.restartStrategy: expected a map, got {type(raw).__name__}")
+    names = {"attempts": "attempts", "delay": "delay", "maxDelay": "max_delay",
+             "multiplier": "multiplier", "jitterFactor": "jitter_factor"}
+    values: dict[str, Any] = {}
+    for key, value in raw.items():
+        if key not in names:
+            raise InvalidRule(f"options.restartStrategy: unknown key {key!r}; expected {', '.join(names)}")
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0 or \
+                (key == "attempts" and not isinstance(value, int)) or (key == "jitterFactor" and value > 1):
+            raise InvalidRule(f"options.restartStrategy.{key}: expected a number >= 0"
+                              f"{' (an integer)' if key == 'attempts' else ''}, got {value!r:.40}")
+        values[names[key]] = value / 1000.0 if key in ("delay", "maxDelay") else value
+    return RestartStrategy(**values)

@@ -1,0 +1,402 @@
+"""One running rule: its subscription, its compiled query, its actions, its status.
+
+Everything per record runs in the subscription's worker thread (``_on_message``);
+the lifecycle (start, stop, restarts by ``restartStrategy``) runs under the
+rule's lock in the caller's thread or a named restart thread.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from typing import Any, Optional
+
+from .. import EkwsError, Message, Peer, Runtime, Status, StreamNotFound, Subscription
+from ..actions import Action, ActionSpec
+from .definition import RuleDef
+
+__all__ = ["RUNNING", "STOPPED", "Rule"]
+
+logger = logging.getLogger(__name__)
+
+LOG_INTERVAL = 10.0  # seconds between summaries of repeated failures
+RUNNING, STOPPED = "running", "stopped"
+
+
+class _Node:
+    """One node's failures; its record counts are derived (see ``Rule.status``).
+
+    Written by the rule's worker thread only.
+    """
+
+    __slots__ = ("name", "exceptions", "omitted", "last_exception", "last_exception_time",
+                 "_log_time", "_suppressed")
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.omitted = 0  # records skipped by omitIfEmpty
+        self.exceptions = 0
+        self.last_exception: Optional[str] = None
+        self.last_exception_time: Optional[float] = None
+        self._log_time = 0.0
+        self._suppressed = 0
+
+    def failed(self, rule_id: str, exc: BaseException, *, trace: bool = True) -> None:
+        """Count and log, rate-limited: the first traceback, then one summary per LOG_INTERVAL."""
+        self.exceptions += 1
+        self.last_exception = f"{type(exc).__name__}: {exc}" if trace else str(exc)
+        now = time.time()
+        self.last_exception_time = now
+        if self.exceptions == 1:
+            logger.error("rule %s, %s: %s", rule_id, self.name, self.last_exception,
+                         exc_info=exc if trace else None)
+            self._log_time = now
+        elif now - self._log_time >= LOG_INTERVAL:
+            logger.error("rule %s, %s: %d more failures, the last: %s", rule_id, self.name,
+                         self._suppressed + 1, self.last_exception)
+            self._log_time, self._suppressed = now, 0
+        else:
+            self._suppressed += 1
+
+    def metrics(self, prefix: str, records_in: int, records_out: int) -> dict[str, Any]:
+        return {
+            f"{prefix}_records_in_total": records_in,
+            f"{prefix}_records_out_total": records_out,
+            f"{prefix}_exceptions_total": self.exceptions,
+            f"{prefix}_last_exception": self.last_exception or "",
+            f"{prefix}_last_exception_time": _ms(self.last_exception_time),
+        }
+
+
+def _ms(seconds: Optional[float]) -> int:
+    return 0 if seconds is None else int(seconds * 1000)
+
+
+class Rule:
+    """A rule's definition and, while it runs, its subscription and actions."""
+
+    def __init__(self, definition: RuleDef, runtime: Runtime, rng: Callable[[], float]) -> None:
+        self.definition = definition
+        self.id = definition.id
+        self._runtime = runtime
+        self._rng = rng
+        self._lock = threading.RLock()  # lifecycle: start/stop/restart scheduling
+        self.state = STOPPED
+        self.message = ""
+        self.last_start: Optional[float] = None
+        self.last_stop: Optional[float] = None
+        self.next_start: Optional[float] = None
+        self._sub: Optional[Subscription] = None
+        self._actions: list[tuple[ActionSpec, Action, _Node]] = []
+        self._stopped_actions: list[tuple[ActionSpec, Action, _Node]] = []
+        self._senders: list[tuple[Callable[[Message], None], _Node]] = []
+        self._omit = False
+        self._run = definition.query.run
+        self._failures = 0  # consecutive failed starts / give-ups, for restartStrategy
+        self._restart_cancel = threading.Event()
+        self._restart_thread: Optional[threading.Thread] = None
+        self._reset_nodes()
+
+    def _reset_nodes(self) -> None:
+        query = self.definition.query
+        self.source = _Node(f"source {query.stream}")
+        self.filter = _Node("filter") if query.has_where else None
+        self.project = _Node("project")
+        self.nodes = [_Node(f"action {spec.kind} #{spec.index}") for spec in self.definition.actions]
+        # The hot path counts three numbers; every node's in/out derives from them.
+        self.received = 0  # records the subscription delivered
+        self.passed = 0  # records the WHERE let through
+        self.projected = 0  # output records handed to the actions
+        self.error_records = 0  # {"error": ...} records handed to the actions (sendError)
+
+    # -- lifecycle ---------------------------------------------------------------------
+
+    @property
+    def subscription(self) -> Optional[Subscription]:
+        """The running subscription (None while stopped): the service counts what it left undelivered."""
+        return self._sub
+
+    def start(self) -> None:
+        """Build and start the actions, then subscribe. Raises the first failure."""
+        with self._lock:
+            self._cancel_restart()
+            if self.state == RUNNING:
+                return
+            self._failures = 0
+            self._start()
+
+    def _start(self) -> None:
+        definition = self.definition
+        self._reset_nodes()
+        self._stopped_actions = []
+        built: list[tuple[ActionSpec, Action, _Node]] = []
+        try:
+            for spec, node in zip(definition.actions, self.nodes):
+                action = spec.build(self.id)
+                action.runtime = self._runtime
+                built.append((spec, action, node))
+                action.start()
+            self._actions = built
+            self._senders = [(action.send, node) for _, action, node in built]
+            self._omit = any(spec.omit_if_empty for spec in definition.actions)
+            options = definition.options
+            self._sub = self._runtime.subscribe(
+                definition.query.stream, self._on_message, self._on_error, self._on_status,
+                buffer_length=options.buffer_length, overflow=options.overflow)
+            # RUNNING only once subscribed (the source started, its path mounted):
+            # a reader of the state never sees a rule that may still fail to start.
+            self.state = RUNNING
+            self.message = ""
+            self.last_start = time.time()
+        except Exception as exc:
+            self.state = STOPPED
+            self._sub = None
+            self._actions = []
+            self.last_stop = time.time()
+            self.message = f"failed to start: {exc}"
+            for _, action, _ in built:
+                _close_action(self.id, action)
+            logger.error("rule %s: %s", self.id, self.message)
+            self._failed()
+            raise
+        logger.info("rule %s started on stream %s", self.id, definition.query.stream)
+
+    def restart(self) -> None:
+        with self._lock:
+            self.stop()
+            self.start()
+
+    def replace(self, definition: RuleDef) -> None:
+        """A new definition (same id); a running rule restarts with it."""
+        with self._lock:
+            running = self.state == RUNNING
+            self.stop()
+            self.definition = definition
+            self._run = definition.query.run
+            self._reset_nodes()
+            if running:
+                self.start()
+
+    def stop(self, message: str = "") -> None:
+        with self._lock:
+            self._cancel_restart()
+            self._stop(message)
+
+    def _stop(self, message: str) -> None:
+        sub, self._sub = self._sub, None
+        actions = self._actions
+        self._stopped_actions = actions  # their last metrics stay in the status
+        was_running = self.state == RUNNING
+        self.state = STOPPED
+        self.message = message
+        if sub is not None:
+            sub.close()  # delivers what was buffered to the actions first
+        self._actions, self._senders = [], []
+        for _, action, _ in actions:
+            _close_action(self.id, action)
+        if was_running:
+            self.last_stop = time.time()
+            logger.info("rule %s stopped%s", self.id, f" ({message})" if message else "")
+
+    # -- restarts (restartStrategy) -------------------------------------------------------------
+
+    def _failed(self) -> None:
+        """A start failed or the source gave up: schedule a restart if the strategy allows."""
+        strategy = self.definition.options.restart
+        self._failures += 1
+        if self._failures > strategy.attempts:
+            return
+        delay = strategy.delay_for(self._failures, self._rng)
+        self.next_start = time.time() + delay
+        cancel = self._restart_cancel = threading.Event()
+        thread = threading.Thread(target=self._restart_later, args=(delay, cancel),
+                                  name=f"ekws-rule-restart-{self.id}", daemon=True)
+        # Daemon: it only waits on an event that stop() sets; nothing to flush.
+        self._restart_thread = thread
+        thread.start()
+
+    def _restart_later(self, delay: float, cancel: threading.Event) -> None:
+        if cancel.wait(delay):
+            return
+        with self._lock:
+            if cancel.is_set() or self.state == RUNNING:
+                return
+            self.next_start = None
+            logger.info("rule %s: restart attempt %d", self.id, self._failures)
+            try:
+                self._start()
+            except Exception:  # logged and counted by _start, which scheduled the next attempt
+                pass
+
+    def _cancel_restart(self) -> None:
+        """Called under the lock: a restart thread waiting for it sees the event set and returns."""
+        self._restart_cancel.set()
+        self.next_start = None
+        self._restart_thread = None
+
+    def _source_gave_up(self, status: Status) -> None:
+        def give_up() -> None:
+            with self._lock:
+                if self.state != RUNNING or self._sub is None:
+                    return
+                self._stop(f"source stopped: {status.error or 'gave up reconnecting'}")
+                self._failed()
+        # Not in the worker thread: closing the subscription joins that thread.
+        threading.Thread(target=give_up, name=f"ekws-rule-stop-{self.id}", daemon=True).start()
+
+    # -- the worker thread ---------------------------------------------------------------------
+
+    def _on_message(self, msg: Message) -> None:
+        # The hot path: kept flat (no helper calls on the common path). The query
+        # is one generated function: the output record, or None when the WHERE
+        # drops the message.
+        self.received += 1
+        try:
+            record = self._run(msg)
+        except Exception as exc:
+            self._query_failed(exc, msg)
+            return
+        if record is None:
+            self._idle()
+            return
+        self.passed += 1
+        self.projected += 1
+        # The message is this subscription's own (ekws.Message): it carries the
+        # output record on to the actions, without a new object per record.
+        msg.data = record
+        if self._omit and not record:
+            self._send_nonempty(msg)
+        else:
+            for send, node in self._senders:
+                try:
+                    send(msg)
+                except Exception as exc:
+                    node.failed(self.id, exc)
+        sub = self._sub
+        if sub is None or not sub.backlog:  # the last record for now: flush the file actions
+            self._flush()
+
+    def _query_failed(self, exc: Exception, msg: Message) -> None:
+        """The query raised: the WHERE alone says which node failed (expressions have no side effects)."""
+        query = self.definition.query
+        if query.condition is not None:
+            try:
+                passed = query.condition(msg.data, msg) is True
+            except Exception as where_exc:
+                assert self.filter is not None
+                self._expression_failed(self.filter, where_exc, msg)
+                return
+            if not passed:  # pragma: no cover - unreachable: the same WHERE passed in run()
+                self._idle()
+                return
+        self.passed += 1
+        self._expression_failed(self.project, exc, msg)
+
+    def _send_nonempty(self, out: Message) -> None:
+        """An empty record: actions with omitIfEmpty skip it (and count it)."""
+        for spec, action, node in self._actions:
+            if spec.omit_if_empty:
+                node.omitted += 1
+                continue
+            try:
+                action.send(out)
+            except Exception as exc:
+                node.failed(self.id, exc)
+
+    def _idle(self) -> None:
+        sub = self._sub
+        if sub is None or not sub.backlog:  # the last record for now: flush the file actions
+            self._flush()
+
+    def _flush(self) -> None:
+        """No record waits: let the actions flush (a file writes its buffer out)."""
+        for _, action, node in self._actions:
+            try:
+                action.flush()
+            except Exception as exc:
+                node.failed(self.id, exc)
+
+    def _expression_failed(self, node: _Node, exc: Exception, msg: Message) -> None:
+        node.failed(self.id, exc, trace=not isinstance(exc, EkwsError))
+        if self.definition.options.send_error:
+            self._send_error(f"{node.name}: {exc}", msg.peer)
+        self._idle()
+
+    def _on_error(self, exc: EkwsError) -> None:
+        self.source.failed(self.id, exc, trace=False)
+        if self.definition.options.send_error:
+            query = self.definition.query
+            self._send_error(str(exc), Peer(query.stream, "", "", 0))
+            self._idle()
+
+    def _send_error(self, text: str, peer: Peer) -> None:
+        self.error_records += 1
+        out = Message({"error": text}, peer, int(time.time() * 1000))
+        for send, node in self._senders:
+            try:
+                send(out)
+            except Exception as exc:
+                node.failed(self.id, exc)
+
+    def _on_status(self, status: Status) -> None:
+        if status.state == STOPPED:  # give_up() checks, under the lock, that the rule still runs
+            self._source_gave_up(status)
+
+    # -- status ----------------------------------------------------------------------------
+
+    def status(self) -> dict[str, Any]:
+        """eKuiper's flat status: state, times, then every node's metrics."""
+        sub = self._sub
+        if self.state == RUNNING and sub is not None and sub.closed:
+            self.message = "the stream's subscription was closed (stream dropped?)"
+        out: dict[str, Any] = {
+            "status": self.state,
+            "message": self.message,
+            "lastStartTimestamp": _ms(self.last_start),
+            "lastStopTimestamp": _ms(self.last_stop),
+            "nextStartTimestamp": _ms(self.next_start),
+        }
+        stream = self.definition.query.stream
+        prefix = f"source_{stream}_0"
+        out.update(self.source.metrics(prefix, self.received, self.received))
+        out[f"{prefix}_buffer_length"] = sub.buffered if sub is not None else 0
+        out[f"{prefix}_dropped_total"] = sub.dropped if sub is not None else 0
+        try:
+            stream_status = self._runtime.status(stream)
+        except StreamNotFound:
+            stream_status = {}
+        for key in ("connection_status", "connection_last_connected_time",
+                    "connection_last_disconnected_time", "connections"):
+            if key in stream_status:
+                out[f"{prefix}_{key}"] = stream_status[key]
+        n = 2
+        if self.filter is not None:
+            out.update(self.filter.metrics(f"op_{n}_filter_0", self.received, self.passed))
+            n += 1
+        out.update(self.project.metrics(f"op_{n}_project_0", self.passed, self.projected))
+        actions = {id(spec): action for spec, action, _ in self._actions or self._stopped_actions}
+        for spec, node in zip(self.definition.actions, self.nodes):
+            prefix = f"sink_{spec.kind}_{spec.index}_0"
+            records_in = self.projected + self.error_records - node.omitted
+            values = node.metrics(prefix, records_in, records_in - node.exceptions)
+            action = actions.get(id(spec))
+            extra = action.metrics() if action is not None else {}
+            if "records_out_total" in extra:
+                values[f"{prefix}_records_out_total"] = extra.pop("records_out_total")
+            if "exceptions_total" in extra:
+                values[f"{prefix}_exceptions_total"] += extra.pop("exceptions_total")
+                last = extra.pop("last_exception", None)
+                if last:
+                    values[f"{prefix}_last_exception"] = last
+            values.update({f"{prefix}_{key}": value for key, value in extra.items()})
+            out.update(values)
+        return out
+
+
+def _close_action(rule_id: str, action: Action) -> None:
+    try:
+        action.close()
+    except Exception:
+        logger.exception("rule %s: closing %s failed", rule_id, action.name)

@@ -1,0 +1,772 @@
+"""The rule SQL subset: parsed once, compiled into Python functions.
+
+Per record one generated function runs (``Query.run``): the WHERE and the
+projection as inline Python source made once from fixed templates, with the
+SQL's names and literals bound as values, never pasted in as code; the pieces
+with no inline form are closures it calls (:mod:`ekws.rules.expr`, which
+also holds the value semantics below). Nothing is parsed again.
+
+ekws is not a SQL engine. A rule over a WebSocket stream is nearly always a
+projection and a filter, so that is what runs, exactly as eKuiper runs it;
+everything else is refused with the construct's name and 1-based position,
+never half-run::
+
+    query     := SELECT select FROM stream [[AS] alias] [WHERE condition] [';']
+    select    := '*' [',' item {',' item}] | item {',' item}
+    item      := expr [AS name]
+
+Expressions (keywords and function names are case-insensitive; the stream
+name and field names are case-sensitive, as in eKuiper):
+
+- literals: ``12``, ``-1.5``, ``2e3``, ``"text"`` or ``'text'`` (backslash
+  escapes), ``TRUE``, ``FALSE``, ``NULL``;
+- fields: ``a``, nested ``a.b`` or ``a->b``, array index ``a[0]``/``a[-1]``,
+  ``demo.a`` (the stream name or its alias as a prefix), `` `odd name` ``;
+- ``meta(key)``: the record's metadata: ``stream``, ``datasource``, ``peer``,
+  ``connection``, ``timestamp`` (receive time, ms);
+- arithmetic ``+ - * / %`` (numbers only; ``/`` of two integers is integer
+  division, as in eKuiper), unary ``-``;
+- comparisons ``= != <> < > <= >=``, ``[NOT] BETWEEN x AND y``,
+  ``[NOT] IN (x, y, ...)`` or ``[NOT] IN array_field``, ``[NOT] LIKE
+  pattern`` (``%`` any run, ``_`` one character, ``\\%``/``\\_`` literal),
+  ``IS [NOT] NULL``, ``AND``, ``OR``, ``NOT``, parentheses;
+- ``CASE [value] WHEN ... THEN ... [ELSE ...] END``;
+- functions: ``lower(s)``, ``upper(s)``, ``trim(s)``, ``length(s)``,
+  ``concat(s, ...)``, ``abs(x)``, ``round(x[, digits])``, ``floor(x)``,
+  ``ceil(x)``, ``coalesce(x, ...)``, ``cast(x, "bigint"|"float"|"string"|"boolean")``.
+
+Null semantics (eKuiper's): a missing field is null; a comparison, LIKE,
+IN or BETWEEN with a null operand is false; arithmetic and functions of null
+are null (``coalesce`` excepted); a WHERE that is not exactly true drops the
+record. Equality across kinds (a number and a string) is simply unequal;
+ordering across kinds, arithmetic on a non-number or dividing by zero is an
+:class:`EvalError` for that record only.
+
+Output keys: an alias, else a field's last name (``a.b`` gives ``b``,
+``a[0]`` gives ``a``), else a function's name (``lower``), else
+``kuiper_field_<n>`` (the n-th unnamed expression, from 0), as eKuiper names
+them. ``SELECT *`` passes the record itself; ``SELECT *, x AS y`` adds to a copy.
+
+Refused, each with its position: GROUP BY and windows (TUMBLINGWINDOW ...),
+aggregates (COUNT, SUM, AVG ...), analytic functions (LAG, LATEST ...), JOIN,
+ORDER BY, HAVING, LIMIT, ``* EXCEPT``/``* REPLACE``, array slices, a second
+stream, select aliases used in later select items, and any function not
+listed above. Every parse problem is a :class:`SQLError`.
+"""
+
+from __future__ import annotations
+
+import re
+from bisect import bisect_right
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, NamedTuple, Optional, cast
+
+from .. import EkwsError, Message
+from .expr import (
+    CAST_TYPES,
+    FUNCTIONS,
+    EvalError,
+    Expr,
+    Fn,
+    Record,
+    and_expr,
+    arithmetic_op,
+    between_op,
+    comparison_op,
+    const_value,
+    equal,
+    getter,
+    is_null_expr,
+    kind_of,
+    like_op,
+    make_literal,
+    not_expr,
+    or_expr,
+    query_fns,
+)
+
+__all__ = ["EvalError", "FUNCTIONS", "FieldRef", "Query", "SQLError", "check_fields", "parse_query"]
+
+MAX_SQL_LENGTH = 64 * 1024
+MAX_DEPTH = 64  # nesting of parentheses and operators: bounds the recursion on hostile input
+
+
+
+class SQLError(EkwsError, ValueError):
+    """A rule's SQL is malformed or uses what ekws does not run.
+
+    ``line`` and ``column`` are 1-based and point at the offending token.
+    """
+
+    def __init__(self, message: str, *, line: int = 0, column: int = 0) -> None:
+        super().__init__(f"{message} at line {line}, column {column}" if line else message)
+        self.reason = message
+        self.line = line
+        self.column = column
+
+
+# --------------------------------------------------------------------------- tokens
+
+
+class _Token(NamedTuple):
+    kind: str  # "name", "quoted" (backquoted name), "number", "string", "op", "end"
+    text: str  # upper-cased for "name" when compared as a keyword; see .value
+    value: Any
+    pos: int
+
+
+_TOKEN_RE = re.compile(r"""
+    (?P<space>\s+|/\*.*?\*/)
+  | (?P<number>(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?)
+  | (?P<name>[^\W\d]\w*)
+  | (?P<op>->|<>|!=|<=|>=|[-+*/%=<>(),.\[\]:;&|^!])
+""", re.VERBOSE | re.DOTALL)
+
+_ESCAPES = {"n": "\n", "t": "\t", "r": "\r", "\\": "\\", '"': '"', "'": "'"}
+
+RESERVED = frozenset((
+    "SELECT", "FROM", "JOIN", "LEFT", "RIGHT", "FULL", "CROSS", "INNER", "ON", "WHERE", "GROUP", "ORDER",
+    "HAVING", "BY", "ASC", "DESC", "AND", "OR", "CASE", "WHEN", "THEN", "ELSE", "END", "IN", "NOT",
+    "BETWEEN", "LIKE", "OVER", "PARTITION", "AS", "IS", "NULL", "TRUE", "FALSE", "LIMIT", "EXCEPT", "REPLACE",
+))
+
+_CLAUSES = {
+    "GROUP": "GROUP BY (windows and aggregates)", "ORDER": "ORDER BY", "HAVING": "HAVING",
+    "LIMIT": "LIMIT", "JOIN": "JOIN", "LEFT": "JOIN", "RIGHT": "JOIN", "FULL": "JOIN", "CROSS": "JOIN",
+    "INNER": "JOIN", "OVER": "OVER (analytic functions)", "PARTITION": "PARTITION BY",
+}
+_WINDOWS = frozenset((
+    "TUMBLINGWINDOW", "HOPPINGWINDOW", "SLIDINGWINDOW", "SESSIONWINDOW", "COUNTWINDOW", "STATEWINDOW",
+))
+_AGGREGATES = frozenset((
+    "COUNT", "SUM", "AVG", "MIN", "MAX", "COLLECT", "DEDUPLICATE", "STDDEV", "STDDEVS", "VAR", "VARS",
+    "PERCENTILE_CONT", "PERCENTILE_DISC", "MERGE_AGG", "LAST_VALUE", "FIRST_VALUE", "MEDIAN",
+    "WINDOW_START", "WINDOW_END", "ROW_NUMBER",
+))
+_ANALYTIC = frozenset((
+    "LAG", "LATEST", "CHANGED_COL", "HAD_CHANGED", "CHANGED_COLS", "ACC_SUM", "ACC_AVG", "ACC_MIN",
+    "ACC_MAX", "ACC_COUNT",
+))
+
+
+class _Lexer:
+    def __init__(self, sql: str) -> None:
+        self.sql = sql
+        self._lines = [0] + [m.end() for m in re.finditer("\n", sql)]
+
+    def position(self, pos: int) -> tuple[int, int]:
+        line = bisect_right(self._lines, pos)
+        return line, pos - self._lines[line - 1] + 1
+
+    def error(self, message: str, pos: int) -> SQLError:
+        line, column = self.position(pos)
+        return SQLError(message, line=line, column=column)
+
+    def tokens(self) -> list[_Token]:
+        sql, pos, out = self.sql, 0, []
+        while pos < len(sql):
+            char = sql[pos]
+            if char in "\"'":
+                token, pos = self._string(pos)
+                out.append(token)
+                continue
+            if char == "`":
+                end = sql.find("`", pos + 1)
+                if end < 0:
+                    raise self.error("unterminated `quoted name`", pos)
+                if end == pos + 1:
+                    raise self.error("empty `quoted name`", pos)
+                out.append(_Token("quoted", sql[pos + 1:end], sql[pos + 1:end], pos))
+                pos = end + 1
+                continue
+            if sql.startswith("/*", pos) and sql.find("*/", pos + 2) < 0:
+                raise self.error("unterminated /* comment", pos)
+            match = _TOKEN_RE.match(sql, pos)
+            if match is None:
+                raise self.error(f"unexpected character {char!r}", pos)
+            kind, text = match.lastgroup, match.group()
+            if kind == "number":
+                value: Any = float(text) if any(c in text for c in ".eE") else int(text)
+                out.append(_Token("number", text, value, pos))
+            elif kind == "name":
+                out.append(_Token("name", text.upper(), text, pos))
+            elif kind == "op":
+                out.append(_Token("op", text, text, pos))
+            pos = match.end()
+        out.append(_Token("end", "", None, len(sql)))
+        return out
+
+    def _string(self, start: int) -> tuple[_Token, int]:
+        sql, quote = self.sql, self.sql[start]
+        parts: list[str] = []
+        pos = start + 1
+        while pos < len(sql):
+            char = sql[pos]
+            if char == quote:
+                return _Token("string", quote, "".join(parts), start), pos + 1
+            if char == "\\" and pos + 1 < len(sql):
+                nxt = sql[pos + 1]
+                # Unknown escapes keep their backslash: LIKE uses \% and \_.
+                parts.append(_ESCAPES.get(nxt, "\\" + nxt))
+                pos += 2
+                continue
+            parts.append(char)
+            pos += 1
+        raise self.error("unterminated string", start)
+
+
+def _describe(token: _Token) -> str:
+    if token.kind == "end":
+        return "the end of the statement"
+    if token.kind == "string":
+        return f"string {token.value!r}"
+    if token.kind == "quoted":
+        return f"`{token.value}`"
+    return repr(token.value)
+
+
+# --------------------------------------------------------------------------- the query
+
+
+class FieldRef(NamedTuple):
+    """A field the SQL reads: its path (names, and integer indexes) and 1-based position."""
+
+    path: tuple[Any, ...]
+    line: int
+    column: int
+
+
+@dataclass(frozen=True)
+class Query:
+    """A compiled rule query.
+
+    ``matches`` and ``project`` are closures built once; they raise
+    :class:`EvalError` (or, for a record of unexpected shape, another
+    exception the caller counts) for one record, never for the rule.
+    """
+
+    sql: str
+    stream: str
+    alias: Optional[str]
+    select_all: bool
+    fields: tuple[str, ...]  # output keys of the select items, in order
+    has_where: bool
+    condition: Optional[Fn]  # the WHERE closure over (record, message); a record passes on ``is True``
+    projector: Optional[Callable[[Message], Record]]  # None for ``SELECT *`` alone
+    # The WHERE and the projection as one function: the output record, or None when
+    # the WHERE drops the message (``SELECT *``: the message's own record).
+    run: Callable[[Message], Optional[Record]]
+    references: tuple[FieldRef, ...] = ()  # every field read, in the order written (not meta())
+
+    def matches(self, msg: Message) -> bool:
+        """True when the record passes the WHERE clause (always, without one)."""
+        return True if self.condition is None else self.condition(msg.data, msg) is True
+
+    def project(self, msg: Message) -> dict[str, Any]:
+        """The output record; ``SELECT *`` alone returns ``msg.data`` itself."""
+        return msg.data if self.projector is None else self.projector(msg)
+
+
+def parse_query(sql: str) -> Query:
+    """Parse and compile a rule's SQL.
+
+    Raises:
+        SQLError: malformed, or a construct ekws does not run (named, with its position).
+    """
+    if not isinstance(sql, str):
+        raise SQLError(f"the rule's sql must be a string, got {type(sql).__name__}")
+    if len(sql) > MAX_SQL_LENGTH:
+        raise SQLError(f"the rule's sql is longer than {MAX_SQL_LENGTH} characters")
+    return _Parser(sql).query()
+
+
+class _Parser:
+    def __init__(self, sql: str) -> None:
+        self.sql = sql
+        self.lexer = _Lexer(sql)
+        self.tokens = self.lexer.tokens()
+        self.i = 0
+        self.stream = ""
+        self.alias: Optional[str] = None
+        self.depth = 0
+        self.aliases: set[str] = set()  # select aliases defined so far
+        self.references: list[FieldRef] = []
+        self.in_select = False
+
+    # -- token helpers --------------------------------------------------------------
+
+    def peek(self, ahead: int = 0) -> _Token:
+        return self.tokens[min(self.i + ahead, len(self.tokens) - 1)]
+
+    def take(self) -> _Token:
+        token = self.peek()
+        self.i = min(self.i + 1, len(self.tokens) - 1)
+        return token
+
+    def error(self, message: str, token: _Token) -> SQLError:
+        return self.lexer.error(message, token.pos)
+
+    def unexpected(self, expected: str) -> SQLError:
+        token = self.peek()
+        self.refuse_clause(token)
+        if token.kind == "op" and token.text in ("&", "|", "^"):
+            return self.error(f"the bitwise operator {token.text!r} is not supported by ekws rules", token)
+        return self.error(f"expected {expected}, got {_describe(token)}", token)
+
+    def at(self, word: str) -> bool:
+        token = self.peek()
+        return token.kind == "name" and token.text == word
+
+    def at_op(self, op: str) -> bool:
+        token = self.peek()
+        return token.kind == "op" and token.text == op
+
+    def accept(self, word: str) -> bool:
+        if self.at(word):
+            self.take()
+            return True
+        return False
+
+    def accept_op(self, op: str) -> bool:
+        if self.at_op(op):
+            self.take()
+            return True
+        return False
+
+    def expect(self, word: str) -> None:
+        if not self.accept(word):
+            raise self.unexpected(word)
+
+    def expect_op(self, op: str) -> None:
+        if not self.accept_op(op):
+            raise self.unexpected(repr(op))
+
+    def at_name(self, ahead: int = 0) -> bool:
+        token = self.peek(ahead)
+        return token.kind == "quoted" or (token.kind == "name" and token.text not in RESERVED)
+
+    def name(self, what: str) -> str:
+        if self.at_name():
+            return str(self.take().value)
+        raise self.unexpected(what)
+
+    def refuse_clause(self, token: _Token) -> None:
+        """Name a clause ekws does not run, where a clause may start."""
+        if token.kind != "name" or token.text not in _CLAUSES:
+            return
+        if token.text == "GROUP":
+            for later in self.tokens[self.tokens.index(token):]:
+                if later.kind == "name" and later.text in _WINDOWS:
+                    raise self.error(f"the window {later.text} is not supported: ekws rules run no "
+                                     "windows (GROUP BY is not supported)", later)
+        raise self.error(f"{_CLAUSES[token.text]} is not supported by ekws rules "
+                         "(a rule is a projection and a filter over one stream)", token)
+
+    def enter(self) -> None:
+        self.depth += 1
+        if self.depth > MAX_DEPTH:
+            raise self.error(f"expression nested deeper than {MAX_DEPTH} levels", self.peek())
+
+    # -- statement ------------------------------------------------------------------
+
+    def prescan_from(self) -> None:
+        """Find the stream name and alias first: select items may be prefixed with either."""
+        depth = 0
+        for n, token in enumerate(self.tokens):
+            if token.kind == "op" and token.text in "([":
+                depth += 1
+            elif token.kind == "op" and token.text in ")]":
+                depth -= 1
+            elif depth == 0 and token.kind == "name" and token.text == "FROM":
+                saved, self.i = self.i, n + 1
+                if self.at_name():
+                    self.stream = str(self.take().value)
+                    if self.accept("AS") and self.at_name() or self.at_name():
+                        self.alias = str(self.peek().value)
+                self.i = saved
+                return
+
+    def query(self) -> Query:
+        self.prescan_from()
+        self.expect("SELECT")
+        select_all, items = self.select_list()
+        self.expect("FROM")
+        self.name("a stream name")
+        if self.accept("AS") or self.at_name():
+            self.name("a stream alias")
+        if self.at_op(","):
+            raise self.error("a second stream is not supported by ekws rules (nor is JOIN)", self.peek())
+        where: Optional[Expr] = None
+        if self.accept("WHERE"):
+            where = self.expr()
+        self.refuse_clause(self.peek())
+        self.accept_op(";")
+        if self.peek().kind != "end":
+            raise self.unexpected("WHERE or the end of the statement" if where is None
+                                  else "an operator or the end of the statement")
+        projector, run = query_fns(select_all, items, where)
+        return Query(self.sql, self.stream, self.alias, select_all, tuple(item[0] for item in items),
+                     where is not None, where.fn if where is not None else None, projector, run,
+                     tuple(self.references))
+
+    def select_list(self) -> tuple[bool, list[tuple[str, Expr]]]:
+        select_all = False
+        items: list[tuple[str, Expr]] = []
+        if self.at_op("*"):
+            self.take()
+            select_all = True
+            if self.at("EXCEPT") or self.at("REPLACE"):
+                raise self.error(f"* {self.peek().text} is not supported by ekws rules", self.peek())
+            if not self.accept_op(","):
+                return select_all, items
+        unnamed = 0
+        while True:
+            if self.at_op("*"):
+                raise self.error("'*' must come first in the select list", self.peek())
+            self.in_select = True
+            expr = self.expr()
+            self.in_select = False
+            name = expr.name
+            if self.accept("AS"):
+                name = self.name("a field alias")
+                self.aliases.add(name)
+            elif name is None:
+                name = f"kuiper_field_{unnamed}"
+                unnamed += 1
+            items.append((name, expr))
+            if not self.accept_op(","):
+                return select_all, items
+
+    # -- expressions -----------------------------------------------------------------
+
+    def expr(self) -> Expr:
+        self.enter()
+        try:
+            return self.or_expr()
+        finally:
+            self.depth -= 1
+
+    def or_expr(self) -> Expr:
+        left = self.and_expr()
+        while self.accept("OR"):
+            right = self.and_expr()
+            left = or_expr(left, right)
+        return left
+
+    def and_expr(self) -> Expr:
+        left = self.not_expr()
+        while self.accept("AND"):
+            right = self.not_expr()
+            left = and_expr(left, right)
+        return left
+
+    def not_expr(self) -> Expr:
+        if self.accept("NOT"):
+            self.enter()
+            try:
+                inner = self.not_expr()
+            finally:
+                self.depth -= 1
+            return not_expr(inner)
+        return self.predicate()
+
+    def predicate(self) -> Expr:
+        left = self.additive()
+        token = self.peek()
+        if token.kind == "op" and token.text in ("=", "!=", "<>", "<", ">", "<=", ">="):
+            self.take()
+            op = "!=" if token.text == "<>" else token.text
+            return comparison_op(op, left, self.additive())
+        if self.accept("IS"):
+            negate = self.accept("NOT")
+            self.expect("NULL")
+            return is_null_expr(left, negate)
+        negate = False
+        if self.at("NOT") and self.peek(1).kind == "name" and self.peek(1).text in ("IN", "LIKE", "BETWEEN"):
+            self.take()
+            negate = True
+        if self.accept("IN"):
+            return self.in_list(left, negate)
+        if self.accept("LIKE"):
+            pattern_token = self.peek()
+            pattern = self.additive()
+            if pattern.const and not isinstance(const_value(pattern), (str, type(None))):
+                raise self.error(f"LIKE needs a string pattern, got {_describe(pattern_token)}",
+                                 pattern_token)
+            return like_op(left, pattern, negate)
+        if self.accept("BETWEEN"):
+            low = self.additive()
+            self.expect("AND")
+            return between_op(left, low, self.additive(), negate)
+        return left
+
+    def in_list(self, left: Expr, negate: bool) -> Expr:
+        a = left.fn
+        if not self.at_op("("):
+            array = self.additive().fn
+
+            def in_array(d: Record, m: Message) -> bool:
+                value, items = a(d, m), array(d, m)
+                if value is None or items is None:
+                    return False
+                if not isinstance(items, list):
+                    raise EvalError(f"IN needs an array on its right, got {kind_of(items)} {items!r:.40}")
+                return any(equal(value, x) for x in items) is not negate
+            return Expr(in_array, None, False)
+        self.take()
+        options = [self.expr()]
+        while self.accept_op(","):
+            options.append(self.expr())
+        self.expect_op(")")
+        if all(o.const for o in options):
+            values = [const_value(o) for o in options]
+            strings = frozenset(v for v in values if type(v) is str)
+            others = [v for v in values if type(v) is not str and v is not None]
+
+            def in_constants(d: Record, m: Message) -> bool:
+                value = a(d, m)
+                if value is None:
+                    return False
+                if type(value) is str:
+                    return (value in strings) is not negate
+                return any(equal(value, x) for x in others) is not negate
+            return Expr(in_constants, None, False)
+        fns = [o.fn for o in options]
+
+        def in_expressions(d: Record, m: Message) -> bool:
+            value = a(d, m)
+            return value is not None and any(equal(value, f(d, m)) for f in fns) is not negate
+        return Expr(in_expressions, None, False)
+
+    def additive(self) -> Expr:
+        left = self.multiplicative()
+        while self.at_op("+") or self.at_op("-"):
+            op = self.take().text
+            left = arithmetic_op(op, left, self.multiplicative())
+        return left
+
+    def multiplicative(self) -> Expr:
+        left = self.unary()
+        while self.at_op("*") or self.at_op("/") or self.at_op("%"):
+            op = self.take().text
+            left = arithmetic_op(op, left, self.unary())
+        return left
+
+    def unary(self) -> Expr:
+        if self.at_op("-") or self.at_op("+"):
+            op = self.take().text
+            self.enter()
+            try:
+                operand = self.unary()
+            finally:
+                self.depth -= 1
+            if op == "+":
+                return operand
+            return arithmetic_op("-", make_literal(0), operand)
+        return self.primary()
+
+    def primary(self) -> Expr:
+        token = self.peek()
+        if token.kind in ("number", "string"):
+            self.take()
+            return make_literal(token.value)
+        if token.kind == "op" and token.text == "(":
+            self.take()
+            inner = self.expr()
+            self.expect_op(")")
+            return self.steps(inner._replace(name=None, root=None, key=None))
+        if token.kind == "quoted":
+            self.take()
+            return self.field(token)
+        if token.kind != "name":
+            raise self.unexpected("an expression")
+        if token.text in ("TRUE", "FALSE"):
+            self.take()
+            return make_literal(token.text == "TRUE")
+        if token.text == "NULL":
+            self.take()
+            return make_literal(None)
+        if token.text == "CASE":
+            self.take()
+            return self.case()
+        if self.peek(1).kind == "op" and self.peek(1).text == "(" and token.text not in RESERVED:
+            return self.steps(self.call())
+        if token.text in RESERVED:
+            raise self.unexpected("an expression")
+        self.take()
+        return self.field(token)
+
+    def field(self, token: _Token) -> Expr:
+        """A field reference: a name, then ``.name``, ``->name`` or ``[index]`` steps."""
+        first = str(token.value)
+        if self.in_select and first in self.aliases:
+            raise self.error(f"{first!r} is an earlier select alias; referring to select aliases "
+                             "is not supported by ekws rules", token)
+        path: list[Any] = [first]
+        while self.at_op("."):
+            self.take()
+            if self.at_op("*"):
+                raise self.error("'.*' projections are not supported by ekws rules", self.peek())
+            path.append(self.name("a field name"))
+        if len(path) > 1 and first in (self.stream, self.alias):
+            path = path[1:]
+        key = path[0] if len(path) == 1 else None
+        line, column = self.lexer.position(token.pos)
+        self.references.append(FieldRef(tuple(path), line, column))
+        return self.steps(Expr(getter(tuple(path)), path[-1], False, path[0], key), path,
+                          len(self.references) - 1)
+
+    def steps(self, expr: Expr, path: Optional[list[Any]] = None, ref: int = -1) -> Expr:
+        """``->name``, ``.name`` and ``[index]`` steps into a value (``ref``: the field's reference)."""
+        steps: list[Any] = []
+        name = expr.name
+        while self.at_op("->") or self.at_op("[") or (self.at_op(".") and path is not None):
+            bracket = self.take()
+            if bracket.text == "[":
+                index = self.expr()
+                if self.at_op(":"):
+                    raise self.error("array slices are not supported by ekws rules", bracket)
+                self.expect_op("]")
+                if not index.const or type(const_value(index)) is not int:
+                    raise self.error("an array index must be an integer literal", bracket)
+                steps.append(const_value(index))
+            else:
+                if self.at_op("*"):
+                    raise self.error("'->*' projections are not supported by ekws rules", self.peek())
+                steps.append(self.name("a field name"))
+                name = steps[-1]
+        if not steps:
+            return expr
+        if path is not None:
+            self.references[ref] = self.references[ref]._replace(path=tuple(path + steps))
+            return Expr(getter(tuple(path + steps)), name, False, expr.root)  # no longer a plain key
+        base, get = expr.fn, getter(tuple(steps))
+
+        def step_into(d: Record, m: Message) -> Any:
+            value = base(d, m)
+            return get(cast(Record, value), m) if isinstance(value, (dict, list)) else None
+        return Expr(step_into, name, False)
+
+    def call(self) -> Expr:
+        token = self.take()
+        upper = token.text
+        if upper in _WINDOWS:
+            raise self.error(f"the window {upper} is not supported: ekws rules run no windows", token)
+        if upper in _AGGREGATES:
+            raise self.error(f"the aggregate function {upper} is not supported: ekws rules run no "
+                             "windows or aggregates", token)
+        if upper in _ANALYTIC:
+            raise self.error(f"the analytic function {upper} is not supported by ekws rules", token)
+        self.expect_op("(")
+        if upper == "META":
+            return self.meta()
+        lower = upper.lower()
+        if lower not in FUNCTIONS:
+            raise self.error(f"unknown function {token.value}; ekws rules support "
+                             f"{', '.join(FUNCTIONS)} and meta", token)
+        args: list[Expr] = []
+        if not self.at_op(")"):
+            args.append(self.expr())
+            while self.accept_op(","):
+                args.append(self.expr())
+        self.expect_op(")")
+        fn, least, most = FUNCTIONS[lower]
+        if len(args) < least or (most is not None and len(args) > most):
+            count = (str(least) if least == most else f"{least} or more" if most is None
+                     else f"{least} to {most}")
+            raise self.error(f"{lower}() takes {count} argument{'' if count == '1' else 's'}, "
+                             f"got {len(args)}", token)
+        if lower == "cast":
+            target = const_value(args[1]) if args[1].const else None
+            if not isinstance(target, str) or target.lower() not in CAST_TYPES:
+                raise self.error(f"cast() needs a type name literal: {', '.join(CAST_TYPES)}", token)
+        fns = [a.fn for a in args]
+        if len(fns) == 1:
+            only = fns[0]
+            return Expr(lambda d, m: fn(only(d, m)), lower, False)
+        return Expr(lambda d, m: fn(*[f(d, m) for f in fns]), lower, False)
+
+    def meta(self) -> Expr:
+        if self.peek().kind == "string":
+            key = str(self.take().value)
+        elif self.accept_op("*"):
+            key = "*"
+        else:
+            key = self.name("a metadata key")
+        self.expect_op(")")
+        if key == "*":
+            return Expr(lambda d, m: m.meta, "meta", False)
+        if key == "timestamp":
+            return Expr(lambda d, m: m.timestamp, key, False)
+        return Expr(lambda d, m: m.meta.get(key), key, False)
+
+    def case(self) -> Expr:
+        subject = None if self.at("WHEN") else self.expr()
+        branches: list[tuple[Fn, Fn]] = []
+        while self.accept("WHEN"):
+            when = self.expr()
+            self.expect("THEN")
+            branches.append((when.fn, self.expr().fn))
+        if not branches:
+            raise self.unexpected("WHEN")
+        default: Fn = self.expr().fn if self.accept("ELSE") else (lambda d, m: None)
+        self.expect("END")
+        if subject is not None:
+            value = subject.fn
+
+            def simple_case(d: Record, m: Message) -> Any:
+                v = value(d, m)
+                for when, then in branches:
+                    if v is not None and equal(v, when(d, m)):
+                        return then(d, m)
+                return default(d, m)
+            return Expr(simple_case, None, False)
+
+        def searched_case(d: Record, m: Message) -> Any:
+            for when, then in branches:
+                if when(d, m) is True:
+                    return then(d, m)
+            return default(d, m)
+        return Expr(searched_case, None, False)
+
+
+# --------------------------------------------------------------------------- schema
+
+
+def check_fields(query: Query, fields: Sequence[Any]) -> None:
+    """Every field the query reads must be declared by its typed stream (``fields``:
+    the stream's :class:`ekws.schema.Field` tuple; empty, schemaless: anything goes).
+
+    A typed stream keeps only its declared fields, so any other name would
+    always be null: a mistake, refused with the name and its position. The
+    first name is checked, and the names below it while the declared type
+    is a STRUCT (an ARRAY index steps to the element type).
+
+    Raises:
+        SQLError: ``unknown field 'x'``, at its line and column.
+    """
+    if not fields:
+        return
+    for ref in query.references:
+        declared: Optional[Sequence[Any]] = fields  # what the next name is checked against
+        owner = f"stream {query.stream!r}"
+        ftype: Any = None
+        for depth, step in enumerate(ref.path):
+            dotted = "".join(f"[{part}]" if type(part) is int else f".{part}"
+                             for part in ref.path[:depth + 1])[1:]
+            if type(step) is str:
+                if declared is None:
+                    break
+                found = next((f for f in declared if f.name == step), None)
+                if found is None:
+                    names = ", ".join(f.name for f in declared)
+                    raise SQLError(f"sql: unknown field {dotted!r}: {owner} declares {names}",
+                                   line=ref.line, column=ref.column)
+                ftype = found.type
+            elif ftype is not None and ftype.kind == "array":
+                ftype = ftype.element
+            else:
+                break
+            declared = (ftype.fields or None) if ftype.kind == "struct" else None
+            owner = f"the STRUCT {dotted!r}"

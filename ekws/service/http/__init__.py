@@ -1,0 +1,1 @@
+"""The service's REST API: the WSGI plumbing, the views, and where domain errors become HTTP answers."""

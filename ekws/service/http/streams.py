@@ -1,0 +1,199 @@
+"""REST routes for streams, conf keys, the connectivity check and the API itself.
+
+eKuiper's paths, bodies and messages (``POST /streams`` answers 201 with the
+text ``Stream demo is created.``). The handlers translate between HTTP and
+the :class:`~ekws.service.app.Service`; they hold no state of their own.
+"""
+
+from __future__ import annotations
+
+import json
+import pkgutil
+from typing import TYPE_CHECKING, Any
+
+from werkzeug.wrappers import Request, Response
+
+from ...errors import BindError, ConfigError, DDLError, ServerError, StreamExists, StreamNotFound
+from .rest import ApiError, Route, json_object, json_response, text_response
+
+if TYPE_CHECKING:
+    from ..app import Service
+
+_MAX_NAME = 256
+
+
+def _sql(request: Request) -> str:
+    body = json_object(request)
+    sql = body.get("sql")
+    if not isinstance(sql, str) or not sql.strip():
+        raise ApiError(400, "expected {\"sql\": \"CREATE STREAM ...\"}")
+    return sql
+
+
+def _translate(exc: Exception) -> ApiError:
+    if isinstance(exc, StreamNotFound):
+        return ApiError(404, str(exc))
+    if isinstance(exc, StreamExists):
+        return ApiError(409, str(exc))
+    if isinstance(exc, (DDLError, ConfigError, BindError)):
+        return ApiError(400, str(exc))
+    if isinstance(exc, ServerError):
+        return ApiError(409, str(exc))
+    raise exc
+
+
+# -- streams --------------------------------------------------------------------------------
+
+
+def create_stream(service: Service, request: Request) -> Response:
+    sql = _sql(request)
+    try:
+        name = service.create_stream(sql)
+    except (StreamExists, DDLError, ConfigError, ServerError) as exc:
+        raise _translate(exc) from exc
+    return text_response(f"Stream {name} is created.", 201)
+
+
+def list_streams(service: Service, request: Request) -> Response:
+    return json_response(service.runtime.streams())
+
+
+def stream_details(service: Service, request: Request) -> Response:
+    out = []
+    for name in service.runtime.streams():
+        try:
+            options = service.runtime.describe_stream(name).describe()["Options"]
+        except StreamNotFound:  # dropped meanwhile
+            continue
+        out.append({"name": name, "type": options.get("type", "websocket"), "format": options.get("format"),
+                    "datasource": options.get("datasource"), "origin": service.origin(name)})
+    return json_response(out)
+
+
+def describe_stream(service: Service, request: Request, name: str) -> Response:
+    try:
+        return json_response(service.runtime.describe_stream(name).describe())
+    except StreamNotFound as exc:
+        raise _translate(exc) from exc
+
+
+def update_stream(service: Service, request: Request, name: str) -> Response:
+    sql = _sql(request)
+    try:
+        service.replace_stream(name, sql)
+    except (StreamNotFound, DDLError, ConfigError, ServerError) as exc:
+        raise _translate(exc) from exc
+    return text_response(f"Stream {name} is updated.")
+
+
+def drop_stream(service: Service, request: Request, name: str) -> Response:
+    try:
+        service.drop_stream(name)
+    except StreamNotFound as exc:
+        raise _translate(exc) from exc
+    return text_response(f"Stream {name} is dropped.")
+
+
+def stream_schema(service: Service, request: Request, name: str) -> Response:
+    try:
+        definition = service.runtime.describe_stream(name)
+    except StreamNotFound as exc:
+        raise _translate(exc) from exc
+    fields = definition.describe()["StreamFields"] or ()
+    return json_response({f["Name"]: _schema(f["FieldType"]) for f in fields})
+
+
+def _schema(field_type: Any) -> dict[str, Any]:
+    """eKuiper's JSON-schema-like form of a described field type."""
+    if isinstance(field_type, dict) and field_type.get("Type") == "array":
+        return {"type": "array", "items": _schema(field_type["ElementType"])}
+    if isinstance(field_type, dict) and field_type.get("Type") == "struct":
+        properties = {f["Name"]: _schema(f["FieldType"]) for f in field_type["Fields"]}
+        return {"type": "struct", "properties": properties}
+    return {"type": str(field_type)}
+
+
+def stream_status(service: Service, request: Request, name: str) -> Response:
+    try:
+        return json_response(service.runtime.status(name))
+    except StreamNotFound as exc:
+        raise _translate(exc) from exc
+
+
+# -- conf keys --------------------------------------------------------------------------------
+
+
+def list_confkeys(service: Service, request: Request) -> Response:
+    return json_response(service.confkeys())
+
+
+def put_confkey(service: Service, request: Request, key: str) -> Response:
+    body = json_object(request)
+    if len(body) == 1:  # eKuiper's docs show {"<key>": {props}}; the bare props work too
+        (only, value), = body.items()
+        if isinstance(only, str) and only.casefold() == key.casefold() and isinstance(value, dict):
+            body = value
+    _check_name(key, "conf key")
+    try:
+        service.put_confkey(key, body)
+    except ConfigError as exc:
+        raise ApiError(400, str(exc)) from exc
+    return text_response(f"Conf key {key} is saved.")
+
+
+def delete_confkey(service: Service, request: Request, key: str) -> Response:
+    service.delete_confkey(key)  # raises ApiError itself: 404 / 409
+    return text_response(f"Conf key {key} is deleted.")
+
+
+def _check_name(name: str, what: str) -> None:
+    if not name.strip() or len(name) > _MAX_NAME or any(c in name for c in "\0\r\n"):
+        raise ApiError(400, f"invalid {what} name {name[:40]!r}")
+
+
+# -- checks and the API itself ------------------------------------------------------------------
+
+
+def check_websocket(service: Service, request: Request) -> Response:
+    result = service.check(json_object(request))
+    if not result.ok:
+        raise ApiError(400, result.message)
+    return json_response({"message": result.message})
+
+
+def ping(service: Service, request: Request) -> Response:
+    return Response("", 200)
+
+
+def openapi(service: Service, request: Request) -> Response:
+    return Response(openapi_text(), 200, mimetype="application/json")
+
+
+def openapi_text() -> str:
+    # pkgutil, not importlib.resources: that import alone costs the service ~2 MB of RSS.
+    data = pkgutil.get_data(__name__, "openapi.json")
+    assert data is not None, "openapi.json is missing from the package"
+    return data.decode("utf-8")
+
+
+def openapi_document() -> dict[str, Any]:
+    document: dict[str, Any] = json.loads(openapi_text())
+    return document
+
+
+ROUTES = [
+    Route("/ping", ("GET",), ping),
+    Route("/openapi.json", ("GET",), openapi),
+    Route("/streams", ("GET",), list_streams),
+    Route("/streams", ("POST",), create_stream),
+    Route("/streamdetails", ("GET",), stream_details),
+    Route("/streams/<name>", ("GET",), describe_stream),
+    Route("/streams/<name>", ("PUT",), update_stream),
+    Route("/streams/<name>", ("DELETE",), drop_stream),
+    Route("/streams/<name>/schema", ("GET",), stream_schema),
+    Route("/streams/<name>/status", ("GET",), stream_status),
+    Route("/metadata/sources/yaml/websocket", ("GET",), list_confkeys),
+    Route("/metadata/sources/websocket/confKeys/<key>", ("PUT",), put_confkey),
+    Route("/metadata/sources/websocket/confKeys/<key>", ("DELETE",), delete_confkey),
+    Route("/metadata/sources/connection/websocket", ("POST",), check_websocket),
+]

@@ -16,6 +16,7 @@ from typing import Any, Optional
 from .. import EkwsError, Message, Peer, Runtime, Status, StreamNotFound, Subscription
 from ..actions import Action, ActionSpec
 from .definition import RuleDef
+from .window import Emission, WindowRunner
 
 __all__ = ["RUNNING", "STOPPED", "Rule"]
 
@@ -97,12 +98,15 @@ class Rule:
         self._failures = 0  # consecutive failed starts / give-ups, for restartStrategy
         self._restart_cancel = threading.Event()
         self._restart_thread: Optional[threading.Thread] = None
+        self._window: Optional[WindowRunner] = None  # GROUP BY a window: the records go there
         self._reset_nodes()
 
     def _reset_nodes(self) -> None:
         query = self.definition.query
         self.source = _Node(f"source {query.stream}")
         self.filter = _Node("filter") if query.has_where else None
+        self.window = _Node("window") if query.grouping is not None else None
+        self.windows_out = 0  # windows that fired with rows
         self.project = _Node("project")
         self.nodes = [_Node(f"action {spec.kind} #{spec.index}") for spec in self.definition.actions]
         # The hot path counts three numbers; every node's in/out derives from them.
@@ -142,6 +146,9 @@ class Rule:
             self._senders = [(action.send, node) for _, action, node in built]
             self._omit = any(spec.omit_if_empty for spec in definition.actions)
             options = definition.options
+            grouping = definition.query.grouping
+            if grouping is not None:
+                self._window = WindowRunner(grouping.window, self._on_window)
             self._sub = self._runtime.subscribe(
                 definition.query.stream, self._on_message, self._on_error, self._on_status,
                 buffer_length=options.buffer_length, overflow=options.overflow)
@@ -152,6 +159,7 @@ class Rule:
             self.last_start = time.time()
         except Exception as exc:
             self.state = STOPPED
+            self._stop_window()
             self._sub = None
             self._actions = []
             self.last_stop = time.time()
@@ -193,6 +201,7 @@ class Rule:
         self.message = message
         if sub is not None:
             sub.close()  # delivers what was buffered to the actions first
+        self._stop_window()  # a window that has not fired flushes nothing
         self._actions, self._senders = [], []
         for _, action, _ in actions:
             _close_action(self.id, action)
@@ -261,6 +270,11 @@ class Rule:
         if record is None:
             self._idle()
             return
+        window = self._window
+        if window is not None:
+            self.passed += 1
+            window.add(msg)
+            return
         self.passed += 1
         self.projected += 1
         # The message is this subscription's own (ekws.Message): it carries the
@@ -277,6 +291,39 @@ class Rule:
         sub = self._sub
         if sub is None or not sub.backlog:  # the last record for now: flush the file actions
             self._flush()
+
+    def _stop_window(self) -> None:
+        window, self._window = self._window, None
+        if window is not None:
+            window.stop()
+
+    def _on_window(self, emission: Emission) -> None:
+        """A window fired (in the timer thread, or the worker's for count and sliding windows):
+        each output row goes to the actions as one record."""
+        grouping = self.definition.query.grouping
+        assert grouping is not None and self.window is not None
+        self.windows_out += 1
+        try:
+            results = grouping.evaluate(emission)
+        except Exception as exc:
+            node = self.window
+            node.failed(self.id, exc, trace=not isinstance(exc, EkwsError))
+            if self.definition.options.send_error:
+                self._send_error(f"{node.name}: {exc}", emission.rows[0].peer)
+            self._flush()
+            return
+        for record, context in results:
+            self.projected += 1
+            out = Message(record, context.peer, emission.end)
+            if self._omit and not record:
+                self._send_nonempty(out)
+                continue
+            for send, node in self._senders:
+                try:
+                    send(out)
+                except Exception as exc:
+                    node.failed(self.id, exc)
+        self._flush()
 
     def _query_failed(self, exc: Exception, msg: Message) -> None:
         """The query raised: the WHERE alone says which node failed (expressions have no side effects)."""
@@ -375,7 +422,12 @@ class Rule:
         if self.filter is not None:
             out.update(self.filter.metrics(f"op_{n}_filter_0", self.received, self.passed))
             n += 1
-        out.update(self.project.metrics(f"op_{n}_project_0", self.passed, self.projected))
+        if self.window is not None:
+            out.update(self.window.metrics(f"op_{n}_window_0", self.passed, self.windows_out))
+            n += 1
+            out.update(self.project.metrics(f"op_{n}_project_0", self.windows_out, self.projected))
+        else:
+            out.update(self.project.metrics(f"op_{n}_project_0", self.passed, self.projected))
         actions = {id(spec): action for spec, action, _ in self._actions or self._stopped_actions}
         for spec, node in zip(self.definition.actions, self.nodes):
             prefix = f"sink_{spec.kind}_{spec.index}_0"

@@ -63,6 +63,7 @@ from dataclasses import dataclass
 from typing import Any, NamedTuple, Optional, cast
 
 from .. import EkwsError, Message
+from .aggregates import AGGREGATES
 from .expr import (
     CAST_TYPES,
     FUNCTIONS,
@@ -85,6 +86,8 @@ from .expr import (
     or_expr,
     query_fns,
 )
+from .grouping import Grouping, aggregate_expr, window_bound_expr
+from .window import UNITS, WindowSpec
 
 __all__ = ["EvalError", "FUNCTIONS", "FieldRef", "Query", "SQLError", "check_fields", "parse_query"]
 
@@ -132,18 +135,14 @@ RESERVED = frozenset((
 ))
 
 _CLAUSES = {
-    "GROUP": "GROUP BY (windows and aggregates)", "ORDER": "ORDER BY", "HAVING": "HAVING",
-    "LIMIT": "LIMIT", "JOIN": "JOIN", "LEFT": "JOIN", "RIGHT": "JOIN", "FULL": "JOIN", "CROSS": "JOIN",
+    "JOIN": "JOIN", "LEFT": "JOIN", "RIGHT": "JOIN", "FULL": "JOIN", "CROSS": "JOIN",
     "INNER": "JOIN", "OVER": "OVER (analytic functions)", "PARTITION": "PARTITION BY",
 }
 _WINDOWS = frozenset((
     "TUMBLINGWINDOW", "HOPPINGWINDOW", "SLIDINGWINDOW", "SESSIONWINDOW", "COUNTWINDOW", "STATEWINDOW",
 ))
-_AGGREGATES = frozenset((
-    "COUNT", "SUM", "AVG", "MIN", "MAX", "COLLECT", "DEDUPLICATE", "STDDEV", "STDDEVS", "VAR", "VARS",
-    "PERCENTILE_CONT", "PERCENTILE_DISC", "MERGE_AGG", "LAST_VALUE", "FIRST_VALUE", "MEDIAN",
-    "WINDOW_START", "WINDOW_END", "ROW_NUMBER",
-))
+_AGGREGATES = frozenset(name.upper() for name in AGGREGATES)
+_NOT_RUN = frozenset(("FIRST_VALUE", "ROW_NUMBER", "LAST_AGG_HIT_COUNT", "LAST_AGG_HIT_TIME", "EVENT_TIME"))
 _ANALYTIC = frozenset((
     "LAG", "LATEST", "CHANGED_COL", "HAD_CHANGED", "CHANGED_COLS", "ACC_SUM", "ACC_AVG", "ACC_MIN",
     "ACC_MAX", "ACC_COUNT",
@@ -258,6 +257,9 @@ class Query:
     # the WHERE drops the message (``SELECT *``: the message's own record).
     run: Callable[[Message], Optional[Record]]
     references: tuple[FieldRef, ...] = ()  # every field read, in the order written (not meta())
+    # GROUP BY a window: the window, groups, HAVING, ORDER BY and LIMIT (``run`` is then
+    # the WHERE alone: the record, or None); None for a per-record query.
+    grouping: Optional[Grouping] = None
 
     def matches(self, msg: Message) -> bool:
         """True when the record passes the WHERE clause (always, without one)."""
@@ -293,6 +295,10 @@ class _Parser:
         self.aliases: set[str] = set()  # select aliases defined so far
         self.references: list[FieldRef] = []
         self.in_select = False
+        self.in_where = False
+        self.in_aggregate = False
+        self.aggregate_tokens: list[_Token] = []
+        self.tail_aliases: Optional[dict[str, Expr]] = None  # HAVING and ORDER BY read select aliases
 
     # -- token helpers --------------------------------------------------------------
 
@@ -399,16 +405,136 @@ class _Parser:
             raise self.error("a second stream is not supported by ekws rules (nor is JOIN)", self.peek())
         where: Optional[Expr] = None
         if self.accept("WHERE"):
+            self.in_where = True
             where = self.expr()
+            self.in_where = False
+        grouping_parts = self.group_by(items)
         self.refuse_clause(self.peek())
         self.accept_op(";")
         if self.peek().kind != "end":
             raise self.unexpected("WHERE or the end of the statement" if where is None
                                   else "an operator or the end of the statement")
-        projector, run = query_fns(select_all, items, where)
+        grouping = None
+        if grouping_parts is not None:
+            # The aggregates read the group's rows: compile the projection only now.
+            projector, _ = query_fns(select_all, items, None)
+            _, run = query_fns(True, [], where)
+            window, keys, having, order, limit = grouping_parts
+            grouping = Grouping(window, keys, bool(self.aggregate_tokens or keys), having, order, limit,
+                                projector if projector is not None else lambda m: dict(m.data))
+        elif self.aggregate_tokens:
+            token = self.aggregate_tokens[0]
+            raise self.error(f"the aggregate function {token.text} needs a window: add GROUP BY "
+                             "TUMBLINGWINDOW(ss, 10) or another window", token)
+        else:
+            projector, run = query_fns(select_all, items, where)
         return Query(self.sql, self.stream, self.alias, select_all, tuple(item[0] for item in items),
                      where is not None, where.fn if where is not None else None, projector, run,
-                     tuple(self.references))
+                     tuple(self.references), grouping)
+
+    def group_by(self, items: list[tuple[str, Expr]]) -> Optional[tuple[
+            WindowSpec, tuple[Fn, ...], Optional[Fn], tuple[tuple[Fn, bool], ...], Optional[int]]]:
+        """``GROUP BY`` (one window, fields), ``HAVING``, ``ORDER BY``, ``LIMIT``; None without a window."""
+        window: Optional[WindowSpec] = None
+        keys: list[Fn] = []
+        start = self.peek()
+        if self.accept("GROUP"):
+            self.expect("BY")
+            while True:
+                token = self.peek()
+                if token.kind == "name" and token.text in _WINDOWS and self.peek(1).text == "(":
+                    if window is not None:
+                        raise self.error("GROUP BY takes one window", token)
+                    window = self.window()
+                else:
+                    keys.append(self.expr().fn)
+                if not self.accept_op(","):
+                    break
+        self.tail_aliases = {name: expr for name, expr in items}
+        having: Optional[Fn] = None
+        order_token: Optional[_Token] = None
+        limit_token: Optional[_Token] = None
+        limit: Optional[int] = None
+        if self.at("HAVING"):
+            having_token = self.take()
+            having = self.expr().fn
+            if window is None:
+                raise self.error("HAVING needs a GROUP BY window", having_token)
+        order: list[tuple[Fn, bool]] = []
+        if self.at("ORDER"):
+            order_token = self.take()
+            self.expect("BY")
+            while True:
+                key = self.expr().fn
+                descending = self.accept("DESC")
+                if not descending:
+                    self.accept("ASC")
+                order.append((key, descending))
+                if not self.accept_op(","):
+                    break
+        if self.at("LIMIT"):
+            limit_token = self.take()
+            count = self.take()
+            if count.kind != "number" or type(count.value) is not int:
+                raise self.error("LIMIT needs an integer", count)
+            limit = count.value
+        self.tail_aliases = None
+        if window is None:
+            if keys:
+                raise self.error("GROUP BY without a window is not supported by ekws rules: add "
+                                 "TUMBLINGWINDOW(ss, 10) or another window", start)
+            if order_token is not None:
+                raise self.error("ORDER BY needs a GROUP BY window (a rule without one emits "
+                                 "each record alone)", order_token)
+            if limit_token is not None:
+                raise self.error("LIMIT needs a GROUP BY window", limit_token)
+            return None
+        return window, tuple(keys), having, tuple(order), limit
+
+    def window(self) -> WindowSpec:
+        token = self.take()
+        kind = token.text
+        self.expect_op("(")
+        if kind == "STATEWINDOW":
+            raise self.error("the window STATEWINDOW is not supported by ekws rules", token)
+        unit = "SS"
+        if kind != "COUNTWINDOW":
+            unit_token = self.peek()
+            if unit_token.kind != "name" or unit_token.text not in UNITS:
+                raise self.error(f"{kind} needs a time unit first: {', '.join(UNITS)}", unit_token)
+            unit = self.take().text
+        sizes: list[int] = []
+        while (kind == "COUNTWINDOW" and not sizes) or self.accept_op(","):
+            size = self.take()
+            if size.kind != "number" or type(size.value) is not int or size.value <= 0:
+                raise self.error(f"{kind} needs positive integer sizes", size)
+            sizes.append(size.value)
+        self.expect_op(")")
+        least, most = {"TUMBLINGWINDOW": (1, 1), "HOPPINGWINDOW": (2, 2), "SLIDINGWINDOW": (1, 2),
+                       "SESSIONWINDOW": (2, 2), "COUNTWINDOW": (1, 2)}[kind]
+        if not least <= len(sizes) <= most:
+            raise self.error(f"{kind} takes {least if least == most else f'{least} or {most}'} "
+                             f"size{'s' if most > 1 else ''}, got {len(sizes)}", token)
+        if self.at("FILTER") or self.at("OVER"):
+            raise self.error(f"{self.peek().text} after a window is not supported by ekws rules", self.peek())
+        scale = UNITS[unit]
+        if kind == "TUMBLINGWINDOW":
+            return WindowSpec("tumbling", unit, sizes[0], sizes[0] * scale)
+        if kind == "HOPPINGWINDOW":
+            # Aligned on the hop, as eKuiper's planner does (RawInterval).
+            return WindowSpec("hopping", unit, sizes[1], sizes[0] * scale, sizes[1] * scale)
+        if kind == "SLIDINGWINDOW":
+            delay = sizes[1] * scale if len(sizes) > 1 else 0
+            return WindowSpec("sliding", unit, sizes[0], sizes[0] * scale, delay=delay)
+        if kind == "SESSIONWINDOW":
+            # As eKuiper's window op reads it: the first size is the window's Length (the
+            # maximum duration, its ticks aligned on it), the second its Interval (the timeout).
+            return WindowSpec("session", unit, sizes[0], sizes[0] * scale, sizes[1] * scale)
+        count = sizes[0]
+        interval = sizes[1] if len(sizes) > 1 else count
+        if interval > count:
+            raise self.error("COUNTWINDOW's interval must not exceed its count", token)
+        return WindowSpec("count", count=count, count_interval=interval)
 
     def select_list(self) -> tuple[bool, list[tuple[str, Expr]]]:
         select_all = False
@@ -600,6 +726,9 @@ class _Parser:
     def field(self, token: _Token) -> Expr:
         """A field reference: a name, then ``.name``, ``->name`` or ``[index]`` steps."""
         first = str(token.value)
+        if self.tail_aliases is not None and first in self.tail_aliases and not (
+                self.at_op(".") or self.at_op("->") or self.at_op("[")):
+            return self.tail_aliases[first]
         if self.in_select and first in self.aliases:
             raise self.error(f"{first!r} is an earlier select alias; referring to select aliases "
                              "is not supported by ekws rules", token)
@@ -652,10 +781,15 @@ class _Parser:
         token = self.take()
         upper = token.text
         if upper in _WINDOWS:
-            raise self.error(f"the window {upper} is not supported: ekws rules run no windows", token)
+            raise self.error(f"the window {upper} belongs in GROUP BY", token)
         if upper in _AGGREGATES:
-            raise self.error(f"the aggregate function {upper} is not supported: ekws rules run no "
-                             "windows or aggregates", token)
+            return self.aggregate(token)
+        if upper in ("WINDOW_START", "WINDOW_END"):
+            self.expect_op("(")
+            self.expect_op(")")
+            return window_bound_expr(upper.lower())
+        if upper in _NOT_RUN:
+            raise self.error(f"the function {upper} is not supported by ekws rules", token)
         if upper in _ANALYTIC:
             raise self.error(f"the analytic function {upper} is not supported by ekws rules", token)
         self.expect_op("(")
@@ -686,6 +820,34 @@ class _Parser:
             only = fns[0]
             return Expr(lambda d, m: fn(only(d, m)), lower, False)
         return Expr(lambda d, m: fn(*[f(d, m) for f in fns]), lower, False)
+
+    def aggregate(self, token: _Token) -> Expr:
+        name = token.text.lower()
+        if self.in_where:
+            raise self.error(f"the aggregate function {token.text} is not allowed in WHERE "
+                             "(use HAVING)", token)
+        if self.in_aggregate:
+            raise self.error(f"the aggregate function {token.text} is nested in another", token)
+        self.expect_op("(")
+        self.aggregate_tokens.append(token)
+        self.in_aggregate = True
+        try:
+            star = self.accept_op("*")
+            args: list[Expr] = [] if star else [self.expr()]
+            while self.accept_op(","):
+                args.append(self.expr())
+        finally:
+            self.in_aggregate = False
+        self.expect_op(")")
+        _, least, most = AGGREGATES[name]
+        given = len(args) + star
+        if not least <= given <= most:
+            count = str(least) if least == most else f"{least} to {most}"
+            raise self.error(f"{name}() takes {count} argument{'' if count == '1' else 's'}, "
+                             f"got {given}", token)
+        if star and name not in ("count", "collect", "merge_agg", "deduplicate", "last_value"):
+            raise self.error(f"{name}(*) is not supported: name a field", token)
+        return aggregate_expr(name, args, star)
 
     def meta(self) -> Expr:
         if self.peek().kind == "string":

@@ -1,0 +1,323 @@
+"""Windows on processing time: which rows a window holds and when it fires.
+
+:class:`WindowState` is pure: it is told the time (``now``, ms since the
+epoch) with every record and every timer call, and answers the windows that
+fire as :class:`Emission` values; tests drive it with any clock they like.
+:class:`WindowRunner` puts it on the clock: the rule's worker thread adds
+records, one shared :class:`Timers` thread (a heap of deadlines, for every
+window of every rule in the process) fires the time windows.
+
+The windows follow eKuiper's ``internal/topo/node/window_op.go``:
+
+- ``TUMBLINGWINDOW(unit, size)``: the first window ends at the next instant
+  aligned to natural time (``getAlignedWindowEndTime``: for ``SS`` the next
+  multiple of ``size`` seconds within the minute, for ``MS`` within the
+  second, for ``MI`` within the hour, for ``HH`` within the day, for ``DD``
+  ``size`` days after today's midnight; UTC here, eKuiper's local time), the
+  next ones every ``size``; a window holds the rows that arrived before its end.
+- ``HOPPINGWINDOW(unit, size, hop)``: aligned the same way, fires every
+  ``hop`` with the rows of the last ``size``.
+- ``SLIDINGWINDOW(unit, size[, delay])``: fires on every row with the rows
+  of the ``size`` before it (and, with a delay, the ``delay`` after it).
+- ``SESSIONWINDOW(unit, timeout, maxDuration)``: starts with a row; fires
+  when no row came for ``timeout``, or at an aligned ``maxDuration`` tick once
+  the session is that long.
+- ``COUNTWINDOW(count[, interval])``: every ``interval`` rows (``count`` if
+  not given), the last ``count`` rows, when there are that many.
+
+A window that fires with no rows emits nothing (eKuiper sends an empty list).
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import logging
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from typing import NamedTuple, Optional
+
+from .. import Message
+
+__all__ = ["UNITS", "Emission", "Timers", "WindowRunner", "WindowSpec", "WindowState", "aligned_end"]
+
+logger = logging.getLogger(__name__)
+
+UNITS = {"DD": 86_400_000, "HH": 3_600_000, "MI": 60_000, "SS": 1000, "MS": 1}
+
+
+@dataclass(frozen=True)
+class WindowSpec:
+    """A window of ``GROUP BY``; lengths in ms (``raw`` is the size as written, in ``unit``)."""
+
+    kind: str  # "tumbling", "hopping", "sliding", "session", "count"
+    unit: str = "SS"
+    raw: int = 0
+    length: int = 0  # size (tumbling, hopping, sliding), maxDuration (session)
+    interval: int = 0  # hop (hopping), timeout (session)
+    delay: int = 0  # sliding
+    count: int = 0  # count window: rows per window
+    count_interval: int = 0  # count window: rows between windows
+
+
+class Emission(NamedTuple):
+    start: int  # ms
+    end: int  # ms
+    rows: list[Message]
+
+
+def aligned_end(now_ms: int, raw: int, unit: str) -> int:
+    """eKuiper's ``getAlignedWindowEndTime`` (in UTC): the end of the first window."""
+    n = datetime.fromtimestamp(now_ms / 1000, timezone.utc)
+    day = n.replace(hour=0, minute=0, second=0, microsecond=0)
+    if unit == "DD":
+        end = day + timedelta(days=raw)
+    elif unit == "HH":
+        end = day + timedelta(hours=_gap(n.hour, raw))
+    elif unit == "MI":
+        end = n.replace(minute=0, second=0, microsecond=0) + timedelta(minutes=_gap(n.minute, raw))
+    elif unit == "SS":
+        end = n.replace(second=0, microsecond=0) + timedelta(seconds=_gap(n.second, raw))
+    else:
+        milli = n.microsecond // 1000
+        end = n.replace(microsecond=0) + timedelta(milliseconds=_gap(milli, raw))
+    return int(round(end.timestamp() * 1000))
+
+
+def _gap(part: int, raw: int) -> int:
+    return raw * (part // raw + 1) if part > raw else raw
+
+
+class WindowState:
+    """The rows a window holds and its deadlines; every method is told the time."""
+
+    def __init__(self, spec: WindowSpec, now: int, max_rows: int = 100_000) -> None:
+        self.spec = spec
+        self.max_rows = max_rows
+        self.dropped = 0  # rows refused over max_rows
+        self.rows: list[tuple[int, Message]] = []
+        self._count = 0
+        self._last_trigger = 0
+        self._next: Optional[int] = None  # the next tick (tumbling, hopping, session ticks)
+        self._timeout: Optional[int] = None  # session timeout
+        self._delayed: list[int] = []  # sliding window with a delay: heap of fire times
+        if spec.kind in ("tumbling", "hopping", "session"):
+            self._next = aligned_end(now, spec.raw, spec.unit)
+
+    def deadline(self) -> Optional[int]:
+        """The earliest time ``fire`` has something to do, or None."""
+        times = [t for t in (self._next, self._timeout) if t is not None]
+        if self._delayed:
+            times.append(self._delayed[0])
+        return min(times) if times else None
+
+    def add(self, msg: Message, now: int) -> list[Emission]:
+        spec = self.spec
+        if len(self.rows) >= self.max_rows:
+            self.dropped += 1
+            return []
+        self.rows.append((now, msg))
+        if spec.kind == "sliding":
+            if spec.delay:
+                heapq.heappush(self._delayed, now + spec.delay)
+                return []
+            return self._slide(now, now)
+        if spec.kind == "session":
+            if self._timeout is None:
+                self._last_trigger = now
+            self._timeout = now + spec.interval
+            return []
+        if spec.kind == "count":
+            self._count += 1
+            if self._count % spec.count_interval:
+                return []
+            self._count = 0
+            if len(self.rows) < spec.count:
+                return []
+            window = [m for _, m in self.rows[-spec.count:]]
+            self.rows = self.rows[len(self.rows) - spec.count + 1:] if spec.count > 1 else []
+            return [Emission(now, now, window)]
+        return []
+
+    def fire(self, now: int) -> list[Emission]:
+        """Every window due at ``now`` or before, in order."""
+        out: list[Emission] = []
+        spec = self.spec
+        while self._delayed and self._delayed[0] <= now:
+            at = heapq.heappop(self._delayed)
+            out.extend(self._slide(at - spec.delay, at))
+        while True:
+            due = [t for t in (self._next, self._timeout) if t is not None and t <= now]
+            if not due:
+                return out
+            at = min(due)
+            if at == self._timeout:
+                self._timeout = None
+                out.extend(self._emit(self._last_trigger, at, len(self.rows)))
+                self._last_trigger = at
+                continue
+            assert self._next is not None
+            if spec.kind == "tumbling":
+                self._next = at + spec.length
+                split = self._before(at)
+                out.extend(self._emit(self._last_trigger or at - spec.length, at, split))
+                self._last_trigger = at
+            elif spec.kind == "hopping":
+                self._next = at + spec.interval
+                left = at - spec.length
+                self.rows = [(t, m) for t, m in self.rows if t >= left]
+                out.extend(self._emit(left, at, self._before(at), keep=True))
+                # Rows no later window can hold are gone at the next tick.
+            else:  # session: a maxDuration tick
+                self._next = at + spec.length
+                if self.rows and at - self.rows[0][0] >= spec.length:
+                    out.extend(self._emit(self._last_trigger, at, self._before(at)))
+                    self._last_trigger = at
+                    if not self.rows:
+                        self._timeout = None
+
+    def _before(self, at: int) -> int:
+        return next((i for i, (t, _) in enumerate(self.rows) if t >= at), len(self.rows))
+
+    def _emit(self, start: int, end: int, split: int, keep: bool = False) -> list[Emission]:
+        window = [m for _, m in self.rows[:split]]
+        if not keep:
+            self.rows = self.rows[split:]
+        return [Emission(start, end, window)] if window else []
+
+    def _slide(self, at: int, end: int) -> list[Emission]:
+        spec = self.spec
+        left = at - spec.length
+        window = [m for t, m in self.rows if left < t <= end]
+        horizon = (min(self._delayed) - spec.delay if self._delayed else end) - spec.length
+        self.rows = [(t, m) for t, m in self.rows if t > min(horizon, left)]
+        return [Emission(left, end, window)] if window else []
+
+
+# --------------------------------------------------------------------------- the clock
+
+
+class Timers:
+    """One thread and a heap of deadlines for every window in the process.
+
+    The thread starts with the first deadline and ends when none is left; a
+    cancelled deadline is skipped when it comes up.
+    """
+
+    def __init__(self, clock: Callable[[], float] = time.time) -> None:
+        self.clock = clock
+        self._heap: list[tuple[float, int, Callable[[], None]]] = []
+        self._cancelled: set[int] = set()
+        self._ids = itertools.count()
+        self._cond = threading.Condition()
+        self._thread: Optional[threading.Thread] = None
+
+    def schedule(self, at: float, callback: Callable[[], None]) -> int:
+        """Call ``callback`` in the timer thread at ``at`` (seconds, this clock); its handle."""
+        with self._cond:
+            handle = next(self._ids)
+            heapq.heappush(self._heap, (at, handle, callback))
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="ekws-window-timers", daemon=True)
+                self._thread.start()
+            self._cond.notify()
+            return handle
+
+    def cancel(self, handle: int) -> None:
+        with self._cond:
+            if any(h == handle for _, h, _ in self._heap):
+                self._cancelled.add(handle)
+
+    def pending(self) -> int:
+        with self._cond:
+            return len(self._heap) - len(self._cancelled)
+
+    def _run(self) -> None:
+        # Daemon: it only waits for deadlines; a window that has not fired has nothing to flush.
+        while True:
+            with self._cond:
+                while True:
+                    while self._heap and self._heap[0][1] in self._cancelled:
+                        self._cancelled.discard(heapq.heappop(self._heap)[1])
+                    if not self._heap:
+                        self._thread = None
+                        return
+                    wait = self._heap[0][0] - self.clock()
+                    if wait <= 0:
+                        _, _, callback = heapq.heappop(self._heap)
+                        break
+                    self._cond.wait(wait)
+            try:
+                callback()
+            except Exception:  # pragma: no cover - the runner catches its own failures
+                logger.exception("a window timer failed")
+
+
+TIMERS = Timers()
+
+
+class WindowRunner:
+    """A :class:`WindowState` on the clock: rows from the worker, ticks from :data:`TIMERS`.
+
+    ``emit`` gets each emission, under the runner's lock (so one at a time, in order).
+    """
+
+    def __init__(self, spec: WindowSpec, emit: Callable[[Emission], None], *,
+                 timers: Optional[Timers] = None, max_rows: int = 100_000) -> None:
+        self._timers = timers or TIMERS
+        self._clock = self._timers.clock
+        self._emit = emit
+        self._lock = threading.Lock()
+        self._handle: Optional[int] = None
+        self._scheduled: Optional[int] = None
+        self._stopped = False
+        self.records_in = 0
+        self.state = WindowState(spec, self._now(), max_rows)
+        with self._lock:
+            self._reschedule()
+
+    def _now(self) -> int:
+        return int(self._clock() * 1000)
+
+    def add(self, msg: Message) -> None:
+        with self._lock:
+            if self._stopped:
+                return
+            self.records_in += 1
+            self._send(self.state.add(msg, self._now()))
+            self._reschedule()
+
+    def stop(self) -> None:
+        """Nothing fires after this returns; what the window held is dropped."""
+        with self._lock:
+            self._stopped = True
+            if self._handle is not None:
+                self._timers.cancel(self._handle)
+            self._handle = self._scheduled = None
+
+    def _tick(self) -> None:
+        with self._lock:
+            if self._stopped:
+                return
+            self._handle = self._scheduled = None
+            self._send(self.state.fire(self._now()))
+            self._reschedule()
+
+    def _send(self, emissions: Sequence[Emission]) -> None:
+        for emission in emissions:
+            try:
+                self._emit(emission)
+            except Exception:  # pragma: no cover - the rule counts its own failures
+                logger.exception("a window emission failed")
+
+    def _reschedule(self) -> None:
+        deadline = self.state.deadline()
+        if deadline == self._scheduled:
+            return
+        if self._handle is not None:
+            self._timers.cancel(self._handle)
+        self._scheduled = deadline
+        self._handle = None if deadline is None else self._timers.schedule(deadline / 1000, self._tick)

@@ -175,9 +175,7 @@ class WindowState:
                 self._next = at + spec.length
                 if self.rows and at - self.rows[0][0] >= spec.length:
                     out.extend(self._emit(self._last_trigger, at, self._before(at)))
-                    self._last_trigger = at
-                    if not self.rows:
-                        self._timeout = None
+                    self._last_trigger = at  # the session goes on: its timeout still runs
 
     def _before(self, at: int) -> int:
         return next((i for i, (t, _) in enumerate(self.rows) if t >= at), len(self.rows))

@@ -1,0 +1,207 @@
+"""Windows on processing time, driven by a replaced clock (no sleeps), then one real rule.
+
+The cases marked with an eKuiper test name are ported from
+internal/topo/topotest/window_rule_test.go over the ``demo`` and
+``sessionDemo`` records of internal/topo/topotest/mocknode/mock_data.go: the
+records arrive at their timestamps and the mock clock starts at
+1541152486000, as there. Differences from the Go expectations: an empty window
+emits nothing here (eKuiper sends an empty list), a null column stays in the
+row (eKuiper drops it), and ``event_time()`` is not run, so those columns are
+left out.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from typing import Any
+
+import pytest
+from helpers.rules import send
+from helpers.server import wait_until
+
+import ekws
+from ekws.rules.manager import RuleManager
+from ekws.rules.sql import SQLError, parse_query
+from ekws.rules.window import Emission, Timers, WindowRunner, WindowSpec, WindowState, aligned_end
+
+START = 1541152486000
+DEMO = [  # mock_data.go "demo"
+    (1541152486013, {"color": "red", "size": 3, "ts": 1541152486013}),
+    (1541152486822, {"color": "blue", "size": 6, "ts": 1541152486822}),
+    (1541152487632, {"color": "blue", "size": 2, "ts": 1541152487632}),
+    (1541152488442, {"color": "yellow", "size": 4, "ts": 1541152488442}),
+    (1541152489252, {"color": "red", "size": 1, "ts": 1541152489252}),
+]
+SESSION_DEMO = [(t, {"temp": temp}) for t, temp in [  # mock_data.go "sessionDemo"
+    (1541152486013, 25.5), (1541152486823, 27.5), (1541152487932, 28.1), (1541152488442, 27.4),
+    (1541152489252, 25.5), (1541152490062, 26.2), (1541152490872, 26.8), (1541152491682, 28.9),
+    (1541152492492, 29.1), (1541152493202, 32.2), (1541152494112, 30.9)]]
+PEER = ekws.Peer("demo", "", "", 0)
+
+
+def run(sql: str, records: list[tuple[int, dict[str, Any]]], until: int,
+        start: int = START) -> list[list[dict[str, Any]]]:
+    """Each window's output rows: the records arrive at their times, the clock stops at ``until``."""
+    query = parse_query(sql)
+    assert query.grouping is not None
+    state = WindowState(query.grouping.window, start)
+    emissions: list[Emission] = []
+    for at, record in records:
+        emissions += state.fire(at - 1)  # deadlines before this record
+        msg = ekws.Message(dict(record), PEER, at)
+        if query.run(msg) is not None:
+            emissions += state.add(msg, at)
+    emissions += state.fire(until)
+    outputs = [[row for row, _ in query.grouping.evaluate(e)] for e in emissions]
+    return [rows for rows in outputs if rows]  # HAVING may leave a window nothing to send
+
+
+def test_tumbling_with_where() -> None:
+    # TestWindowRule2
+    out = run("SELECT color, ts FROM demo where size > 2 GROUP BY tumblingwindow(ss, 1)", DEMO, 1541152489000)
+    assert out == [[{"color": "red", "ts": 1541152486013}, {"color": "blue", "ts": 1541152486822}],
+                   [{"color": "yellow", "ts": 1541152488442}]]
+
+
+def test_hopping_select_star() -> None:
+    # TestWindowRule1 (without event_time())
+    out = run("SELECT * FROM demo GROUP BY HOPPINGWINDOW(ss, 2, 1)", DEMO, 1541152489100)
+    d = [r for _, r in DEMO]
+    assert out == [[d[0], d[1]], [d[0], d[1], d[2]], [d[2], d[3]]]
+
+
+def test_tumbling_count_having_and_window_bounds() -> None:
+    # TestWindowRule8 (without event_time())
+    sql = ("SELECT color, window_end(), ts, count(*) as c, window_start() FROM demo where size > 2 "
+           "GROUP BY tumblingwindow(ss, 1) having c > 1")
+    assert run(sql, DEMO, 1541152489000) == [[{
+        "color": "red", "ts": 1541152486013, "c": 2, "window_start": 1541152486000,
+        "window_end": 1541152487000}]]
+
+
+def test_count_window_collect_star() -> None:
+    # TestCountWindowRule1: window_end() is the time of the row that completed the window
+    sql = "SELECT collect(*)[0]->color as c, window_end() as we FROM demo GROUP BY COUNTWINDOW(3)"
+    assert run(sql, DEMO, 1541152490000) == [[{"c": "red", "we": 1541152487632}]]
+
+
+def test_sliding_deduplicate() -> None:
+    # TestWindowRule10 (the null column stays)
+    sql = "SELECT deduplicate(color, false)->color as c FROM demo GROUP BY SlidingWindow(hh, 1)"
+    assert run(sql, DEMO, 1541152490000) == [[{"c": "red"}], [{"c": "blue"}], [{"c": None}],
+                                              [{"c": "yellow"}], [{"c": None}]]
+
+
+def test_hopping_grouped_by_field_ordered() -> None:
+    # TestWindowRule12
+    sql = "SELECT collect(size) as allSize FROM demo GROUP BY HOPPINGWINDOW(ss, 2, 1), color ORDER BY color"
+    assert run(sql, DEMO, 1541152489100) == [
+        [{"allSize": [6]}, {"allSize": [3]}], [{"allSize": [6, 2]}, {"allSize": [3]}],
+        [{"allSize": [2]}, {"allSize": [4]}]]
+
+
+def test_session_window_by_timeout_and_by_max_duration_tick() -> None:
+    # TestWindowRule5 (without event_time())
+    sql = ("SELECT count(temp), window_start() as ws, window_end() FROM sessionDemo "
+           "GROUP BY SessionWindow(ss, 2, 1)")
+    assert run(sql, SESSION_DEMO, 1541152494000) == [
+        [{"count": 2, "ws": 1541152486013, "window_end": 1541152487823}],  # timeout
+        [{"count": 3, "ws": 1541152487932, "window_end": 1541152490000}],  # tick
+        [{"count": 5, "ws": 1541152490000, "window_end": 1541152494000}],  # tick
+    ]
+
+
+def test_sliding_window_with_delay_sees_the_rows_after() -> None:
+    out = run("SELECT collect(size) AS s FROM demo GROUP BY SLIDINGWINDOW(ss, 1, 1)", DEMO[:3], 1541152489000)
+    assert out == [[{"s": [3, 6]}], [{"s": [3, 6, 2]}], [{"s": [6, 2]}]]
+
+
+def test_count_window_with_interval() -> None:
+    out = run("SELECT collect(size) AS s FROM demo GROUP BY COUNTWINDOW(3, 1)", DEMO, 1541152490000)
+    assert out == [[{"s": [3, 6, 2]}], [{"s": [6, 2, 4]}], [{"s": [2, 4, 1]}]]
+
+
+def test_group_by_order_desc_several_keys_and_limit() -> None:
+    sql = ("SELECT color, count(*) AS n, max(size) AS top FROM demo GROUP BY TUMBLINGWINDOW(ss, 5), color "
+           "ORDER BY n DESC, color ASC LIMIT 2")
+    assert run(sql, DEMO, 1541152490000) == [[{"color": "blue", "n": 2, "top": 6},
+                                               {"color": "red", "n": 2, "top": 3}]]
+
+
+def test_without_aggregates_a_window_emits_each_row_ordered() -> None:
+    sql = "SELECT color, size FROM demo GROUP BY TUMBLINGWINDOW(ss, 5) ORDER BY size DESC LIMIT 3"
+    assert run(sql, DEMO, 1541152490000) == [[{"color": "blue", "size": 6}, {"color": "yellow", "size": 4},
+                                               {"color": "red", "size": 3}]]
+
+
+def test_getting_started_rule_one_record_per_window() -> None:
+    # eKuiper's getting-started guide: HAVING reads a select alias.
+    sql = ("SELECT count(*), avg(temperature) AS avg_temp, max(humidity) AS max_hum FROM demo "
+           "GROUP BY TUMBLINGWINDOW(ss, 5) HAVING avg_temp > 30")
+    start = 1700000000000  # a multiple of 5 s
+    records = [(start + 100, {"temperature": 31, "humidity": 50}), (start + 900, {"temperature": 33, "humidity": 70}),
+               (start + 5100, {"temperature": 20, "humidity": 90}),
+               (start + 10100, {"temperature": 40.5, "humidity": 10})]
+    assert run(sql, records, start + 15000, start) == [
+        [{"count": 2, "avg_temp": 32.0, "max_hum": 70}], [{"count": 1, "avg_temp": 40.5, "max_hum": 10}]]
+
+
+@pytest.mark.parametrize("now, raw, unit, end", [
+    # getAlignedWindowEndTime in window_op.go: within the minute, hour, second, day
+    (START, 1, "SS", 1541152487000),  # 09:54:46 -> :47
+    (START, 5, "SS", 1541152490000),  # -> :50
+    (START + 13, 100, "MS", START + 100),
+    (START, 10, "MI", 1541152800000),  # 09:54 -> 10:00
+    (START, 1, "DD", 1541203200000),  # the next midnight (UTC)
+])
+def test_windows_align_to_natural_time(now: int, raw: int, unit: str, end: int) -> None:
+    assert aligned_end(now, raw, unit) == end
+
+
+def test_window_rows_are_bounded_and_counted() -> None:
+    state = WindowState(WindowSpec("tumbling", "SS", 1, 1000), START, max_rows=2)
+    for n in range(5):
+        state.add(ekws.Message({"n": n}, PEER, START), START + n)
+    assert state.dropped == 3
+    assert [len(e.rows) for e in state.fire(START + 1000)] == [2]
+
+
+def test_a_stopped_runner_fires_nothing_and_leaves_no_timer() -> None:
+    timers = Timers()
+    fired: list[Emission] = []
+    runner = WindowRunner(WindowSpec("tumbling", "MS", 50, 50), fired.append, timers=timers)
+    assert timers.pending() == 1
+    runner.add(ekws.Message({"a": 1}, PEER, 0))
+    runner.stop()
+    assert timers.pending() == 0
+    time.sleep(0.12)  # two window lengths: nothing may fire after stop()
+    assert fired == []
+
+
+def test_window_sql_refusals() -> None:
+    with pytest.raises(SQLError, match="GROUP BY takes one window"):
+        parse_query("SELECT count(*) FROM demo GROUP BY COUNTWINDOW(2), TUMBLINGWINDOW(ss, 1)")
+
+
+def _logged(caplog: pytest.LogCaptureFixture, rule_id: str) -> list[dict[str, Any]]:
+    prefix = f"sink result for rule {rule_id}: "
+    return [json.loads(r.getMessage()[len(prefix):]) for r in caplog.records
+            if r.name == "ekws.actions.log" and r.getMessage().startswith(prefix)]
+
+
+def test_a_real_rule_emits_a_short_tumbling_window(rules: RuleManager, runtime: ekws.Runtime,
+                                                   caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="ekws.actions.log")
+    rules.create({"id": "w", "sql": "SELECT count(*) AS n, avg(t) AS a FROM demo GROUP BY TUMBLINGWINDOW(ms, 300)",
+                  "actions": [{"log": {}}]})
+    if time.time() * 1000 % 300 > 150:  # send early in a window, so all three land in one
+        time.sleep(0.3 - time.time() % 0.3 + 0.01)
+    send(runtime, {"t": 1}, {"t": 2}, {"t": 6})
+    assert wait_until(lambda: _logged(caplog, "w"), timeout=5)
+    assert _logged(caplog, "w") == [{"n": 3, "a": 3.0}]
+    status = rules.status("w")
+    assert status["op_2_window_0_records_in_total"] == 3 and status["op_2_window_0_records_out_total"] == 1
+    assert status["op_3_project_0_records_out_total"] == 1 and status["sink_log_0_0_records_out_total"] == 1
+    rules.stop("w")

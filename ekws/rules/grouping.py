@@ -101,6 +101,11 @@ class Grouping:
     order: tuple[tuple[Fn, bool], ...]  # (key, descending)
     limit: Optional[int]
     project: Callable[[Message], Record]
+    trigger: Optional[Fn] = None  # SLIDINGWINDOW ... OVER (WHEN cond)
+
+    def triggers(self, msg: Message) -> bool:
+        """Whether a row triggers a sliding window (every row, without OVER (WHEN ...))."""
+        return self.trigger is None or self.trigger(msg.data, msg) is True
 
     def evaluate(self, emission: Emission) -> list[tuple[Record, Message]]:
         """The output rows of one fired window, each with the context it was computed in."""

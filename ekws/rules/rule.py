@@ -148,7 +148,8 @@ class Rule:
             options = definition.options
             grouping = definition.query.grouping
             if grouping is not None:
-                self._window = WindowRunner(grouping.window, self._on_window)
+                self._window = WindowRunner(grouping.window, self._on_window,
+                                            trigger=grouping.triggers if grouping.trigger else None)
             self._sub = self._runtime.subscribe(
                 definition.query.stream, self._on_message, self._on_error, self._on_status,
                 buffer_length=options.buffer_length, overflow=options.overflow)

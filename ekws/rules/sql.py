@@ -299,6 +299,8 @@ class _Parser:
         self.in_aggregate = False
         self.aggregate_tokens: list[_Token] = []
         self.tail_aliases: Optional[dict[str, Expr]] = None  # HAVING and ORDER BY read select aliases
+        self.window_filter: Optional[Expr] = None
+        self.window_trigger: Optional[Fn] = None
 
     # -- token helpers --------------------------------------------------------------
 
@@ -418,10 +420,14 @@ class _Parser:
         if grouping_parts is not None:
             # The aggregates read the group's rows: compile the projection only now.
             projector, _ = query_fns(select_all, items, None)
-            _, run = query_fns(True, [], where)
+            # What reaches the window: the WHERE and the window's FILTER (WHERE ...).
+            taken = where if self.window_filter is None else self.window_filter if where is None else (
+                and_expr(where, self.window_filter))
+            _, run = query_fns(True, [], taken)
             window, keys, having, order, limit = grouping_parts
             grouping = Grouping(window, keys, bool(self.aggregate_tokens or keys), having, order, limit,
-                                projector if projector is not None else lambda m: dict(m.data))
+                                projector if projector is not None else lambda m: dict(m.data),
+                                self.window_trigger)
         elif self.aggregate_tokens:
             token = self.aggregate_tokens[0]
             raise self.error(f"the aggregate function {token.text} needs a window: add GROUP BY "
@@ -515,8 +521,25 @@ class _Parser:
         if not least <= len(sizes) <= most:
             raise self.error(f"{kind} takes {least if least == most else f'{least} or {most}'} "
                              f"size{'s' if most > 1 else ''}, got {len(sizes)}", token)
-        if self.at("FILTER") or self.at("OVER"):
-            raise self.error(f"{self.peek().text} after a window is not supported by ekws rules", self.peek())
+        if self.accept("FILTER"):  # FILTER (WHERE cond): the rows the window takes
+            self.expect_op("(")
+            self.expect("WHERE")
+            self.in_where = True
+            self.window_filter = self.expr()
+            self.in_where = False
+            self.expect_op(")")
+        if self.at("OVER"):  # OVER (WHEN cond): which rows trigger a sliding window
+            over = self.take()
+            if kind != "SLIDINGWINDOW":
+                raise self.error(f"OVER (WHEN ...) is for SLIDINGWINDOW, not {kind}", over)
+            self.expect_op("(")
+            self.expect("WHEN")
+            self.in_where = True
+            self.window_trigger = self.expr().fn
+            self.in_where = False
+            self.expect_op(")")
+        if self.at("FILTER"):
+            raise self.error("FILTER comes before OVER", self.peek())
         scale = UNITS[unit]
         if kind == "TUMBLINGWINDOW":
             return WindowSpec("tumbling", unit, sizes[0], sizes[0] * scale)

@@ -17,8 +17,9 @@ The windows follow eKuiper's ``internal/topo/node/window_op.go``:
   next ones every ``size``; a window holds the rows that arrived before its end.
 - ``HOPPINGWINDOW(unit, size, hop)``: aligned the same way, fires every
   ``hop`` with the rows of the last ``size``.
-- ``SLIDINGWINDOW(unit, size[, delay])``: fires on every row with the rows
-  of the ``size`` before it (and, with a delay, the ``delay`` after it).
+- ``SLIDINGWINDOW(unit, size[, delay]) [OVER (WHEN cond)]``: fires on every
+  row (that meets ``cond``) with the rows of the ``size`` before it (and, with
+  a delay, the ``delay`` after it).
 - ``SESSIONWINDOW(unit, timeout, maxDuration)``: starts with a row; fires
   when no row came for ``timeout``, or at an aligned ``maxDuration`` tick once
   the session is that long.
@@ -94,8 +95,10 @@ def _gap(part: int, raw: int) -> int:
 class WindowState:
     """The rows a window holds and its deadlines; every method is told the time."""
 
-    def __init__(self, spec: WindowSpec, now: int, max_rows: int = 100_000) -> None:
+    def __init__(self, spec: WindowSpec, now: int, max_rows: int = 100_000,
+                 trigger: Optional[Callable[[Message], bool]] = None) -> None:
         self.spec = spec
+        self.trigger = trigger  # sliding: whether a row fires the window (OVER (WHEN ...))
         self.max_rows = max_rows
         self.dropped = 0  # rows refused over max_rows
         self.rows: list[tuple[int, Message]] = []
@@ -121,6 +124,12 @@ class WindowState:
             return []
         self.rows.append((now, msg))
         if spec.kind == "sliding":
+            if self.trigger is not None and not self.trigger(msg):
+                horizon = now - spec.length - spec.delay
+                if self._delayed:
+                    horizon = min(horizon, self._delayed[0] - spec.delay - spec.length)
+                self.rows = [(t, m) for t, m in self.rows if t > horizon]
+                return []
             if spec.delay:
                 heapq.heappush(self._delayed, now + spec.delay)
                 return []
@@ -264,7 +273,8 @@ class WindowRunner:
     """
 
     def __init__(self, spec: WindowSpec, emit: Callable[[Emission], None], *,
-                 timers: Optional[Timers] = None, max_rows: int = 100_000) -> None:
+                 timers: Optional[Timers] = None, max_rows: int = 100_000,
+                 trigger: Optional[Callable[[Message], bool]] = None) -> None:
         self._timers = timers or TIMERS
         self._clock = self._timers.clock
         self._emit = emit
@@ -273,7 +283,7 @@ class WindowRunner:
         self._scheduled: Optional[int] = None
         self._stopped = False
         self.records_in = 0
-        self.state = WindowState(spec, self._now(), max_rows)
+        self.state = WindowState(spec, self._now(), max_rows, trigger)
         with self._lock:
             self._reschedule()
 

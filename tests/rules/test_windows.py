@@ -46,7 +46,8 @@ def run(sql: str, records: list[tuple[int, dict[str, Any]]], until: int,
     """Each window's output rows: the records arrive at their times, the clock stops at ``until``."""
     query = parse_query(sql)
     assert query.grouping is not None
-    state = WindowState(query.grouping.window, start)
+    grouping = query.grouping
+    state = WindowState(grouping.window, start, trigger=grouping.triggers if grouping.trigger else None)
     emissions: list[Emission] = []
     for at, record in records:
         emissions += state.fire(at - 1)  # deadlines before this record
@@ -56,6 +57,39 @@ def run(sql: str, records: list[tuple[int, dict[str, Any]]], until: int,
     emissions += state.fire(until)
     outputs = [[row for row, _ in query.grouping.evaluate(e)] for e in emissions]
     return [rows for rows in outputs if rows]  # HAVING may leave a window nothing to send
+
+
+def test_sliding_with_filter_and_over_when() -> None:
+    # TestWindowRule0
+    sql = ('SELECT size,color FROM demo GROUP BY SlidingWindow(ss, 5) Filter (where color = "red") '
+           'Over (when size = 1)')
+    assert run(sql, DEMO, 1541152490000) == [[{"size": 3, "color": "red"}, {"size": 1, "color": "red"}]]
+
+
+def test_hopping_with_filter() -> None:
+    # TestWindowRule9
+    sql = ("SELECT color, window_start(), window_end() FROM demo GROUP BY HOPPINGWINDOW(ss, 2, 1) "
+           "FILTER( WHERE size > 2)")
+    assert run(sql, DEMO, 1541152489100) == [
+        [{"color": "red", "window_start": 1541152485000, "window_end": 1541152487000},
+         {"color": "blue", "window_start": 1541152485000, "window_end": 1541152487000}],
+        [{"color": "red", "window_start": 1541152486000, "window_end": 1541152488000},
+         {"color": "blue", "window_start": 1541152486000, "window_end": 1541152488000}],
+        [{"color": "yellow", "window_start": 1541152487000, "window_end": 1541152489000}]]
+
+
+def test_sliding_with_filter_only() -> None:
+    # TestWindowRule13
+    sql = "SELECT color as c FROM demo GROUP BY SlidingWindow(ss, 3600) filter (where size = 3 )"
+    assert run(sql, DEMO, 1541152490000) == [[{"c": "red"}]]
+
+
+def test_sliding_delay_over_when() -> None:
+    # TestSlidingDelay
+    sql = "SELECT size,color FROM demo GROUP BY SlidingWindow(ss, 5, 1) Over (when size = 2)"
+    assert run(sql, DEMO, 1541152490000) == [[
+        {"size": 3, "color": "red"}, {"size": 6, "color": "blue"}, {"size": 2, "color": "blue"},
+        {"size": 4, "color": "yellow"}]]
 
 
 def test_tumbling_with_where() -> None:
@@ -141,7 +175,8 @@ def test_getting_started_rule_one_record_per_window() -> None:
     sql = ("SELECT count(*), avg(temperature) AS avg_temp, max(humidity) AS max_hum FROM demo "
            "GROUP BY TUMBLINGWINDOW(ss, 5) HAVING avg_temp > 30")
     start = 1700000000000  # a multiple of 5 s
-    records = [(start + 100, {"temperature": 31, "humidity": 50}), (start + 900, {"temperature": 33, "humidity": 70}),
+    records = [(start + 100, {"temperature": 31, "humidity": 50}),
+               (start + 900, {"temperature": 33, "humidity": 70}),
                (start + 5100, {"temperature": 20, "humidity": 90}),
                (start + 10100, {"temperature": 40.5, "humidity": 10})]
     assert run(sql, records, start + 15000, start) == [
@@ -194,8 +229,8 @@ def _logged(caplog: pytest.LogCaptureFixture, rule_id: str) -> list[dict[str, An
 def test_a_real_rule_emits_a_short_tumbling_window(rules: RuleManager, runtime: ekws.Runtime,
                                                    caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.INFO, logger="ekws.actions.log")
-    rules.create({"id": "w", "sql": "SELECT count(*) AS n, avg(t) AS a FROM demo GROUP BY TUMBLINGWINDOW(ms, 300)",
-                  "actions": [{"log": {}}]})
+    sql = "SELECT count(*) AS n, avg(t) AS a FROM demo GROUP BY TUMBLINGWINDOW(ms, 300)"
+    rules.create({"id": "w", "sql": sql, "actions": [{"log": {}}]})
     if time.time() * 1000 % 300 > 150:  # send early in a window, so all three land in one
         time.sleep(0.3 - time.time() % 0.3 + 0.01)
     send(runtime, {"t": 1}, {"t": 2}, {"t": 6})

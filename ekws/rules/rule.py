@@ -425,6 +425,8 @@ class Rule:
             n += 1
         if self.window is not None:
             out.update(self.window.metrics(f"op_{n}_window_0", self.passed, self.windows_out))
+            runner = self._window
+            out[f"op_{n}_window_0_dropped_total"] = runner.state.dropped if runner is not None else 0
             n += 1
             out.update(self.project.metrics(f"op_{n}_project_0", self.windows_out, self.projected))
         else:

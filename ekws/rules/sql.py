@@ -6,14 +6,28 @@ SQL's names and literals bound as values, never pasted in as code; the pieces
 with no inline form are closures it calls (:mod:`ekws.rules.expr`, which
 also holds the value semantics below). Nothing is parsed again.
 
-ekws is not a SQL engine. A rule over a WebSocket stream is nearly always a
-projection and a filter, so that is what runs, exactly as eKuiper runs it;
-everything else is refused with the construct's name and 1-based position,
-never half-run::
+ekws is not a SQL engine: it runs eKuiper's rule language over one stream,
+exactly as eKuiper runs it, and refuses everything else with the
+construct's name and 1-based position, never half-run::
 
-    query     := SELECT select FROM stream [[AS] alias] [WHERE condition] [';']
+    query     := SELECT select FROM stream [[AS] alias] [WHERE condition]
+                 [GROUP BY group {',' group}] [HAVING condition]
+                 [ORDER BY expr [ASC|DESC] {',' expr [ASC|DESC]}] [LIMIT n] [';']
     select    := '*' [',' item {',' item}] | item {',' item}
     item      := expr [AS name]
+    group     := window [FILTER '(' WHERE condition ')'] [OVER '(' WHEN condition ')'] | expr
+    window    := TUMBLINGWINDOW(unit, size) | HOPPINGWINDOW(unit, size, hop)
+               | SLIDINGWINDOW(unit, size[, delay]) | SESSIONWINDOW(unit, maxDuration, timeout)
+               | COUNTWINDOW(count[, interval])          (unit: DD HH MI SS MS)
+
+A query with a window is a :class:`~ekws.rules.grouping.Grouping` (``Query.grouping``):
+``run`` is then the WHERE (and the window's FILTER) alone, the windows are
+:mod:`ekws.rules.window`, the aggregates :mod:`ekws.rules.aggregates`
+(``avg count max min sum collect last_value merge_agg deduplicate median
+stddev stddevs var vars percentile percentile_cont percentile_disc``, and
+``window_start()``/``window_end()``). Aggregates need a window; ``GROUP BY``
+fields, ``HAVING``, ``ORDER BY`` and ``LIMIT`` need one too (without, a rule
+emits each record alone); ``HAVING`` and ``ORDER BY`` may name select aliases.
 
 Expressions (keywords and function names are case-insensitive; the stream
 name and field names are case-sensitive, as in eKuiper):
@@ -47,11 +61,10 @@ Output keys: an alias, else a field's last name (``a.b`` gives ``b``,
 ``kuiper_field_<n>`` (the n-th unnamed expression, from 0), as eKuiper names
 them. ``SELECT *`` passes the record itself; ``SELECT *, x AS y`` adds to a copy.
 
-Refused, each with its position: GROUP BY and windows (TUMBLINGWINDOW ...),
-aggregates (COUNT, SUM, AVG ...), analytic functions (LAG, LATEST ...), JOIN,
-ORDER BY, HAVING, LIMIT, ``* EXCEPT``/``* REPLACE``, array slices, a second
-stream, select aliases used in later select items, and any function not
-listed above. Every parse problem is a :class:`SQLError`.
+Refused, each with its position: STATEWINDOW, event time, analytic functions
+(LAG, LATEST ...), ``last_agg_hit_*``, ``event_time()``, JOIN, ``* EXCEPT``/``*
+REPLACE``, array slices, a second stream, select aliases used in later select
+items, and any function not listed above. Every parse problem is a :class:`SQLError`.
 """
 
 from __future__ import annotations
@@ -363,13 +376,8 @@ class _Parser:
         """Name a clause ekws does not run, where a clause may start."""
         if token.kind != "name" or token.text not in _CLAUSES:
             return
-        if token.text == "GROUP":
-            for later in self.tokens[self.tokens.index(token):]:
-                if later.kind == "name" and later.text in _WINDOWS:
-                    raise self.error(f"the window {later.text} is not supported: ekws rules run no "
-                                     "windows (GROUP BY is not supported)", later)
         raise self.error(f"{_CLAUSES[token.text]} is not supported by ekws rules "
-                         "(a rule is a projection and a filter over one stream)", token)
+                         "(a rule reads one stream)", token)
 
     def enter(self) -> None:
         self.depth += 1

@@ -120,6 +120,9 @@ class WindowState:
     def add(self, msg: Message, now: int) -> list[Emission]:
         spec = self.spec
         if len(self.rows) >= self.max_rows:
+            if not self.dropped:
+                logger.warning("a %s window holds %d rows, its limit: further rows are dropped "
+                               "(and counted) until it fires", spec.kind, self.max_rows)
             self.dropped += 1
             return []
         self.rows.append((now, msg))

@@ -238,5 +238,6 @@ def test_a_real_rule_emits_a_short_tumbling_window(rules: RuleManager, runtime: 
     assert _logged(caplog, "w") == [{"n": 3, "a": 3.0}]
     status = rules.status("w")
     assert status["op_2_window_0_records_in_total"] == 3 and status["op_2_window_0_records_out_total"] == 1
+    assert status["op_2_window_0_dropped_total"] == 0
     assert status["op_3_project_0_records_out_total"] == 1 and status["sink_log_0_0_records_out_total"] == 1
     rules.stop("w")

@@ -64,6 +64,8 @@ class RuleOptions:
     buffer_length: Optional[int] = None  # None: the stream's bufferLength
     overflow: Optional[str] = None
     send_error: bool = False
+    is_event_time: bool = False  # windows on the records' TIMESTAMP (isEventTime)
+    late_tolerance: int = 0  # ms (lateTolerance)
     restart: RestartStrategy = field(default_factory=RestartStrategy)
 
 
@@ -82,7 +84,7 @@ class RuleDef:
 _BODY_KEYS = ("id", "name", "sql", "stream", "actions", "options", "triggered", "tags")
 # eKuiper options ekws cannot honour, with the value that means "not used".
 _INERT_OPTIONS: dict[str, Any] = {
-    "isEventTime": False, "lateTolerance": 0, "concurrency": 1, "qos": 0, "sendMetaToSink": False,
+    "concurrency": 1, "qos": 0, "sendMetaToSink": False,
     "cron": "", "duration": "", "cronDatetimeRange": [], "debug": False,
 }
 _IGNORED_OPTIONS = ("checkpointInterval", "sendNil")  # only matter with what the above refuses
@@ -158,6 +160,15 @@ def _options(raw: Any) -> RuleOptions:
             if not isinstance(value, bool):
                 raise InvalidRule(f"options.sendError: expected true or false, got {value!r:.40}")
             values["send_error"] = value
+        elif key == "isEventTime":
+            if not isinstance(value, bool):
+                raise InvalidRule(f"options.isEventTime: expected true or false, got {value!r:.40}")
+            values["is_event_time"] = value
+        elif key == "lateTolerance":
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise InvalidRule(f"options.lateTolerance: expected milliseconds (an integer >= 0), "
+                                  f"got {value!r:.40}")
+            values["late_tolerance"] = value
         elif key == "restartStrategy":
             values["restart"] = _restart(value)
         elif key in _INERT_OPTIONS:
@@ -166,7 +177,7 @@ def _options(raw: Any) -> RuleOptions:
                                   f"(only {_INERT_OPTIONS[key]!r})")
         elif key not in _IGNORED_OPTIONS:
             raise InvalidRule(f"options: unknown option {key!r}; ekws rules take bufferLength, overflow, "
-                              "sendError and restartStrategy")
+                              "sendError, restartStrategy, isEventTime and lateTolerance")
     return RuleOptions(**values)
 
 

@@ -17,8 +17,15 @@ default the stream's) and ``overflow`` (ekws's ``block``/``dropOldest``/
 records an expression failed on, reach the actions as ``{"error": "..."}``
 records), ``restartStrategy`` (``attempts``, ``delay`` ms, ``maxDelay`` ms,
 ``multiplier``, ``jitterFactor``: restarts after a failed start or a source
-that gave up). eKuiper options that need what ekws does not run (``qos`` > 0,
-``isEventTime``, ``cron`` ...) are refused unless they hold their default.
+that gave up), ``isEventTime`` and ``lateTolerance`` (ms: windows on the
+stream's ``TIMESTAMP`` with eKuiper's watermark, see
+:class:`~ekws.rules.window.EventWindowRunner`). eKuiper options that need what
+ekws does not run (``qos`` > 0, ``cron`` ...) are refused unless they hold
+their default.
+
+A rule with a window (``GROUP BY TUMBLINGWINDOW(ss, 5)`` ...) hands its
+records to the window instead (:mod:`ekws.rules.window`); each window that
+fires sends its output rows to the actions one record at a time.
 
 On a typed stream (``CREATE STREAM demo (temperature FLOAT, ...)``) every
 field the SQL reads must be declared (names under a STRUCT field too): a

@@ -11,12 +11,12 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from typing import Any, Optional
+from typing import Any, Optional, Union
 
 from .. import EkwsError, Message, Peer, Runtime, Status, StreamNotFound, Subscription
 from ..actions import Action, ActionSpec
 from .definition import RuleDef
-from .window import Emission, WindowRunner
+from .window import Emission, EventWindowRunner, WindowRunner
 
 __all__ = ["RUNNING", "STOPPED", "Rule"]
 
@@ -98,7 +98,8 @@ class Rule:
         self._failures = 0  # consecutive failed starts / give-ups, for restartStrategy
         self._restart_cancel = threading.Event()
         self._restart_thread: Optional[threading.Thread] = None
-        self._window: Optional[WindowRunner] = None  # GROUP BY a window: the records go there
+        # GROUP BY a window: the records go there.
+        self._window: Optional[Union[WindowRunner, EventWindowRunner]] = None
         self._reset_nodes()
 
     def _reset_nodes(self) -> None:
@@ -148,8 +149,12 @@ class Rule:
             options = definition.options
             grouping = definition.query.grouping
             if grouping is not None:
-                self._window = WindowRunner(grouping.window, self._on_window,
-                                            trigger=grouping.triggers if grouping.trigger else None)
+                trigger = grouping.triggers if grouping.trigger else None
+                if options.is_event_time:
+                    self._window = EventWindowRunner(grouping.window, self._on_window, trigger=trigger,
+                                                     late_tolerance=options.late_tolerance)
+                else:
+                    self._window = WindowRunner(grouping.window, self._on_window, trigger=trigger)
             self._sub = self._runtime.subscribe(
                 definition.query.stream, self._on_message, self._on_error, self._on_status,
                 buffer_length=options.buffer_length, overflow=options.overflow)
@@ -268,10 +273,12 @@ class Rule:
         except Exception as exc:
             self._query_failed(exc, msg)
             return
+        window = self._window
         if record is None:
+            if window is not None:
+                window.observe(msg)  # event time: the watermark moves on every record
             self._idle()
             return
-        window = self._window
         if window is not None:
             self.passed += 1
             window.add(msg)
@@ -427,6 +434,7 @@ class Rule:
             out.update(self.window.metrics(f"op_{n}_window_0", self.passed, self.windows_out))
             runner = self._window
             out[f"op_{n}_window_0_dropped_total"] = runner.state.dropped if runner is not None else 0
+            out[f"op_{n}_window_0_late_total"] = runner.late if runner is not None else 0
             n += 1
             out.update(self.project.metrics(f"op_{n}_project_0", self.windows_out, self.projected))
         else:

@@ -36,6 +36,7 @@ import itertools
 import logging
 import threading
 import time
+from bisect import bisect_right
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
@@ -43,7 +44,8 @@ from typing import NamedTuple, Optional
 
 from .. import Message
 
-__all__ = ["UNITS", "Emission", "Timers", "WindowRunner", "WindowSpec", "WindowState", "aligned_end"]
+__all__ = ["UNITS", "Emission", "EventWindowRunner", "Timers", "WindowRunner", "WindowSpec", "WindowState",
+           "aligned_end"]
 
 logger = logging.getLogger(__name__)
 
@@ -125,7 +127,10 @@ class WindowState:
                                "(and counted) until it fires", spec.kind, self.max_rows)
             self.dropped += 1
             return []
-        self.rows.append((now, msg))
+        if self.rows and now < self.rows[-1][0]:  # event time, out of order within the tolerance
+            self.rows.insert(bisect_right([t for t, _ in self.rows], now), (now, msg))
+        else:
+            self.rows.append((now, msg))
         if spec.kind == "sliding":
             if self.trigger is not None and not self.trigger(msg):
                 horizon = now - spec.length - spec.delay
@@ -138,10 +143,15 @@ class WindowState:
                 return []
             return self._slide(now, now)
         if spec.kind == "session":
+            out: list[Emission] = []
+            if self._timeout is not None and now > self._timeout:
+                # Event time: the session timed out before this record (no watermark passed it yet).
+                out = self._emit(self._last_trigger, self._timeout, self._before(self._timeout))
+                self._timeout = None
             if self._timeout is None:
                 self._last_trigger = now
             self._timeout = now + spec.interval
-            return []
+            return out
         if spec.kind == "count":
             self._count += 1
             if self._count % spec.count_interval:
@@ -286,6 +296,7 @@ class WindowRunner:
         self._scheduled: Optional[int] = None
         self._stopped = False
         self.records_in = 0
+        self.late = 0  # processing time: no record is late
         self.state = WindowState(spec, self._now(), max_rows, trigger)
         with self._lock:
             self._reschedule()
@@ -300,6 +311,9 @@ class WindowRunner:
             self.records_in += 1
             self._send(self.state.add(msg, self._now()))
             self._reschedule()
+
+    def observe(self, msg: Message) -> None:
+        """A record the WHERE dropped: nothing to do on processing time."""
 
     def stop(self) -> None:
         """Nothing fires after this returns; what the window held is dropped."""
@@ -332,3 +346,74 @@ class WindowRunner:
             self._timers.cancel(self._handle)
         self._scheduled = deadline
         self._handle = None if deadline is None else self._timers.schedule(deadline / 1000, self._tick)
+
+
+class EventWindowRunner:
+    """A :class:`WindowState` on event time (rule option ``isEventTime``): the clock is the
+    records' own ``Message.timestamp`` (the stream's ``TIMESTAMP`` field).
+
+    The watermark is the greatest timestamp seen less ``late_tolerance`` (ms); a
+    window fires when the watermark passes its end, so it needs a later record,
+    as eKuiper's without an idle timeout. A record older than the watermark is
+    late: counted (``late``), logged once, and dropped. No timer runs.
+    """
+
+    def __init__(self, spec: WindowSpec, emit: Callable[[Emission], None], *, late_tolerance: int = 0,
+                 max_rows: int = 100_000, trigger: Optional[Callable[[Message], bool]] = None) -> None:
+        self._spec = spec
+        self._emit = emit
+        self._tolerance = late_tolerance
+        self._max_rows = max_rows
+        self._trigger = trigger
+        self._lock = threading.Lock()
+        self._stopped = False
+        self._state: Optional[WindowState] = None
+        self.watermark: Optional[int] = None
+        self.records_in = 0
+        self.late = 0
+
+    @property
+    def state(self) -> WindowState:
+        return self._state or WindowState(self._spec, 0, self._max_rows)
+
+    def add(self, msg: Message) -> None:
+        """A record for the window."""
+        self._see(msg, True)
+
+    def observe(self, msg: Message) -> None:
+        """A record the WHERE dropped: it still moves the watermark (and may be late)."""
+        self._see(msg, False)
+
+    def _see(self, msg: Message, take: bool) -> None:
+        with self._lock:
+            if self._stopped:
+                return
+            at = msg.timestamp
+            if self.watermark is not None and at < self.watermark:
+                if not self.late:
+                    logger.warning("a record at %d is later than the watermark %d (lateTolerance %d ms): "
+                                   "late records are counted and dropped",
+                                   at, self.watermark, self._tolerance)
+                self.late += 1
+                return
+            state = self._state
+            if state is None:
+                state = self._state = WindowState(self._spec, at, self._max_rows, self._trigger)
+                state._last_trigger = at  # eKuiper: the first window starts at the first record
+            emissions = []
+            if take:
+                self.records_in += 1
+                emissions += state.add(msg, at)
+            mark = at - self._tolerance
+            if self.watermark is None or mark > self.watermark:
+                self.watermark = mark
+                emissions += state.fire(mark)
+            for emission in emissions:
+                try:
+                    self._emit(emission)
+                except Exception:  # pragma: no cover - the rule counts its own failures
+                    logger.exception("a window emission failed")
+
+    def stop(self) -> None:
+        with self._lock:
+            self._stopped = True

@@ -24,7 +24,15 @@ from helpers.server import wait_until
 import ekws
 from ekws.rules.manager import RuleManager
 from ekws.rules.sql import SQLError, parse_query
-from ekws.rules.window import Emission, Timers, WindowRunner, WindowSpec, WindowState, aligned_end
+from ekws.rules.window import (
+    Emission,
+    EventWindowRunner,
+    Timers,
+    WindowRunner,
+    WindowSpec,
+    WindowState,
+    aligned_end,
+)
 
 START = 1541152486000
 DEMO = [  # mock_data.go "demo"
@@ -241,3 +249,84 @@ def test_a_real_rule_emits_a_short_tumbling_window(rules: RuleManager, runtime: 
     assert status["op_2_window_0_dropped_total"] == 0
     assert status["op_3_project_0_records_out_total"] == 1 and status["sink_log_0_0_records_out_total"] == 1
     rules.stop("w")
+
+
+# --------------------------------------------------------------------------- event time
+
+DEMO_E = [  # mock_data.go "demoE": the stream's TIMESTAMP is "ts"; they arrive in this order
+    {"color": "red", "size": 3, "ts": 1541152486013}, {"color": "blue", "size": 2, "ts": 1541152487632},
+    {"color": "red", "size": 1, "ts": 1541152489252}, {"color": "blue", "size": 6, "ts": 1541152486822},
+    {"color": "yellow", "size": 4, "ts": 1541152488442}, {"color": "yellow", "size": 4, "ts": 1541152492342},
+]
+
+
+def run_event(sql: str, records: list[dict[str, Any]],
+              tolerance: int) -> tuple[list[list[dict[str, Any]]], int]:
+    """Event time as a rule runs it: every record moves the watermark, those the WHERE takes enter."""
+    query = parse_query(sql)
+    grouping = query.grouping
+    assert grouping is not None
+    out: list[list[dict[str, Any]]] = []
+
+    def emit(emission: Emission) -> None:
+        rows = [row for row, _ in grouping.evaluate(emission)]
+        if rows:
+            out.append(rows)
+    runner = EventWindowRunner(grouping.window, emit, late_tolerance=tolerance,
+                               trigger=grouping.triggers if grouping.trigger else None)
+    for record in records:
+        msg = ekws.Message(dict(record), PEER, record["ts"])
+        if query.run(msg) is None:
+            runner.observe(msg)
+        else:
+            runner.add(msg)
+    return out, runner.late
+
+
+def test_event_time_tumbling_drops_the_late_record() -> None:
+    # TestEventWindowRule2 (lateTolerance 1 s): blue 486822 comes after the watermark passed 488252
+    sql = ("SELECT window_start(), window_end(), color, ts FROM demoE where size > 2 "
+           "GROUP BY tumblingwindow(ss, 1)")
+    out, late = run_event(sql, DEMO_E, 1000)
+    assert out == [
+        [{"window_start": 1541152486013, "window_end": 1541152487000, "color": "red",
+          "ts": 1541152486013}],
+        [{"window_start": 1541152488000, "window_end": 1541152489000, "color": "yellow",
+          "ts": 1541152488442}]]
+    assert late == 1
+
+
+def test_event_time_out_of_order_within_the_tolerance_lands_in_its_window() -> None:
+    records = [{"ts": t, "v": v} for t, v in [(10_100, 1), (11_200, 2), (10_900, 3), (12_500, 4), (10_950, 5),
+                                               (14_000, 6)]]
+    out, late = run_event("SELECT collect(v) AS v, window_end() AS e FROM s GROUP BY TUMBLINGWINDOW(ss, 1)",
+                          records, 500)
+    assert out == [[{"v": [1, 3], "e": 11_000}], [{"v": [2], "e": 12_000}], [{"v": [4], "e": 13_000}]]
+    assert late == 1  # 10_950 came after 12_500 moved the watermark to 12_000
+
+
+def test_event_time_count_of_a_session() -> None:
+    records = [{"ts": t} for t in (1000, 1500, 1900, 5000, 5200, 9000)]
+    out, _ = run_event("SELECT count(*) AS n, window_start() AS s, window_end() AS e FROM s "
+                       "GROUP BY SESSIONWINDOW(ss, 10, 2)", records, 0)
+    assert out == [[{"n": 3, "s": 1000, "e": 3900}], [{"n": 2, "s": 5000, "e": 7200}]]
+
+
+def test_a_real_event_time_rule_counts_late_records(rules: RuleManager, runtime: ekws.Runtime,
+                                                   caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="ekws.actions.log")
+    runtime.create_stream('CREATE STREAM ev() WITH (DATASOURCE="/ev", FORMAT="json", TYPE="websocket", '
+                          'TIMESTAMP="ts")')
+    rules.create({"id": "e", "sql": "SELECT count(*) AS n, window_end() AS e FROM ev "
+                  "GROUP BY TUMBLINGWINDOW(ss, 1)", "actions": [{"log": {}}],
+                  "options": {"isEventTime": True, "lateTolerance": 500}})
+    address = runtime.server_address
+    assert address is not None
+    from helpers.server import ws_connect
+    with ws_connect(f"ws://127.0.0.1:{address[1]}/ev") as ws:
+        for ts in (1000, 1500, 1200, 2300, 1100, 3500):
+            ws.send(json.dumps({"ts": ts}))
+    assert wait_until(lambda: len(_logged(caplog, "e")) == 2, timeout=5)
+    assert _logged(caplog, "e") == [{"n": 3, "e": 2000}, {"n": 1, "e": 3000}]
+    status = rules.status("e")
+    assert status["op_2_window_0_late_total"] == 1  # 1100 came after 2300 moved the watermark to 1800

@@ -43,16 +43,23 @@ def _numbers(name: str, values: Values) -> list[Any]:
     return out
 
 
+def _fsum(numbers: list[Any]) -> float:
+    try:
+        return math.fsum(numbers)  # exact: the order the rows came in does not change the sum
+    except (ValueError, OverflowError):  # inf + -inf, or past the float range: what Go's += gives
+        return float(sum(float(v) for v in numbers))
+
+
 def _sum(values: Values) -> Any:
     numbers = _numbers("sum", values)
     if not numbers:
         return None
-    return math.fsum(numbers) if any(type(v) is float for v in numbers) else sum(numbers)
+    return _fsum(numbers) if any(type(v) is float for v in numbers) else sum(numbers)
 
 
 def _avg(values: Values) -> Any:
     numbers = _numbers("avg", values)
-    return math.fsum(numbers) / len(numbers) if numbers else None
+    return _fsum(numbers) / len(numbers) if numbers else None
 
 
 def _extreme(name: str, pick: Callable[..., Any]) -> Callable[[Values], Any]:

@@ -110,6 +110,8 @@ class Grouping:
     def evaluate(self, emission: Emission) -> list[tuple[Record, Message]]:
         """The output rows of one fired window, each with the context it was computed in."""
         start, end, rows = emission
+        if not rows:
+            return []
         if self.aggregated:
             contexts: list[Message] = [WindowContext(group[0], group, start, end)
                                        for group in self._groups(rows)]

@@ -7,6 +7,7 @@ SQL form over a window group.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import pytest
@@ -118,3 +119,8 @@ def test_aggregate_arguments_are_checked_when_parsed() -> None:
         parse_query("SELECT avg(*) FROM demo GROUP BY COUNTWINDOW(2)")
     with pytest.raises(SQLError, match=r"count\(\) takes 1 argument, got 2"):
         parse_query("SELECT count(a, b) FROM demo GROUP BY COUNTWINDOW(2)")
+
+
+def test_sums_past_the_float_range_are_what_go_gives() -> None:
+    assert aggregate("sum", [1e308, 1e308]) == float("inf")
+    assert math.isnan(aggregate("sum", [float("inf"), float("-inf")]))

@@ -20,8 +20,12 @@ from typing import Any
 import pytest
 from helpers.rules import send
 from helpers.server import wait_until
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 import ekws
+from ekws.rules.aggregates import aggregate
+from ekws.rules.expr import EvalError
 from ekws.rules.manager import RuleManager
 from ekws.rules.sql import SQLError, parse_query
 from ekws.rules.window import (
@@ -330,3 +334,60 @@ def test_a_real_event_time_rule_counts_late_records(rules: RuleManager, runtime:
     assert _logged(caplog, "e") == [{"n": 3, "e": 2000}, {"n": 1, "e": 3000}]
     status = rules.status("e")
     assert status["op_2_window_0_late_total"] == 1  # 1100 came after 2300 moved the watermark to 1800
+
+
+# --------------------------------------------------------------------------- fuzzing
+
+_WINDOW_SQL = [
+    "SELECT count(*), avg(temperature) AS avg_temp, max(humidity) AS max_hum FROM demo "
+    "GROUP BY TUMBLINGWINDOW(ss, 5) HAVING avg_temp > 30",
+    "SELECT a, collect(b)[0] AS c, sum(x) FROM demo WHERE x > 1 GROUP BY a, COUNTWINDOW(3, 1) "
+    "ORDER BY c DESC LIMIT 2",
+    "SELECT *, window_start() FROM demo GROUP BY SLIDINGWINDOW(ss, 5, 1) FILTER (WHERE a = 1) "
+    "OVER (WHEN b > 1)",
+    "SELECT median(x), stddev(x), percentile(x, 0.5), last_value(s, true), deduplicate(a, false) FROM demo "
+    "GROUP BY SESSIONWINDOW(ms, 10, 2)",
+]
+_WINDOW_TOKENS = ["GROUP BY", "HAVING", "ORDER BY", "LIMIT", "DESC", "count(*)", "avg(", "collect(", "FILTER",
+                  "OVER", "WHEN", "TUMBLINGWINDOW(ss, 1)", "COUNTWINDOW(", ",", "(", ")", "*", "1", "a", "-"]
+_VALUES = (st.none() | st.booleans() | st.integers(-5, 5) | st.floats(allow_nan=False) | st.text(max_size=3)
+           | st.lists(st.integers(), max_size=2)
+           | st.dictionaries(st.sampled_from("ab"), st.integers(), max_size=2))
+_ROWS = st.lists(st.dictionaries(st.sampled_from(["a", "b", "s", "x", "temperature", "humidity"]), _VALUES,
+                                 max_size=5), max_size=6)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.sampled_from(_WINDOW_SQL),
+       st.lists(st.tuples(st.integers(0, 300), st.sampled_from(_WINDOW_TOKENS)), max_size=3), _ROWS)
+def test_mutated_window_queries_raise_only_rule_sql_errors(base: str, edits: list[tuple[int, str]],
+                                                           rows: list[dict[str, Any]]) -> None:
+    text = base
+    for position, token in edits:
+        at = position % (len(text) + 1)
+        text = text[:at] + f" {token} " + text[at:]
+    try:
+        query = parse_query(text)
+    except SQLError:
+        return
+    if query.grouping is None:
+        return
+    msgs = [ekws.Message(r, PEER, n) for n, r in enumerate(rows)]
+    try:
+        query.grouping.evaluate(Emission(0, 10, msgs))
+    except EvalError:
+        pass
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.one_of(st.none(), st.integers(-1000, 1000), st.floats(-1e6, 1e6)), max_size=30))
+def test_one_pass_statistics_agree_with_the_two_pass_formulas(values: list[Any]) -> None:
+    numbers = [v for v in values if v is not None]
+    got = aggregate("var", values)
+    if not numbers:
+        assert got is None
+        return
+    mean = sum(numbers) / len(numbers)
+    expected = sum((x - mean) ** 2 for x in numbers) / len(numbers)
+    assert got == pytest.approx(expected, rel=1e-6, abs=1e-6)
+    assert aggregate("avg", values) == pytest.approx(mean, rel=1e-9, abs=1e-9)

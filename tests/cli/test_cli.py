@@ -10,6 +10,7 @@ import signal
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -414,3 +415,28 @@ def test_python_dash_m_ekws_is_the_cli():
     out = ekws("--version")
     assert out.returncode == 0 and out.stdout.startswith("ekws ")
     assert Path(REPO / "ekws" / "__main__.py").exists()
+
+
+def test_the_getting_started_window_rule_through_the_cli(tmp_path):
+    # eKuiper's getting-started rule, created with bin/kuiper's syntax, fed by a real client.
+    out_file = tmp_path / "avg.jsonl"
+    sql = ("SELECT count(*), avg(temperature) as avg_temp, max(humidity) as max_hum from websocketDemo "
+           "group by TUMBLINGWINDOW(ss, 5) HAVING avg_temp > 30;")
+    with Service(write_etc(tmp_path, rules=[])) as svc:
+        body = json.dumps({"sql": sql, "actions": [{"file": {"path": str(out_file)}}]})
+        out = svc.cli("create", "rule", "myRule", body)
+        assert (out.returncode, out.stdout.strip()) == (0, "Rule myRule was created successfully.")
+        ws_port = int(svc.err.wait_for(r"listening on ws://127.0.0.1:(\d+)").group(1))
+        if time.time() % 5 > 3.5:  # send early in a window (they end at multiples of 5 s)
+            time.sleep(5.05 - time.time() % 5)
+        with connect(f"ws://127.0.0.1:{ws_port}/api/data", open_timeout=5) as ws:
+            ws.send('{"temperature": 32, "humidity": 40}')
+            ws.send('{"temperature": 33, "humidity": 45}')
+        deadline = time.monotonic() + 8
+        while not out_file.exists() or not out_file.read_text().strip():
+            assert time.monotonic() < deadline, "no window was written"
+            time.sleep(0.05)
+        assert [json.loads(line) for line in out_file.read_text().splitlines()] == [
+            {"count": 2, "avg_temp": 32.5, "max_hum": 45}]
+        out = svc.cli("getstatus", "rule", "myRule")
+        assert out.returncode == 0 and json.loads(out.stdout)["op_2_window_0_records_out_total"] == 1

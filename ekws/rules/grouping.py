@@ -23,7 +23,7 @@ from typing import Any, Optional
 from .. import Message
 from .aggregates import AGGREGATES, deduplicate
 from .expr import EvalError, Expr, Fn, Record
-from .window import Emission, WindowSpec
+from .window import Emission, StateConditions, WindowSpec
 
 __all__ = ["Grouping", "WindowContext", "aggregate_expr", "window_bound_expr"]
 
@@ -102,6 +102,7 @@ class Grouping:
     limit: Optional[int]
     project: Callable[[Message], Record]
     trigger: Optional[Fn] = None  # SLIDINGWINDOW ... OVER (WHEN cond)
+    state: Optional[StateConditions] = None  # STATEWINDOW's conditions
 
     def triggers(self, msg: Message) -> bool:
         """Whether a row triggers a sliding window (every row, without OVER (WHEN ...))."""

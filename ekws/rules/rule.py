@@ -152,9 +152,11 @@ class Rule:
                 trigger = grouping.triggers if grouping.trigger else None
                 if options.is_event_time:
                     self._window = EventWindowRunner(grouping.window, self._on_window, trigger=trigger,
-                                                     late_tolerance=options.late_tolerance)
+                                                     late_tolerance=options.late_tolerance,
+                                                     state=grouping.state)
                 else:
-                    self._window = WindowRunner(grouping.window, self._on_window, trigger=trigger)
+                    self._window = WindowRunner(grouping.window, self._on_window, trigger=trigger,
+                                                state=grouping.state)
             self._sub = self._runtime.subscribe(
                 definition.query.stream, self._on_message, self._on_error, self._on_status,
                 buffer_length=options.buffer_length, overflow=options.overflow)

@@ -19,6 +19,7 @@ construct's name and 1-based position, never half-run::
     window    := TUMBLINGWINDOW(unit, size) | HOPPINGWINDOW(unit, size, hop)
                | SLIDINGWINDOW(unit, size[, delay]) | SESSIONWINDOW(unit, maxDuration, timeout)
                | COUNTWINDOW(count[, interval])          (unit: DD HH MI SS MS)
+               | STATEWINDOW(begin[, emit]) [OVER '(' PARTITION BY expr {',' expr} ')']
 
 A query with a window is a :class:`~ekws.rules.grouping.Grouping` (``Query.grouping``):
 ``run`` is then the WHERE (and the window's FILTER) alone, the windows are
@@ -61,7 +62,7 @@ Output keys: an alias, else a field's last name (``a.b`` gives ``b``,
 ``kuiper_field_<n>`` (the n-th unnamed expression, from 0), as eKuiper names
 them. ``SELECT *`` passes the record itself; ``SELECT *, x AS y`` adds to a copy.
 
-Refused, each with its position: STATEWINDOW, event time, analytic functions
+Refused, each with its position: analytic functions
 (LAG, LATEST ...), ``last_agg_hit_*``, ``event_time()``, JOIN, ``* EXCEPT``/``*
 REPLACE``, array slices, a second stream, select aliases used in later select
 items, and any function not listed above. Every parse problem is a :class:`SQLError`.
@@ -100,7 +101,7 @@ from .expr import (
     query_fns,
 )
 from .grouping import Grouping, aggregate_expr, window_bound_expr
-from .window import UNITS, WindowSpec
+from .window import UNITS, StateConditions, WindowSpec
 
 __all__ = ["EvalError", "FUNCTIONS", "FieldRef", "Query", "SQLError", "check_fields", "parse_query"]
 
@@ -314,6 +315,7 @@ class _Parser:
         self.tail_aliases: Optional[dict[str, Expr]] = None  # HAVING and ORDER BY read select aliases
         self.window_filter: Optional[Expr] = None
         self.window_trigger: Optional[Fn] = None
+        self.state_conditions: Optional[StateConditions] = None
 
     # -- token helpers --------------------------------------------------------------
 
@@ -435,7 +437,7 @@ class _Parser:
             window, keys, having, order, limit = grouping_parts
             grouping = Grouping(window, keys, bool(self.aggregate_tokens or keys), having, order, limit,
                                 projector if projector is not None else lambda m: dict(m.data),
-                                self.window_trigger)
+                                self.window_trigger, self.state_conditions)
         elif self.aggregate_tokens:
             token = self.aggregate_tokens[0]
             raise self.error(f"the aggregate function {token.text} needs a window: add GROUP BY "
@@ -510,7 +512,7 @@ class _Parser:
         kind = token.text
         self.expect_op("(")
         if kind == "STATEWINDOW":
-            raise self.error("the window STATEWINDOW is not supported by ekws rules", token)
+            return self.state_window()
         unit = "SS"
         if kind != "COUNTWINDOW":
             unit_token = self.peek()
@@ -851,6 +853,34 @@ class _Parser:
             only = fns[0]
             return Expr(lambda d, m: fn(only(d, m)), lower, False)
         return Expr(lambda d, m: fn(*[f(d, m) for f in fns]), lower, False)
+
+    def state_window(self) -> WindowSpec:
+        """``STATEWINDOW(begin[, emit]) [OVER (PARTITION BY expr, ...)]`` (the ``(`` taken)."""
+        self.in_where = True
+        conditions = [self.expr().fn]
+        if self.accept_op(","):
+            conditions.append(self.expr().fn)
+        self.expect_op(")")
+        partition: Optional[Callable[[Message], Any]] = None
+        if self.at("OVER"):
+            self.take()
+            self.expect_op("(")
+            self.expect("PARTITION")
+            self.expect("BY")
+            keys = [self.expr().fn]
+            while self.accept_op(","):
+                keys.append(self.expr().fn)
+            self.expect_op(")")
+
+            def partition(m: Message) -> Any:
+                return tuple(repr(k(m.data, m)) for k in keys)
+        self.in_where = False
+
+        def holds(fn: Fn) -> Callable[[Message], bool]:
+            return lambda m: fn(m.data, m) is True
+        self.state_conditions = StateConditions(
+            holds(conditions[0]), holds(conditions[1]) if len(conditions) > 1 else None, partition)
+        return WindowSpec("state")
 
     def aggregate(self, token: _Token) -> Expr:
         name = token.text.lower()

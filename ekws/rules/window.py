@@ -25,6 +25,8 @@ The windows follow eKuiper's ``internal/topo/node/window_op.go``:
   the session is that long.
 - ``COUNTWINDOW(count[, interval])``: every ``interval`` rows (``count`` if
   not given), the last ``count`` rows, when there are that many.
+- ``STATEWINDOW(begin[, emit]) [OVER (PARTITION BY ...)]``: see
+  :meth:`WindowState._state_add`.
 
 A window that fires with no rows emits nothing (eKuiper sends an empty list).
 """
@@ -40,12 +42,12 @@ from bisect import bisect_right
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from typing import NamedTuple, Optional
+from typing import Any, NamedTuple, Optional
 
 from .. import Message
 
-__all__ = ["UNITS", "Emission", "EventWindowRunner", "Timers", "WindowRunner", "WindowSpec", "WindowState",
-           "aligned_end"]
+__all__ = ["UNITS", "Emission", "EventWindowRunner", "StateConditions", "Timers", "WindowRunner",
+           "WindowSpec", "WindowState", "aligned_end"]
 
 logger = logging.getLogger(__name__)
 
@@ -64,6 +66,14 @@ class WindowSpec:
     delay: int = 0  # sliding
     count: int = 0  # count window: rows per window
     count_interval: int = 0  # count window: rows between windows
+
+
+class StateConditions(NamedTuple):
+    """``STATEWINDOW(begin[, emit]) [OVER (PARTITION BY ...)]``, compiled."""
+
+    begin: Callable[[Message], bool]
+    emit: Optional[Callable[[Message], bool]]  # None: the single-condition form
+    partition: Optional[Callable[[Message], Any]]
 
 
 class Emission(NamedTuple):
@@ -98,8 +108,12 @@ class WindowState:
     """The rows a window holds and its deadlines; every method is told the time."""
 
     def __init__(self, spec: WindowSpec, now: int, max_rows: int = 100_000,
-                 trigger: Optional[Callable[[Message], bool]] = None) -> None:
+                 trigger: Optional[Callable[[Message], bool]] = None,
+                 state: Optional[StateConditions] = None) -> None:
         self.spec = spec
+        self.conditions = state  # STATEWINDOW: its conditions; rows per partition below
+        self._parts: dict[Any, tuple[int, list[Message]]] = {}  # partition -> (start, rows) while open
+        self._held = 0
         self.trigger = trigger  # sliding: whether a row fires the window (OVER (WHEN ...))
         self.max_rows = max_rows
         self.dropped = 0  # rows refused over max_rows
@@ -121,6 +135,8 @@ class WindowState:
 
     def add(self, msg: Message, now: int) -> list[Emission]:
         spec = self.spec
+        if spec.kind == "state":
+            return self._state_add(msg, now)
         if len(self.rows) >= self.max_rows:
             if not self.dropped:
                 logger.warning("a %s window holds %d rows, its limit: further rows are dropped "
@@ -198,6 +214,42 @@ class WindowState:
                 if self.rows and at - self.rows[0][0] >= spec.length:
                     out.extend(self._emit(self._last_trigger, at, self._before(at)))
                     self._last_trigger = at  # the session goes on: its timeout still runs
+
+    def _state_add(self, msg: Message, now: int) -> list[Emission]:
+        """eKuiper's StateWindowOp (window_v2_op.go): a partition opens on ``begin`` and sends
+        on ``emit`` (that row included); with one condition, each row meeting it sends the
+        rows so far and opens the next window with itself."""
+        cond = self.conditions
+        assert cond is not None
+        key = cond.partition(msg) if cond.partition is not None else None
+        part = self._parts.get(key)
+        if self._held >= self.max_rows:
+            if not self.dropped:
+                logger.warning("a state window holds %d rows, its limit: further rows are dropped "
+                               "(and counted)", self.max_rows)
+            self.dropped += 1
+            return []
+        if part is None:
+            if cond.begin(msg):
+                self._parts[key] = (now, [msg])
+                self._held += 1
+            return []
+        start, rows = part
+        if cond.emit is not None:
+            rows.append(msg)
+            self._held += 1
+            if not cond.emit(msg):
+                return []
+            del self._parts[key]
+            self._held -= len(rows)
+            return [Emission(start, now, rows)]
+        if not cond.begin(msg):
+            rows.append(msg)
+            self._held += 1
+            return []
+        self._parts[key] = (now, [msg])
+        self._held += 1 - len(rows)
+        return [Emission(start, now, rows)]
 
     def _before(self, at: int) -> int:
         return next((i for i, (t, _) in enumerate(self.rows) if t >= at), len(self.rows))
@@ -287,7 +339,8 @@ class WindowRunner:
 
     def __init__(self, spec: WindowSpec, emit: Callable[[Emission], None], *,
                  timers: Optional[Timers] = None, max_rows: int = 100_000,
-                 trigger: Optional[Callable[[Message], bool]] = None) -> None:
+                 trigger: Optional[Callable[[Message], bool]] = None,
+                 state: Optional[StateConditions] = None) -> None:
         self._timers = timers or TIMERS
         self._clock = self._timers.clock
         self._emit = emit
@@ -297,7 +350,7 @@ class WindowRunner:
         self._stopped = False
         self.records_in = 0
         self.late = 0  # processing time: no record is late
-        self.state = WindowState(spec, self._now(), max_rows, trigger)
+        self.state = WindowState(spec, self._now(), max_rows, trigger, state)
         with self._lock:
             self._reschedule()
 
@@ -359,8 +412,10 @@ class EventWindowRunner:
     """
 
     def __init__(self, spec: WindowSpec, emit: Callable[[Emission], None], *, late_tolerance: int = 0,
-                 max_rows: int = 100_000, trigger: Optional[Callable[[Message], bool]] = None) -> None:
+                 max_rows: int = 100_000, trigger: Optional[Callable[[Message], bool]] = None,
+                 state: Optional[StateConditions] = None) -> None:
         self._spec = spec
+        self._conditions = state
         self._emit = emit
         self._tolerance = late_tolerance
         self._max_rows = max_rows
@@ -398,7 +453,8 @@ class EventWindowRunner:
                 return
             state = self._state
             if state is None:
-                state = self._state = WindowState(self._spec, at, self._max_rows, self._trigger)
+                state = self._state = WindowState(self._spec, at, self._max_rows, self._trigger,
+                                                  self._conditions)
                 state._last_trigger = at  # eKuiper: the first window starts at the first record
             emissions = []
             if take:

@@ -224,7 +224,7 @@ def test_compiled_once(monkeypatch: pytest.MonkeyPatch) -> None:
     ("SELECT * FROM demo WHERE count(*) > 1 GROUP BY COUNTWINDOW(2)", "not allowed in WHERE"),
     ("SELECT sum(avg(a)) FROM demo GROUP BY COUNTWINDOW(2)", "AVG is nested"),
     ("SELECT * FROM demo GROUP BY a", "GROUP BY without a window .* line 1, column 20"),
-    ("SELECT * FROM demo GROUP BY STATEWINDOW(a > 1, a < 1)", "window STATEWINDOW .* column 29"),
+    ("SELECT * FROM demo GROUP BY STATEWINDOW(a > 1) OVER (WHEN a)", "expected PARTITION.* column 54"),
     ("SELECT *\nFROM demo\n  GROUP BY TUMBLINGWINDOW(xx, 5)", "needs a time unit .* line 3, column 27"),
     ("SELECT * FROM demo GROUP BY HOPPINGWINDOW(ss, 10)", "HOPPINGWINDOW takes 2 sizes, got 1"),
     ("SELECT * FROM demo GROUP BY COUNTWINDOW(5, 6)", "interval must not exceed"),

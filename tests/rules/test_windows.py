@@ -59,7 +59,8 @@ def run(sql: str, records: list[tuple[int, dict[str, Any]]], until: int,
     query = parse_query(sql)
     assert query.grouping is not None
     grouping = query.grouping
-    state = WindowState(grouping.window, start, trigger=grouping.triggers if grouping.trigger else None)
+    state = WindowState(grouping.window, start, trigger=grouping.triggers if grouping.trigger else None,
+                        state=grouping.state)
     emissions: list[Emission] = []
     for at, record in records:
         emissions += state.fire(at - 1)  # deadlines before this record
@@ -102,6 +103,22 @@ def test_sliding_delay_over_when() -> None:
     assert run(sql, DEMO, 1541152490000) == [[
         {"size": 3, "color": "red"}, {"size": 6, "color": "blue"}, {"size": 2, "color": "blue"},
         {"size": 4, "color": "yellow"}]]
+
+
+def test_state_window_begin_and_emit_per_partition() -> None:
+    # eKuiper's docs/en_US/sqls/windows.md, "State Window Partitioning"
+    sql = "SELECT * from demo group by statewindow(a = 1, a = 5) over (partition by b)"
+    records = [(START + n, r) for n, r in enumerate([{"a": 1, "b": 1}, {"a": 1, "b": 2}, {"a": 5, "b": 1}])]
+    assert run(sql, records, START + 10) == [[{"a": 1, "b": 1}, {"a": 5, "b": 1}]]
+
+
+def test_state_window_single_condition() -> None:
+    # windows.md, "Single Conditional State Window", with a condition in place of had_changed(a)
+    sql = "SELECT collect(a) AS a FROM demo GROUP BY STATEWINDOW(b = true)"
+    rows = [{"a": 0, "b": False}, {"a": 1, "b": True}, {"a": 1}, {"a": 1}, {"a": 2, "b": True}, {"a": 2},
+            {"a": 3, "b": True}]
+    records = [(START + n, r) for n, r in enumerate(rows)]
+    assert run(sql, records, START + 10) == [[{"a": [1, 1, 1]}], [{"a": [2, 2]}]]
 
 
 def test_tumbling_with_where() -> None:

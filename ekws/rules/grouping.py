@@ -25,7 +25,7 @@ from .aggregates import AGGREGATES, deduplicate
 from .expr import EvalError, Expr, Fn, Record
 from .window import Emission, StateConditions, WindowSpec
 
-__all__ = ["Grouping", "WindowContext", "aggregate_expr", "window_bound_expr"]
+__all__ = ["Grouping", "WindowContext", "aggregate_expr", "event_time_expr", "window_bound_expr"]
 
 
 class WindowContext(Message):
@@ -33,8 +33,9 @@ class WindowContext(Message):
 
     __slots__ = ("rows", "window_start", "window_end")
 
-    def __init__(self, first: Message, rows: Sequence[Message], start: int, end: int) -> None:
-        super().__init__(first.data, first.peer, first.timestamp)
+    def __init__(self, first: Message, rows: Sequence[Message], start: int, end: int,
+                 timestamp: Optional[int] = None) -> None:
+        super().__init__(first.data, first.peer, first.timestamp if timestamp is None else timestamp)
         self.rows = rows
         self.window_start = start
         self.window_end = end
@@ -71,6 +72,12 @@ def aggregate_expr(name: str, args: Sequence[Expr], star: bool) -> Expr:
 def window_bound_expr(name: str) -> Expr:
     """``window_start()`` / ``window_end()``: ms since the epoch; null outside a window."""
     return Expr(lambda d, m: getattr(m, name, None), name, False)
+
+
+def event_time_expr() -> Expr:
+    """``event_time()``: the record's time (ms; its TIMESTAMP field, else its receive time),
+    a group's window end in an aggregate query."""
+    return Expr(lambda d, m: m.timestamp, "event_time", False)
 
 
 def _hashable(value: Any) -> Any:
@@ -114,7 +121,8 @@ class Grouping:
         if not rows:
             return []
         if self.aggregated:
-            contexts: list[Message] = [WindowContext(group[0], group, start, end)
+            # A group's time (event_time(), meta(timestamp)) is the window's end, as in eKuiper.
+            contexts: list[Message] = [WindowContext(group[0], group, start, end, end)
                                        for group in self._groups(rows)]
         else:
             contexts = [WindowContext(row, (row,), start, end) for row in rows]

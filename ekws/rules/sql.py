@@ -26,7 +26,7 @@ A query with a window is a :class:`~ekws.rules.grouping.Grouping` (``Query.group
 :mod:`ekws.rules.window`, the aggregates :mod:`ekws.rules.aggregates`
 (``avg count max min sum collect last_value merge_agg deduplicate median
 stddev stddevs var vars percentile percentile_cont percentile_disc``, and
-``window_start()``/``window_end()``). Aggregates need a window; ``GROUP BY``
+``window_start()``/``window_end()``, ``event_time()``). Aggregates need a window; ``GROUP BY``
 fields, ``HAVING``, ``ORDER BY`` and ``LIMIT`` need one too (without, a rule
 emits each record alone); ``HAVING`` and ``ORDER BY`` may name select aliases.
 
@@ -63,7 +63,7 @@ Output keys: an alias, else a field's last name (``a.b`` gives ``b``,
 them. ``SELECT *`` passes the record itself; ``SELECT *, x AS y`` adds to a copy.
 
 Refused, each with its position: analytic functions
-(LAG, LATEST ...), ``last_agg_hit_*``, ``event_time()``, JOIN, ``* EXCEPT``/``*
+(LAG, LATEST ...), ``last_agg_hit_*``, JOIN, ``* EXCEPT``/``*
 REPLACE``, array slices, a second stream, select aliases used in later select
 items, and any function not listed above. Every parse problem is a :class:`SQLError`.
 """
@@ -100,7 +100,7 @@ from .expr import (
     or_expr,
     query_fns,
 )
-from .grouping import Grouping, aggregate_expr, window_bound_expr
+from .grouping import Grouping, aggregate_expr, event_time_expr, window_bound_expr
 from .window import UNITS, StateConditions, WindowSpec
 
 __all__ = ["EvalError", "FUNCTIONS", "FieldRef", "Query", "SQLError", "check_fields", "parse_query"]
@@ -156,7 +156,7 @@ _WINDOWS = frozenset((
     "TUMBLINGWINDOW", "HOPPINGWINDOW", "SLIDINGWINDOW", "SESSIONWINDOW", "COUNTWINDOW", "STATEWINDOW",
 ))
 _AGGREGATES = frozenset(name.upper() for name in AGGREGATES)
-_NOT_RUN = frozenset(("FIRST_VALUE", "ROW_NUMBER", "LAST_AGG_HIT_COUNT", "LAST_AGG_HIT_TIME", "EVENT_TIME"))
+_NOT_RUN = frozenset(("FIRST_VALUE", "ROW_NUMBER", "LAST_AGG_HIT_COUNT", "LAST_AGG_HIT_TIME"))
 _ANALYTIC = frozenset((
     "LAG", "LATEST", "CHANGED_COL", "HAD_CHANGED", "CHANGED_COLS", "ACC_SUM", "ACC_AVG", "ACC_MIN",
     "ACC_MAX", "ACC_COUNT",
@@ -821,6 +821,10 @@ class _Parser:
             self.expect_op("(")
             self.expect_op(")")
             return window_bound_expr(upper.lower())
+        if upper == "EVENT_TIME":
+            self.expect_op("(")
+            self.expect_op(")")
+            return event_time_expr()
         if upper in _NOT_RUN:
             raise self.error(f"the function {upper} is not supported by ekws rules", token)
         if upper in _ANALYTIC:

@@ -5,9 +5,8 @@ internal/topo/topotest/window_rule_test.go over the ``demo`` and
 ``sessionDemo`` records of internal/topo/topotest/mocknode/mock_data.go: the
 records arrive at their timestamps and the mock clock starts at
 1541152486000, as there. Differences from the Go expectations: an empty window
-emits nothing here (eKuiper sends an empty list), a null column stays in the
-row (eKuiper drops it), and ``event_time()`` is not run, so those columns are
-left out.
+emits nothing here (eKuiper sends an empty list) and a null column stays in
+the row (eKuiper drops it).
 """
 
 from __future__ import annotations
@@ -129,19 +128,19 @@ def test_tumbling_with_where() -> None:
 
 
 def test_hopping_select_star() -> None:
-    # TestWindowRule1 (without event_time())
-    out = run("SELECT * FROM demo GROUP BY HOPPINGWINDOW(ss, 2, 1)", DEMO, 1541152489100)
-    d = [r for _, r in DEMO]
+    # TestWindowRule1
+    out = run("SELECT *, event_time() as et FROM demo GROUP BY HOPPINGWINDOW(ss, 2, 1)", DEMO, 1541152489100)
+    d = [{**r, "et": r["ts"]} for _, r in DEMO]
     assert out == [[d[0], d[1]], [d[0], d[1], d[2]], [d[2], d[3]]]
 
 
 def test_tumbling_count_having_and_window_bounds() -> None:
-    # TestWindowRule8 (without event_time())
-    sql = ("SELECT color, window_end(), ts, count(*) as c, window_start() FROM demo where size > 2 "
-           "GROUP BY tumblingwindow(ss, 1) having c > 1")
+    # TestWindowRule8
+    sql = ("SELECT color, window_end(), event_time() as et, ts, count(*) as c, window_start() FROM demo "
+           "where size > 2 GROUP BY tumblingwindow(ss, 1) having c > 1")
     assert run(sql, DEMO, 1541152489000) == [[{
-        "color": "red", "ts": 1541152486013, "c": 2, "window_start": 1541152486000,
-        "window_end": 1541152487000}]]
+        "color": "red", "window_end": 1541152487000, "et": 1541152487000, "ts": 1541152486013, "c": 2,
+        "window_start": 1541152486000}]]
 
 
 def test_count_window_collect_star() -> None:
@@ -166,13 +165,13 @@ def test_hopping_grouped_by_field_ordered() -> None:
 
 
 def test_session_window_by_timeout_and_by_max_duration_tick() -> None:
-    # TestWindowRule5 (without event_time())
-    sql = ("SELECT count(temp), window_start() as ws, window_end() FROM sessionDemo "
+    # TestWindowRule5
+    sql = ("SELECT count(temp), window_start() as ws, window_end(), event_time() as et FROM sessionDemo "
            "GROUP BY SessionWindow(ss, 2, 1)")
     assert run(sql, SESSION_DEMO, 1541152494000) == [
-        [{"count": 2, "ws": 1541152486013, "window_end": 1541152487823}],  # timeout
-        [{"count": 3, "ws": 1541152487932, "window_end": 1541152490000}],  # tick
-        [{"count": 5, "ws": 1541152490000, "window_end": 1541152494000}],  # tick
+        [{"count": 2, "ws": 1541152486013, "window_end": 1541152487823, "et": 1541152487823}],  # timeout
+        [{"count": 3, "ws": 1541152487932, "window_end": 1541152490000, "et": 1541152490000}],  # tick
+        [{"count": 5, "ws": 1541152490000, "window_end": 1541152494000, "et": 1541152494000}],  # tick
     ]
 
 

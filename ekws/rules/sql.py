@@ -31,13 +31,15 @@ name and field names are case-sensitive, as in eKuiper):
   pattern`` (``%`` any run, ``_`` one character, ``\\%``/``\\_`` literal),
   ``IS [NOT] NULL``, ``AND``, ``OR``, ``NOT``, parentheses;
 - ``CASE [value] WHEN ... THEN ... [ELSE ...] END``;
-- functions: ``lower(s)``, ``upper(s)``, ``trim(s)``, ``length(s)``,
-  ``concat(s, ...)``, ``abs(x)``, ``round(x[, digits])``, ``floor(x)``,
-  ``ceil(x)``, ``coalesce(x, ...)``, ``cast(x, "bigint"|"float"|"string"|"boolean")``.
+- functions: eKuiper's scalar function library and Python functions of your
+  own, by name in any case (:mod:`ekws.rules.functions`): ``upper(s)``,
+  ``round(x, 2)``, ``format_time(ts, "yyyy-MM-dd")``, ``split_value(s, "/", 0)``
+  ... The argument count and literal arguments are checked here.
 
 Null semantics (eKuiper's): a missing field is null; a comparison, LIKE,
-IN or BETWEEN with a null operand is false; arithmetic and functions of null
-are null (``coalesce`` excepted); a WHERE that is not exactly true drops the
+IN or BETWEEN with a null operand is false; arithmetic of null is null;
+most functions of null are null, but each follows eKuiper (``concat`` skips
+a null, ``length(null)`` is 0, ``startswith`` of null is false); a WHERE that is not exactly true drops the
 record. Equality across kinds (a number and a string) is simply unequal;
 ordering across kinds, arithmetic on a non-number or dividing by zero is an
 :class:`EvalError` for that record only.
@@ -50,8 +52,7 @@ them. ``SELECT *`` passes the record itself; ``SELECT *, x AS y`` adds to a copy
 Refused, each with its position: GROUP BY and windows (TUMBLINGWINDOW ...),
 aggregates (COUNT, SUM, AVG ...), analytic functions (LAG, LATEST ...), JOIN,
 ORDER BY, HAVING, LIMIT, ``* EXCEPT``/``* REPLACE``, array slices, a second
-stream, select aliases used in later select items, and any function not
-listed above. Every parse problem is a :class:`SQLError`.
+stream, select aliases used in later select items, and an unknown function. Every parse problem is a :class:`SQLError`.
 """
 
 from __future__ import annotations
@@ -63,9 +64,8 @@ from dataclasses import dataclass
 from typing import Any, NamedTuple, Optional, cast
 
 from .. import EkwsError, Message
+from . import functions
 from .expr import (
-    CAST_TYPES,
-    FUNCTIONS,
     EvalError,
     Expr,
     Fn,
@@ -86,7 +86,7 @@ from .expr import (
     query_fns,
 )
 
-__all__ = ["EvalError", "FUNCTIONS", "FieldRef", "Query", "SQLError", "check_fields", "parse_query"]
+__all__ = ["EvalError", "FieldRef", "Query", "SQLError", "check_fields", "parse_query"]
 
 MAX_SQL_LENGTH = 64 * 1024
 MAX_DEPTH = 64  # nesting of parentheses and operators: bounds the recursion on hostile input
@@ -268,7 +268,7 @@ class Query:
         return msg.data if self.projector is None else self.projector(msg)
 
 
-def parse_query(sql: str) -> Query:
+def parse_query(sql: str, *, rule_id: str = "") -> Query:
     """Parse and compile a rule's SQL.
 
     Raises:
@@ -278,12 +278,13 @@ def parse_query(sql: str) -> Query:
         raise SQLError(f"the rule's sql must be a string, got {type(sql).__name__}")
     if len(sql) > MAX_SQL_LENGTH:
         raise SQLError(f"the rule's sql is longer than {MAX_SQL_LENGTH} characters")
-    return _Parser(sql).query()
+    return _Parser(sql, rule_id).query()
 
 
 class _Parser:
-    def __init__(self, sql: str) -> None:
+    def __init__(self, sql: str, rule_id: str = "") -> None:
         self.sql = sql
+        self.rule_id = rule_id  # for rule_id()
         self.lexer = _Lexer(sql)
         self.tokens = self.lexer.tokens()
         self.i = 0
@@ -661,31 +662,23 @@ class _Parser:
         self.expect_op("(")
         if upper == "META":
             return self.meta()
-        lower = upper.lower()
-        if lower not in FUNCTIONS:
-            raise self.error(f"unknown function {token.value}; ekws rules support "
-                             f"{', '.join(FUNCTIONS)} and meta", token)
+        try:
+            fn = functions.lookup(token.value)
+        except functions.FunctionError as exc:
+            raise self.error(str(exc), token) from None
         args: list[Expr] = []
         if not self.at_op(")"):
             args.append(self.expr())
             while self.accept_op(","):
                 args.append(self.expr())
         self.expect_op(")")
-        fn, least, most = FUNCTIONS[lower]
-        if len(args) < least or (most is not None and len(args) > most):
-            count = (str(least) if least == most else f"{least} or more" if most is None
-                     else f"{least} to {most}")
-            raise self.error(f"{lower}() takes {count} argument{'' if count == '1' else 's'}, "
-                             f"got {len(args)}", token)
-        if lower == "cast":
-            target = const_value(args[1]) if args[1].const else None
-            if not isinstance(target, str) or target.lower() not in CAST_TYPES:
-                raise self.error(f"cast() needs a type name literal: {', '.join(CAST_TYPES)}", token)
-        fns = [a.fn for a in args]
-        if len(fns) == 1:
-            only = fns[0]
-            return Expr(lambda d, m: fn(only(d, m)), lower, False)
-        return Expr(lambda d, m: fn(*[f(d, m) for f in fns]), lower, False)
+        literals = [functions.Arg(const_value(a) if a.const else functions.NOT_CONST) for a in args]
+        try:
+            functions.check(fn, literals)
+            impl = functions.bind(fn, literals, self.rule_id)
+        except ValueError as exc:  # FunctionError, or a literal a function refuses (a regex, a format)
+            raise self.error(str(exc), token) from None
+        return cast(Expr, functions.compile_call(fn, impl, args))
 
     def meta(self) -> Expr:
         if self.peek().kind == "string":

@@ -39,8 +39,8 @@ name and field names are case-sensitive, as in eKuiper):
 Null semantics (eKuiper's): a missing field is null; a comparison, LIKE,
 IN or BETWEEN with a null operand is false; arithmetic of null is null;
 most functions of null are null, but each follows eKuiper (``concat`` skips
-a null, ``length(null)`` is 0, ``startswith`` of null is false); a WHERE that is not exactly true drops the
-record. Equality across kinds (a number and a string) is simply unequal;
+a null, ``length(null)`` is 0, ``startswith`` of null is false); a WHERE
+that is not exactly true drops the record. Equality across kinds (a number and a string) is simply unequal;
 ordering across kinds, arithmetic on a non-number or dividing by zero is an
 :class:`EvalError` for that record only.
 
@@ -52,7 +52,8 @@ them. ``SELECT *`` passes the record itself; ``SELECT *, x AS y`` adds to a copy
 Refused, each with its position: GROUP BY and windows (TUMBLINGWINDOW ...),
 aggregates (COUNT, SUM, AVG ...), analytic functions (LAG, LATEST ...), JOIN,
 ORDER BY, HAVING, LIMIT, ``* EXCEPT``/``* REPLACE``, array slices, a second
-stream, select aliases used in later select items, and an unknown function. Every parse problem is a :class:`SQLError`.
+stream, select aliases used in later select items, and an unknown function.
+Every parse problem is a :class:`SQLError`.
 """
 
 from __future__ import annotations
@@ -676,8 +677,10 @@ class _Parser:
         try:
             functions.check(fn, literals)
             impl = functions.bind(fn, literals, self.rule_id)
-        except ValueError as exc:  # FunctionError, or a literal a function refuses (a regex, a format)
+        except functions.FunctionError as exc:
             raise self.error(str(exc), token) from None
+        except ValueError as exc:  # a literal the function refuses: a regular expression, a format
+            raise self.error(f"{fn.name}: {exc}", token) from None
         return cast(Expr, functions.compile_call(fn, impl, args))
 
     def meta(self) -> Expr:

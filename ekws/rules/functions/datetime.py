@@ -102,7 +102,7 @@ def _format_bind(args: Sequence[Arg], rule_id: str) -> Callable[..., Any]:
     try:
         compiled = compile_formatter(go_str(fmt))
     except ValueError as exc:
-        raise ValueError(f"format_time: {exc}") from None
+        raise ValueError(str(exc)) from None
     return lambda value, _fmt: compiled(to_time(value))
 
 

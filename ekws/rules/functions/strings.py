@@ -142,6 +142,11 @@ def split_value(s: Any, sep: Any, index: Any) -> str:
     return parts[n]
 
 
+# Locales whose numbers read 12,332.20 (eKuiper knows all of CLDR; ekws only these).
+_GROUPED_LOCALES = frozenset(("en_US", "en_GB", "en_AU", "en_CA", "en_IN", "en_NZ", "en_PH", "en_ZW",
+                              "zh_CN", "zh_HK", "zh_TW", "ja_JP", "ko_KR", "he_IL", "hi_IN", "ms_MY"))
+
+
 @register("format", 2, 3, validate=expect(NUMBER, INT, STRING), family="string")
 def format_number(x: Any, places: Any, locale: Any = None) -> str:
     value, digits = to_float(x, "format"), to_int(places, "format")
@@ -149,7 +154,7 @@ def format_number(x: Any, places: Any, locale: Any = None) -> str:
         raise EvalError("the decimal places must greater or equal than 0")
     if locale is None:
         return f"{value:.{digits}f}"
-    if go_str(locale).lower() not in ("en_us", "en-us", "en_gb", "en-gb"):
+    if go_str(locale).replace("-", "_") not in _GROUPED_LOCALES:
         raise EvalError(f"not support for the specific locale:{go_str(locale)}")
     return f"{value:,.{digits}f}"
 

@@ -15,7 +15,7 @@ from typing import Any
 
 from ..expr import EvalError
 from . import register
-from .args import INT, NUMBER, expect, number, to_float, to_int
+from .args import INT, NUMBER, expect, go_str, number, to_float, to_int
 
 _N = expect(NUMBER)
 _I = expect(INT)
@@ -132,19 +132,36 @@ def bitnot(a: Any) -> int:
     return ~to_int(a, "bitnot")
 
 
-@register("conv", 3, family="math")
-def conv(value: Any, from_base: Any, to_base: Any) -> str:
+_DIGITS = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+
+
+@register("conv", 3, validate=expect(NUMBER, INT, INT), family="math")
+def conv(value: Any, from_base: Any, to_base: Any) -> Any:
+    """MySQL's CONV, as eKuiper ports it: the longest valid prefix is read (none: 0), a
+    negative base is signed, and a negative number in an unsigned base is 64-bit two's
+    complement; a base outside 2-36 gives null."""
     source, target = to_int(from_base, "conv"), to_int(to_base, "conv")
-    if not (2 <= source <= 36 and 2 <= target <= 36):
-        raise EvalError("conv: a base must be between 2 and 36")
-    try:
-        n = int(str(value) if type(value) is not str else value, source)
-    except ValueError as exc:
-        raise EvalError(f"conv: {exc}") from None
-    digits, negative, n = [], n < 0, abs(n)
+    if not (2 <= abs(source) <= 36 and 2 <= abs(target) <= 36):
+        return None
+    text = go_str(value).strip().upper()
+    negative = text.startswith("-")
+    text = text[1:] if text[:1] in "+-" else text
+    n = 0
+    for char in text:
+        digit = _DIGITS.find(char)
+        if digit < 0 or digit >= abs(source):
+            break
+        n = min(n * abs(source) + digit, 2 ** 64 - 1)
+    if source < 0 and n >= 2 ** 63:
+        n = 2 ** 63 - 1  # a signed source saturates
+    if negative:
+        n = -n
+    if target > 0 and n < 0:
+        n &= 2 ** 64 - 1
+    digits, sign, n = [], "-" if n < 0 else "", abs(n)
     while True:
-        n, rem = divmod(n, target)
-        digits.append("0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ"[rem])
+        n, rem = divmod(n, abs(target))
+        digits.append(_DIGITS[rem])
         if n == 0:
             break
-    return ("-" if negative else "") + "".join(reversed(digits))
+    return sign + "".join(reversed(digits))

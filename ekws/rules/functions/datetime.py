@@ -7,6 +7,10 @@ eKuiper uses its configured (by default the local) zone. Formats use
 eKuiper's letters (``yyyy-MM-dd HH:mm:ss.SSS``, see :mod:`ekws.timestamps`);
 a literal format is compiled once, when the rule is created.
 
+Times have millisecond precision (as a message's timestamp). As in eKuiper,
+``format_time`` of a null is null, while the other functions of a null time
+fail the record (Go's ``unsupported type to convert to timestamp <nil>``).
+
 ekws has no time type: ``now()``, ``date_calc`` and the like give eKuiper's
 formatted strings, ``date_diff`` gives nanoseconds (Go's ``Duration``), and a
 literal number or string where eKuiper wants a datetime is refused at rule
@@ -53,7 +57,8 @@ def to_time(value: Any) -> dt.datetime:
         except ValueError as exc:
             raise EvalError(f"cannot parse time {value!r:.40}: {exc}") from None
     else:
-        raise EvalError(f"unsupported type to convert to timestamp {kind_of(value)} {value!r:.40}")
+        shown = "<nil>" if value is None else f"{kind_of(value)} {value!r:.40}"
+        raise EvalError(f"unsupported type to convert to timestamp {shown}")
     try:
         return (dt.datetime.fromtimestamp(ms // 1000, dt.timezone.utc)
                 + dt.timedelta(milliseconds=ms % 1000)).astimezone()
@@ -186,7 +191,7 @@ def from_unix_time(seconds: Any) -> Any:
     return _DEFAULT(to_time(n * 1000))
 
 
-@register("to_seconds", 1, family="datetime")
+@register("to_seconds", 1, nulls="pass", family="datetime")
 def to_seconds(value: Any) -> int:
     return int(to_time(value).timestamp())
 

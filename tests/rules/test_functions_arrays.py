@@ -75,7 +75,8 @@ def test_shuffle_keeps_the_elements() -> None:
 @pytest.mark.parametrize(("name", "args", "error"), [
     ("array_position", (1, 2), "first argument should be array of interface{}"),
     ("element_at", (1, 2), "first argument should be []interface{} or map[string]interface{}"),
-    ("element_at", ([1, 2, 3], 4), "index out of range"), ("element_at", ([1, 2, 3], -4), "index out of range"),
+    ("element_at", ([1, 2, 3], 4), "index out of range"),
+    ("element_at", ([1, 2, 3], -4), "index out of range"),
     ("array_contains", (1, 2), "first argument should be array of interface{}"),
     ("array_contains_any", ([1], 2), "second argument should be array of interface{}"),
     ("sequence", (1, 5, 0), "invalid step: should not be zero"),

@@ -146,7 +146,6 @@ def lookup(name: str) -> Function:
     Raises:
         FunctionError: no such function.
     """
-    _load()
     found = REGISTRY.get(name.lower())
     if found is None:
         raise FunctionError(f"function {name} not found")
@@ -202,15 +201,6 @@ def _nil(result: Any) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
 
 
 _NULLS = {"null": _nil(None), "false": _nil(False), "zero": _nil(0)}
-_loaded = False
-
-
-def _load() -> None:
-    global _loaded
-    if not _loaded:
-        _loaded = True
-        from . import arrays, datetime, hashing, math, other, strings, transform  # noqa: F401
-
 
 
 def compile_call(fn: Function, impl: Callable[..., Any], args: Sequence[Any]) -> Any:
@@ -223,3 +213,7 @@ def compile_call(fn: Function, impl: Callable[..., Any], args: Sequence[Any]) ->
 
 
 _RESULTS = {"null": None, "false": False, "zero": 0}
+
+
+# The built-in families register themselves (after the names above exist: they import them).
+from . import arrays, datetime, hashing, math, other, strings, transform  # noqa: E402, F401

@@ -133,12 +133,18 @@ def parse_duration(text: str) -> dt.timedelta:
         pos = match.end()
     if not body or pos != len(body):
         raise EvalError(f'time: invalid duration "{text}"')
+    if micros > 2 ** 63 / 1000:  # Go's Duration is int64 nanoseconds
+        raise EvalError(f'time: invalid duration "{text}"')
     return dt.timedelta(microseconds=sign * micros)
 
 
 @register("date_calc", 2, validate=_datetime_args(0, string=(1,)), nulls="pass", family="datetime")
 def date_calc(value: Any, duration: Any) -> str:
-    return _DEFAULT(to_time(value) + parse_duration(go_str(duration)))
+    moment, delta = to_time(value), parse_duration(go_str(duration))
+    try:
+        return _DEFAULT(moment + delta)
+    except OverflowError:
+        raise EvalError(f"date_calc: {go_str(duration)} from {value!r:.40} is out of range") from None
 
 
 @register("date_diff", 2, validate=_datetime_args(0, 1), nulls="pass", family="datetime")
@@ -180,7 +186,10 @@ def from_days(days: Any) -> Any:
     n = to_int(days, "from_days")
     if n == 0:
         return None
-    return (dt.date(1970, 1, 1) + dt.timedelta(days=n - 1)).isoformat()
+    try:
+        return (dt.date(1970, 1, 1) + dt.timedelta(days=n - 1)).isoformat()
+    except OverflowError:
+        raise EvalError(f"from_days: {n} days is out of range") from None
 
 
 @register("from_unix_time", 1, family="datetime")

@@ -65,7 +65,13 @@ def round_(x: Any, digits: Any = 0) -> Any:
     x = number(x, "round")
     places = to_int(digits, "round") if type(digits) is not int else digits
     # Half away from zero, as Go's math.Round (Python rounds half to even).
+    if places > 300:
+        return x  # nothing left to round (eKuiper falls back to big floats: the same value)
+    if places < -300:
+        return 0 if type(x) is int else 0.0
     scale = 10.0 ** places
+    if math.isinf(abs(x) * scale):
+        return x
     result = math.copysign(math.floor(abs(x) * scale + 0.5) / scale, x)
     return int(result) if places <= 0 and type(x) is int else result
 

@@ -81,14 +81,24 @@ def rtrim(s: Any) -> str:
     return go_str(s).rstrip()
 
 
+MAX_PAD = 1_000_000  # lpad, rpad and format refuse to build more
+
+
+def _pad(n: Any, name: str) -> str:
+    count = to_int(n, name)
+    if count > MAX_PAD:
+        raise EvalError(f"{name}: at most {MAX_PAD} characters of padding")
+    return " " * count
+
+
 @register("lpad", 2, validate=_SI, family="string")
 def lpad(s: Any, n: Any) -> str:
-    return " " * to_int(n, "lpad") + go_str(s)
+    return _pad(n, "lpad") + go_str(s)
 
 
 @register("rpad", 2, validate=_SI, family="string")
 def rpad(s: Any, n: Any) -> str:
-    return go_str(s) + " " * to_int(n, "rpad")
+    return go_str(s) + _pad(n, "rpad")
 
 
 @register("numbytes", 1, nulls="zero", validate=_S, family="string")
@@ -152,6 +162,8 @@ def format_number(x: Any, places: Any, locale: Any = None) -> str:
     value, digits = to_float(x, "format"), to_int(places, "format")
     if digits < 0:
         raise EvalError("the decimal places must greater or equal than 0")
+    if digits > 100:
+        raise EvalError("format: at most 100 decimal places")
     if locale is None:
         return f"{value:.{digits}f}"
     if go_str(locale).replace("-", "_") not in _GROUPED_LOCALES:

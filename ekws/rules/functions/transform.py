@@ -158,7 +158,11 @@ def trunc(value: Any, places: Any) -> float:
     x, digits = to_float(value, "trunc"), places
     if type(digits) is not int:
         raise EvalError("The 2nd parameter must be int value.")
+    if not -300 <= digits <= 300:
+        return x if digits > 0 else 0.0
     scale = 10.0 ** digits
+    if math.isinf(x * scale):
+        return x
     return math.trunc(x * scale) / scale
 
 

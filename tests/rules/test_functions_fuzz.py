@@ -18,13 +18,15 @@ PEER = ekws.Peer("demo", "/api/data", "10.0.0.7:5000", 3)
 BUILTINS = sorted(name for name, fn in REGISTRY.items() if fn.family != "custom")
 FIELDS = ["a", "b", "s", "arr", "obj"]
 
-_LITERALS = st.sampled_from(["1", "-3", "0", "2.5", "1e300", "'a/b/c'", "'yyyy-MM-dd'", "'base64'", "'[0-9]+'",
-                             "'2024-05-01 12:00:00'", "'bigint'", "'zlib'", "''", "NULL", "TRUE", "'(a'",
+_LITERALS = st.sampled_from(["1", "-3", "0", "2.5", "1e300", "'a/b/c'", "'yyyy-MM-dd'", "'base64'",
+                             "'[0-9]+'", "'2024-05-01 12:00:00'", "'bigint'", "'zlib'", "''", "NULL",
+                             "TRUE", "'(a'",
                              "'24h'", "'UTC'", "'%'", "'key'"])
 _JSON = st.recursive(
-    st.none() | st.booleans() | st.integers(-10 ** 6, 10 ** 6) | st.floats(allow_nan=False, allow_infinity=False)
-    | st.text(max_size=12),
-    lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=4), children, max_size=3),
+    st.none() | st.booleans() | st.integers(-10 ** 6, 10 ** 6)
+    | st.floats(allow_nan=False, allow_infinity=False) | st.text(max_size=12),
+    lambda children: (st.lists(children, max_size=4)
+                      | st.dictionaries(st.text(max_size=4), children, max_size=3)),
     max_leaves=6)
 _RECORDS = st.fixed_dictionaries({}, optional={name: _JSON for name in FIELDS})
 

@@ -104,11 +104,27 @@ def _format_bind(args: Sequence[Arg], rule_id: str) -> Callable[..., Any]:
     fmt = args[1].value
     if fmt is NOT_CONST or fmt is None:
         return format_time
+    text = go_str(fmt)
     try:
-        compiled = compile_formatter(go_str(fmt))
+        compiled = compile_formatter(text)
     except ValueError as exc:
         raise ValueError(str(exc)) from None
-    return lambda value, _fmt: compiled(to_time(value))
+    # Records come many to a second: without fractions (S) the text changes once a
+    # second, so the last second's text is kept (one tuple, replaced whole: thread-safe).
+    unit = 1 if "S" in text else 1000
+    last: list[tuple[int, str]] = [(-1, "")]
+
+    def format_fixed(value: Any, _fmt: Any) -> str:
+        if type(value) is int:
+            key = value // unit
+            seen = last[0]
+            if seen[0] == key:
+                return seen[1]
+            formatted = compiled(to_time(value))
+            last[0] = (key, formatted)
+            return formatted
+        return compiled(to_time(value))
+    return format_fixed
 
 
 @register("format_time", 2, validate=_datetime_args(0, string=(1,)), bind=_format_bind, family="datetime")

@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import math
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from ..expr import EvalError
-from . import register
+from . import Arg, register
 from .args import INT, NUMBER, expect, go_str, number, to_float, to_int
 
 _N = expect(NUMBER)
@@ -60,7 +60,21 @@ def floor(x: Any) -> Any:
     return math.floor(number(x, "floor"))
 
 
-@register("round", 1, 2, validate=expect(NUMBER), family="math")
+def _round_bind(args: Sequence[Arg], rule_id: str) -> Callable[..., Any]:
+    """``round(x, 2)``: the scale computed once, a float rounded inline."""
+    places = args[1].value if len(args) > 1 else 0
+    if type(places) is not int or not -300 <= places <= 300:
+        return round_
+    scale, floor, copysign = 10.0 ** places, math.floor, math.copysign
+
+    def round_fixed(x: Any, _digits: Any = 0) -> Any:
+        if type(x) is float and abs(x) < 1e290:
+            return copysign(floor(abs(x) * scale + 0.5) / scale, x)
+        return round_(x, places)
+    return round_fixed
+
+
+@register("round", 1, 2, validate=expect(NUMBER), bind=_round_bind, family="math")
 def round_(x: Any, digits: Any = 0) -> Any:
     x = number(x, "round")
     places = to_int(digits, "round") if type(digits) is not int else digits

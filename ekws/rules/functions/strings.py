@@ -58,17 +58,17 @@ def length(value: Any) -> int:
 
 @register("lower", 1, validate=_S, family="string")
 def lower(s: Any) -> str:
-    return go_str(s).lower()
+    return s.lower() if type(s) is str else go_str(s).lower()
 
 
 @register("upper", 1, validate=_S, family="string")
 def upper(s: Any) -> str:
-    return go_str(s).upper()
+    return s.upper() if type(s) is str else go_str(s).upper()
 
 
 @register("trim", 1, validate=_S, family="string")
 def trim(s: Any) -> str:
-    return go_str(s).strip()
+    return s.strip() if type(s) is str else go_str(s).strip()
 
 
 @register("ltrim", 1, validate=_S, family="string")

@@ -35,6 +35,10 @@ name and field names are case-sensitive, as in eKuiper):
   own, by name in any case (:mod:`ekws.rules.functions`): ``upper(s)``,
   ``round(x, 2)``, ``format_time(ts, "yyyy-MM-dd")``, ``split_value(s, "/", 0)``
   ... The argument count and literal arguments are checked here.
+- analytic functions with state (:mod:`ekws.rules.functions.analytic`):
+  ``lag latest changed_col had_changed acc_*``, each with an optional
+  ``OVER ([PARTITION BY expr, ...] [WHEN condition])``, evaluated on every
+  record before the WHERE.
 
 Null semantics (eKuiper's): a missing field is null; a comparison, LIKE,
 IN or BETWEEN with a null operand is false; arithmetic of null is null;
@@ -50,7 +54,7 @@ Output keys: an alias, else a field's last name (``a.b`` gives ``b``,
 them. ``SELECT *`` passes the record itself; ``SELECT *, x AS y`` adds to a copy.
 
 Refused, each with its position: GROUP BY and windows (TUMBLINGWINDOW ...),
-aggregates (COUNT, SUM, AVG ...), analytic functions (LAG, LATEST ...), JOIN,
+aggregates (COUNT, SUM, AVG ...), multi-column ``changed_cols``, JOIN,
 ORDER BY, HAVING, LIMIT, ``* EXCEPT``/``* REPLACE``, array slices, a second
 stream, select aliases used in later select items, and an unknown function.
 Every parse problem is a :class:`SQLError`.
@@ -86,6 +90,7 @@ from .expr import (
     or_expr,
     query_fns,
 )
+from .functions import analytic
 
 __all__ = ["EvalError", "FieldRef", "Query", "SQLError", "check_fields", "parse_query"]
 
@@ -259,6 +264,12 @@ class Query:
     # the WHERE drops the message (``SELECT *``: the message's own record).
     run: Callable[[Message], Optional[Record]]
     references: tuple[FieldRef, ...] = ()  # every field read, in the order written (not meta())
+    analytics: tuple[analytic.Analytic, ...] = ()  # lag(), acc_sum() ...: state, updated by run()
+
+    def reset(self) -> None:
+        """Empty the analytic functions' state (a rule starting again starts from nothing)."""
+        for node in self.analytics:
+            node.reset()
 
     def matches(self, msg: Message) -> bool:
         """True when the record passes the WHERE clause (always, without one)."""
@@ -282,6 +293,17 @@ def parse_query(sql: str, *, rule_id: str = "") -> Query:
     return _Parser(sql, rule_id).query()
 
 
+def _analytics_first(nodes: tuple[analytic.Analytic, ...], run: Callable[[Message], Optional[Record]]
+                     ) -> Callable[[Message], Optional[Record]]:
+    """eKuiper evaluates analytic functions first, on every record, WHERE or not."""
+    def run_analytics(m: Message) -> Optional[Record]:
+        d = m.data
+        for node in nodes:
+            node.update(d, m)
+        return run(m)
+    return run_analytics
+
+
 class _Parser:
     def __init__(self, sql: str, rule_id: str = "") -> None:
         self.sql = sql
@@ -295,6 +317,7 @@ class _Parser:
         self.aliases: set[str] = set()  # select aliases defined so far
         self.references: list[FieldRef] = []
         self.in_select = False
+        self.analytics: list[analytic.Analytic] = []  # in the order they must update
 
     # -- token helpers --------------------------------------------------------------
 
@@ -408,9 +431,11 @@ class _Parser:
             raise self.unexpected("WHERE or the end of the statement" if where is None
                                   else "an operator or the end of the statement")
         projector, run = query_fns(select_all, items, where)
+        if self.analytics:
+            run = _analytics_first(tuple(self.analytics), run)
         return Query(self.sql, self.stream, self.alias, select_all, tuple(item[0] for item in items),
                      where is not None, where.fn if where is not None else None, projector, run,
-                     tuple(self.references))
+                     tuple(self.references), tuple(self.analytics))
 
     def select_list(self) -> tuple[bool, list[tuple[str, Expr]]]:
         select_all = False
@@ -658,9 +683,11 @@ class _Parser:
         if upper in _AGGREGATES:
             raise self.error(f"the aggregate function {upper} is not supported: ekws rules run no "
                              "windows or aggregates", token)
-        if upper in _ANALYTIC:
+        if upper in _ANALYTIC and upper.lower() not in analytic.ANALYTIC:
             raise self.error(f"the analytic function {upper} is not supported by ekws rules", token)
         self.expect_op("(")
+        if upper.lower() in analytic.ANALYTIC:
+            return self.analytic(token)
         if upper == "META":
             return self.meta()
         try:
@@ -682,6 +709,35 @@ class _Parser:
         except ValueError as exc:  # a literal the function refuses: a regular expression, a format
             raise self.error(f"{fn.name}: {exc}", token) from None
         return cast(Expr, functions.compile_call(fn, impl, args))
+
+    def analytic(self, token: _Token) -> Expr:
+        """``lag(x) OVER (PARTITION BY k WHEN c)``: a state of its own, updated before the WHERE."""
+        args: list[Expr] = []
+        if not self.at_op(")"):
+            args.append(self.expr())
+            while self.accept_op(","):
+                args.append(self.expr())
+        self.expect_op(")")
+        partition: list[Expr] = []
+        when: Optional[Expr] = None
+        if self.accept("OVER"):
+            self.expect_op("(")
+            if self.accept("PARTITION"):
+                self.expect("BY")
+                partition.append(self.expr())
+                while self.accept_op(","):
+                    partition.append(self.expr())
+            if self.accept("WHEN"):
+                when = self.expr()
+            self.expect_op(")")
+        literals = [functions.Arg(const_value(a) if a.const else functions.NOT_CONST) for a in args]
+        try:
+            node = analytic.make(token.text.lower(), [a.fn for a in args], literals,
+                                 [p.fn for p in partition], when.fn if when is not None else None)
+        except functions.FunctionError as exc:
+            raise self.error(str(exc), token) from None
+        self.analytics.append(node)
+        return Expr(lambda d, m: node.value, node.name, False)
 
     def meta(self) -> Expr:
         if self.peek().kind == "string":

@@ -216,4 +216,4 @@ _RESULTS = {"null": None, "false": False, "zero": 0}
 
 
 # The built-in families register themselves (after the names above exist: they import them).
-from . import arrays, datetime, hashing, math, other, strings, transform  # noqa: E402, F401
+from . import arrays, datetime, hashing, jsonpath, math, other, strings, transform  # noqa: E402, F401

@@ -42,6 +42,12 @@ checked when a rule is created. The function gets the argument values as
 they are (``None`` for null: it decides what a null means) and returns a
 JSON-like value; raising fails the record, as a built-in does. A name may be
 registered once; a built-in name is refused.
+
+In the service, ``ekws.yaml`` declares them by import path; each is loaded
+at start-up (a failed import stops the start, naming the entry)::
+
+    functions:
+      c_to_f: mypkg.convert:c_to_f
 """
 
 from __future__ import annotations
@@ -52,7 +58,8 @@ from typing import Any, NamedTuple, Optional, TypeVar
 
 from ... import EkwsError
 
-__all__ = ["REGISTRY", "Arg", "Function", "FunctionError", "NOT_CONST", "function", "lookup", "register"]
+__all__ = ["REGISTRY", "Arg", "Function", "FunctionError", "NOT_CONST", "function", "load", "lookup",
+           "register"]
 
 
 class FunctionError(EkwsError, ValueError):
@@ -126,6 +133,28 @@ def function(name: str) -> Callable[[F], F]:
         REGISTRY[key] = Function(key, impl, least, most, "pass")
         return impl
     return decorate
+
+
+def load(name: str, target: str) -> Function:
+    """Import ``target`` (``package.module:function``) and register it as ``name``
+    (``functions:`` in ``ekws.yaml``).
+
+    Raises:
+        FunctionError: the import failed, the target is not callable, or the name is taken.
+    """
+    import importlib
+
+    module_name, _, attr = target.partition(":")
+    try:
+        obj: Any = importlib.import_module(module_name)
+        for part in attr.split("."):
+            obj = getattr(obj, part)
+    except Exception as exc:  # an import runs arbitrary code: report whatever it raised
+        raise FunctionError(f"function {name}: cannot load {target!r}: {type(exc).__name__}: {exc}") from None
+    if not callable(obj):
+        raise FunctionError(f"function {name}: {target!r} is not callable")
+    function(name)(obj)
+    return REGISTRY[name.lower()]
 
 
 def _arity(impl: Callable[..., Any]) -> tuple[int, Optional[int]]:

@@ -1,4 +1,4 @@
-"""Hypothesis: random calls over the whole built-in function set, nested, with literal and field
+"""Hypothesis: random calls over the whole built-in function set (analytic ones too), nested, with literal and field
 arguments over random records, raise only the rule-SQL error types (SQLError at rule creation,
 EvalError per record) and finish in bounded time."""
 
@@ -12,10 +12,12 @@ from hypothesis import strategies as st
 
 import ekws
 from ekws.rules.functions import REGISTRY
+from ekws.rules.functions.analytic import ANALYTIC
 from ekws.rules.sql import EvalError, SQLError, parse_query
 
 PEER = ekws.Peer("demo", "/api/data", "10.0.0.7:5000", 3)
 BUILTINS = sorted(name for name, fn in REGISTRY.items() if fn.family != "custom")
+BUILTINS += sorted(ANALYTIC)
 FIELDS = ["a", "b", "s", "arr", "obj"]
 
 _LITERALS = st.sampled_from(["1", "-3", "0", "2.5", "1e300", "'a/b/c'", "'yyyy-MM-dd'", "'base64'",
@@ -36,8 +38,12 @@ def _calls(depth: int) -> st.SearchStrategy[str]:
     if depth == 0:
         return leaf
     inner = leaf | _calls(depth - 1)
-    return st.builds(lambda name, args: f"{name}({', '.join(args)})", st.sampled_from(BUILTINS),
-                     st.lists(inner, max_size=4))
+    over = st.sampled_from(["", " OVER (PARTITION BY a)", " OVER (WHEN b > 1)",
+                            " OVER (PARTITION BY s WHEN a)"])
+
+    def call(name: str, args: list[str], tail: str) -> str:
+        return f"{name}({', '.join(args)})" + (tail if name in ANALYTIC else "")
+    return st.builds(call, st.sampled_from(BUILTINS), st.lists(inner, max_size=4), over)
 
 
 @settings(max_examples=1500, deadline=None, suppress_health_check=[HealthCheck.too_slow])

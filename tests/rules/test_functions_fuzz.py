@@ -1,6 +1,6 @@
 """Hypothesis: random calls over the whole built-in function set (analytic ones too), nested,
-with literal and field arguments over random records, raise only the rule-SQL error types (SQLError at rule creation,
-EvalError per record) and finish in bounded time."""
+with literal and field arguments over random records, raise only the rule-SQL error types
+(SQLError at rule creation, EvalError per record) and finish in bounded time."""
 
 from __future__ import annotations
 

@@ -108,3 +108,9 @@ def test_the_record_and_rule_context_functions() -> None:
     assert before - 1000 <= value("rule_start()") <= time.time_ns() // 1_000_000
     assert value("mqtt(a)", {"a": "topic"}) is None  # a WebSocket stream has no MQTT metadata
     assert value("bypass(a, b)", {"a": 1, "b": 2}) == 1
+
+
+@pytest.mark.parametrize("name", ["delay", "unnest", "array_map", "get_keyed_state", "props"])
+def test_eKuiper_functions_ekws_does_not_run_are_refused_by_name(name: str) -> None:
+    with pytest.raises(SQLError, match=f"function {name} is not supported by ekws rules: "):
+        value(f"{name}(a, b)")

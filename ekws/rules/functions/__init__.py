@@ -58,8 +58,8 @@ from typing import Any, NamedTuple, Optional, TypeVar
 
 from ... import EkwsError
 
-__all__ = ["REGISTRY", "Arg", "Function", "FunctionError", "NOT_CONST", "function", "load", "lookup",
-           "register"]
+__all__ = ["REFUSED", "REGISTRY", "Arg", "Function", "FunctionError", "NOT_CONST", "function", "load",
+           "lookup", "register"]
 
 
 class FunctionError(EkwsError, ValueError):
@@ -177,8 +177,22 @@ def lookup(name: str) -> Function:
     """
     found = REGISTRY.get(name.lower())
     if found is None:
+        reason = REFUSED.get(name.lower())
+        if reason is not None:
+            raise FunctionError(f"function {name} is not supported by ekws rules: {reason}")
         raise FunctionError(f"function {name} not found")
     return found
+
+
+# eKuiper functions ekws knows and does not run, and why.
+REFUSED = {
+    "array_map": "it names a function in a string; call the function in the rule instead",
+    "delay": "it would sleep on the rule's worker",
+    "get_keyed_state": "ekws has no keyed state store",
+    "props": "ekws has no rule properties store",
+    "unnest": "multi-row functions are not supported",
+    "window_trigger": "ekws rules run no windows",
+}
 
 
 def check(fn: Function, args: Sequence[Arg]) -> None:

@@ -73,6 +73,9 @@ def test_now_and_friends_follow_their_documented_shapes() -> None:
     assert re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{6}", value("current_timestamp(6)"))
     assert re.fullmatch(r"\d{4}-\d\d-\d\d", value("cur_date()"))
     assert re.fullmatch(r"\d\d:\d\d:\d\d", value("cur_time()"))
+    assert re.fullmatch(r"\d\d:\d\d:\d\d\.\d", value("current_time(1)"))
+    for synonym in ("local_time", "local_timestamp"):
+        assert re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d", value(f"{synonym}()"))
     assert value("format_time(now(), 'yyyy-MM-dd')") == value("current_date()")  # the issue's example
 
 
@@ -113,3 +116,14 @@ def test_a_null_time_is_null_for_format_time_and_an_error_elsewhere() -> None:
     for name in ("day_name", "hour", "month", "last_day", "to_seconds"):
         with pytest.raises(EvalError, match="unsupported type to convert to timestamp <nil>"):
             call(name, None)
+
+
+def test_every_built_in_function_has_a_test() -> None:
+    """Each registered built-in is called in at least one of the tests/rules/test_functions_*.py tables."""
+    import pathlib
+
+    from ekws.rules.functions import REGISTRY
+    text = "".join(p.read_text() for p in pathlib.Path(__file__).parent.glob("test_functions_*.py"))
+    untested = [name for name, fn in sorted(REGISTRY.items()) if fn.family != "custom"
+                and not re.search(r"[\"' (]" + name + r"[\"'(]", text)]
+    assert untested == []

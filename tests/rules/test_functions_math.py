@@ -16,7 +16,7 @@ from ekws.rules.sql import EvalError, SQLError
 @pytest.mark.parametrize(("name", "args", "expected"), [
     # TestFuncMath (funcs_math_test.go), the cases for -10 and 10.1
     ("abs", (-10,), 10), ("abs", (10.1,), 10.1), ("abs", (-10.1,), 10.1),
-    ("ceil", (10.1,), 11), ("ceil", (-10.1,), -10),
+    ("ceil", (10.1,), 11), ("ceil", (-10.1,), -10), ("ceiling", (10.1,), 11),
     ("floor", (10.1,), 10), ("floor", (-10.1,), -11),
     ("exp", (1,), math.e), ("ln", (math.e,), 1.0), ("log", (100,), 2.0), ("log", (2, 8), 3.0),
     ("sqrt", (16,), 4.0), ("power", (2, 10), 1024.0), ("pow", (2, 0.5), math.sqrt(2)),

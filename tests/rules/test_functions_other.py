@@ -50,6 +50,10 @@ TRANSFORM = "transform_functions.md"
     (HASH, "md5", ("abc",), "900150983cd24fb0d6963f7d28e17f72"),
     (HASH, "sha1", ("abc",), "a9993e364706816aba3e25717850c26c9cd0d89d"),
     (HASH, "sha256", ("abc",), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"),
+    (HASH, "sha384", ("abc",), "cb00753f45a35e8bb5a03d699ac65007272c32ab0eded1631a8b605a43ff5bed"
+                               "8086072ba1e7cc2358baeca134c825a7"),
+    (HASH, "sha512", ("abc",), "ddaf35a193617abacc417349ae20413112e6fa4e89a97ea20a9eeee64b55d39a"
+                               "2192992a274fc1a836ba3c23a3feebbd454d4423643ce80e2a9ac94fa54ca49f"),
     (HASH, "crc32", ("abc",), "352441c2"),
     (HASH, "md5", (123,), "202cb962ac59075b964b07152d234b70"),  # hashes "123", Go's %v
     (TRANSFORM, "encode", ("hello", "base64"), "aGVsbG8="),

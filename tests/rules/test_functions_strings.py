@@ -146,3 +146,20 @@ def test_a_literal_regular_expression_is_compiled_once(monkeypatch: pytest.Monke
     for n in range(5):
         assert query.run(ekws.Message({"a": f"ax{n}00yb"}, PEER, 0)) == {"v": "a-b"}
     assert not [p for p in compiled if "[0-9]{3}" in str(p)]
+
+
+@pytest.mark.parametrize(("pattern", "nested"), [
+    ("(a+)+b", True), ("(a*)*", True), ("(x|y*)+", True), ("((ab)*c)*", True), ("(a{1,3})+", True),
+    ("(a+)", False), ("a+b*", False), ("([a+]*)", False), (r"(\(+)", False), ("(ab)+c*", False),
+    ("[(]+(a)", False), ("(?:ab)+", False),
+])
+def test_nested_quantifiers_are_found(pattern: str, nested: bool) -> None:
+    from ekws.rules.functions.strings import nested_quantifier
+    assert nested_quantifier(pattern) is nested
+
+
+def test_an_exponential_pattern_is_refused_at_creation_or_per_record() -> None:
+    with pytest.raises(SQLError, match="exponential time"):
+        value("regexp_matches(a, '(a+)+$')")
+    with pytest.raises(EvalError, match="exponential time"):
+        call("regexp_matches", "a" * 40 + "!", "(a+)+$")

@@ -5,7 +5,14 @@ Every argument is read as eKuiper's ``cast.ToStringAlways`` reads it (Go's
 ``concat("x", true)`` is ``"xtrue"``. Regular expressions are Python's
 ``re`` (eKuiper uses Go's RE2: the common syntax is the same); a literal
 pattern is compiled once when the rule is created, and a pattern read from
-the record is cached (at most 64) and limited to 1000 characters.
+the record is cached (at most 64).
+
+Python's ``re`` backtracks where RE2 is linear, so what a pattern may cost is
+bounded by refusing its expensive shapes: at most 1000 characters, and no
+quantified group holding a quantifier (``(a+)+``, ``(\\w|\\d*)*``: nested
+quantifiers are what make backtracking exponential). A literal pattern is
+refused when the rule is created, a pattern from the record fails that
+record. What remains is at worst polynomial in the text.
 """
 
 from __future__ import annotations
@@ -174,10 +181,45 @@ def format_number(x: Any, places: Any, locale: Any = None) -> str:
 # --------------------------------------------------------------------------- regular expressions
 
 
+def nested_quantifier(pattern: str) -> bool:
+    """Whether a quantified group holds a quantifier (``(a+)+``, ``(a|b*)*``): the shape that
+    makes a backtracking engine exponential. Escapes and character classes are skipped."""
+    stack: list[bool] = []  # per open group: whether it holds a quantifier
+    i, end, in_class = 0, len(pattern), False
+    while i < end:
+        char = pattern[i]
+        if char == "\\":
+            i += 2
+            continue
+        if in_class:
+            in_class = char != "]"
+        elif char == "[":
+            in_class = True
+            if pattern.startswith("[]", i) or pattern.startswith("[^]", i):
+                i += 2 if pattern[i + 1] == "]" else 3
+                continue
+        elif char == "(":
+            stack.append(False)
+        elif char == ")" and stack:
+            held = stack.pop()
+            quantified = i + 1 < end and pattern[i + 1] in "*+{"
+            if held and quantified:
+                return True
+            if stack and (held or quantified):
+                stack[-1] = True
+        elif char in "*+{" and stack:
+            stack[-1] = True
+        i += 1
+    return False
+
+
 @functools.lru_cache(maxsize=64)
 def _pattern(text: str) -> re.Pattern[str]:
     if len(text) > MAX_PATTERN:
         raise EvalError(f"a regular expression longer than {MAX_PATTERN} characters")
+    if nested_quantifier(text):
+        raise EvalError(f"a regular expression with a quantified group that holds a quantifier "
+                        f"(like (a+)+) can take exponential time; rewrite it: {text!r:.60}")
     try:
         return re.compile(text)
     except re.error as exc:

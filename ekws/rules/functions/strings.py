@@ -10,9 +10,11 @@ the record is cached (at most 64).
 Python's ``re`` backtracks where RE2 is linear, so what a pattern may cost is
 bounded by refusing its expensive shapes: at most 1000 characters, and no
 quantified group holding a quantifier (``(a+)+``, ``(\\w|\\d*)*``: nested
-quantifiers are what make backtracking exponential). A literal pattern is
-refused when the rule is created, a pattern from the record fails that
-record. What remains is at worst polynomial in the text.
+quantifiers are the usual cause of exponential backtracking). A literal
+pattern is refused when the rule is created, a pattern from the record
+fails that record. This is a heuristic, not RE2's guarantee: a quantified
+alternation whose branches overlap (``(a|a)*``) still backtracks; the rule's
+author owns the pattern.
 """
 
 from __future__ import annotations

@@ -155,6 +155,8 @@ def dec2hex(value: Any) -> str:
 
 @register("trunc", 2, validate=expect(NUMBER, INT), family="transform")
 def trunc(value: Any, places: Any) -> float:
+    """As eKuiper's code does it (``toFixed``): rounded half away from zero to ``places``
+    decimals. Its reference says "truncates"; the code, and so eKuiper's results, round."""
     x, digits = to_float(value, "trunc"), places
     if type(digits) is not int:
         raise EvalError("The 2nd parameter must be int value.")
@@ -163,15 +165,15 @@ def trunc(value: Any, places: Any) -> float:
     scale = 10.0 ** digits
     if math.isinf(x * scale):
         return x
-    return math.trunc(x * scale) / scale
+    return math.trunc(x * scale + math.copysign(0.5, x)) / scale
 
 
-@register("to_json", 1, family="transform")
+@register("to_json", 1, family="json")
 def to_json(value: Any) -> str:
     return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
 
 
-@register("parse_json", 1, nulls="pass", validate=expect(STRING), family="transform")
+@register("parse_json", 1, nulls="pass", validate=expect(STRING), family="json")
 def parse_json(value: Any) -> Any:
     if value is None or value == "null":
         return None

@@ -247,7 +247,9 @@ class FieldRef(NamedTuple):
 class Query:
     """A compiled rule query.
 
-    ``matches`` and ``project`` are closures built once; they raise
+    ``run`` is what a rule calls: it updates the analytic functions (``lag`` ...)
+    first, then filters and projects. ``matches`` and ``project`` only read the
+    analytic values ``run`` left. They are closures built once; they raise
     :class:`EvalError` (or, for a record of unexpected shape, another
     exception the caller counts) for one record, never for the rule.
     """

@@ -154,6 +154,7 @@ class ServiceConfig:
     log_level: str = "INFO"
     streams: tuple[str, ...] = ()  # CREATE STREAM statements
     rules: tuple[dict[str, Any], ...] = ()
+    functions: tuple[tuple[str, str], ...] = ()  # rule SQL name -> "package.module:function"
 
 
 # --------------------------------------------------------------------------- reading

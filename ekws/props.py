@@ -215,6 +215,17 @@ def _rules(value: Any, where: Where) -> tuple[dict[str, Any], ...]:
     return tuple(value)
 
 
+def _functions(value: Any, where: Where) -> tuple[tuple[str, str], ...]:
+    """``{c_to_f: "package.module:function"}``: Python functions for rule SQL."""
+    if value is None:
+        return ()
+    if not isinstance(value, dict) or not all(
+            isinstance(name, str) and name.isidentifier() and isinstance(target, str) and ":" in target
+            for name, target in value.items()):
+        raise where.error("a map of function name to 'package.module:function'", value)
+    return tuple(value.items())
+
+
 def _addr(value: Any, where: Where) -> str:
     expected = "'' (server mode) or 'host:port' with port 1..65535 ('[::1]:8080' for IPv6)"
     if value is None:
@@ -339,6 +350,7 @@ SERVICE_PROPS = {
     "logLevel": Prop("log_level", _log_level, "str"),
     "streams": Prop("streams", _statements, "json"),
     "rules": Prop("rules", _rules, "json"),
+    "functions": Prop("functions", _functions, "json"),
 }
 
 

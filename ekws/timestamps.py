@@ -53,7 +53,7 @@ from typing import Any, Final
 
 from .errors import DecodeError
 
-__all__ = ["compile_format", "make_event_time", "parse_iso"]
+__all__ = ["compile_format", "compile_formatter", "make_event_time", "parse_iso"]
 
 EventTime = Callable[[dict[str, Any]], int]
 Parser = Callable[[str], int]
@@ -276,3 +276,101 @@ def _zone(text: str) -> datetime.tzinfo:
     if hours > 23 or minutes > 59:
         raise ValueError(f"zone offset {text} out of range")
     return datetime.timezone(sign * datetime.timedelta(hours=hours, minutes=minutes))
+
+
+Formatter = Callable[[datetime.datetime], str]
+
+
+def compile_formatter(fmt: str) -> Formatter:
+    """The inverse of :func:`compile_format`: an aware or local ``datetime`` as text, with
+    the same letters (``yyyy-MM-dd HH:mm:ss.SSS``; ``format_time`` in rule SQL).
+
+    Raises:
+        ValueError: a letter run eKuiper refuses, or ``z``.
+    """
+    parts: list[Formatter] = []
+    index, end = 0, len(fmt)
+
+    def text(value: str) -> Formatter:
+        return lambda moment: value
+
+    while index < end:
+        char = fmt[index]
+        if char == "\\":
+            if index + 1 >= end:
+                raise ValueError("a format may not end with a lone backslash")
+            parts.append(text(fmt[index + 1]))
+            index += 2
+            continue
+        if char == "'":
+            if fmt.startswith("''", index):
+                parts.append(text("'"))
+                index += 2
+                continue
+            close = fmt.find("'", index + 1)
+            close = end if close < 0 else close
+            parts.append(text(fmt[index + 1 : close]))
+            index = close + 1
+            continue
+        if char == "z":
+            raise ValueError("zone names (z) are ambiguous and not supported: use Z or XXX (an offset)")
+        if char == "S":
+            run = _run_length(fmt, index, char, 9)
+            parts.append(_fraction(run))
+            index += run
+            continue
+        if char in _SINGLE:
+            parts.append(_FORMATS[char, 1])
+            index += 1
+            continue
+        if char in _TOKENS:
+            run = _run_length(fmt, index, char, _MAX_RUN[char])
+            if run not in _TOKENS[char]:
+                raise ValueError(f"{char * run!r} is not a valid field: "
+                                 f"use {' or '.join(char * n for n in sorted(_TOKENS[char]))}")
+            parts.append(_FORMATS[char.lower() if char == "Y" else char, run])
+            index += run
+            continue
+        parts.append(text(char))
+        index += 1
+
+    def format_moment(moment: datetime.datetime) -> str:
+        return "".join(part(moment) for part in parts)
+
+    return format_moment
+
+
+def _fraction(run: int) -> Formatter:
+    return lambda moment: f"{moment.microsecond:06d}000"[:run]
+
+
+def _offset(moment: datetime.datetime, colon: bool, minutes: bool = True) -> str:
+    delta = moment.utcoffset() or datetime.timedelta(0)
+    if not delta:
+        return "Z"
+    total = int(delta.total_seconds()) // 60
+    sign = "-" if total < 0 else "+"
+    hours, mins = divmod(abs(total), 60)
+    if not minutes:
+        return f"{sign}{hours:02d}"
+    return f"{sign}{hours:02d}{':' if colon else ''}{mins:02d}"
+
+
+def _hour12(moment: datetime.datetime) -> int:
+    return moment.hour % 12 or 12
+
+
+_FORMATS: Final[dict[tuple[str, int], Formatter]] = {
+    ("y", 4): lambda t: f"{t.year:04d}", ("y", 2): lambda t: f"{t.year % 100:02d}",
+    ("M", 1): lambda t: str(t.month), ("M", 2): lambda t: f"{t.month:02d}",
+    ("M", 3): lambda t: _MONTHS[t.month - 1][:3].title(), ("M", 4): lambda t: _MONTHS[t.month - 1].title(),
+    ("d", 1): lambda t: str(t.day), ("d", 2): lambda t: f"{t.day:02d}",
+    ("H", 2): lambda t: f"{t.hour:02d}",
+    ("h", 1): lambda t: str(_hour12(t)), ("h", 2): lambda t: f"{_hour12(t):02d}",
+    ("m", 1): lambda t: str(t.minute), ("m", 2): lambda t: f"{t.minute:02d}",
+    ("s", 1): lambda t: str(t.second), ("s", 2): lambda t: f"{t.second:02d}",
+    ("E", 3): lambda t: _DAYS[t.weekday()][:3].title(), ("E", 4): lambda t: _DAYS[t.weekday()].title(),
+    ("a", 1): lambda t: "AM" if t.hour < 12 else "PM", ("G", 1): lambda t: "AD",
+    ("Z", 1): lambda t: _offset(t, False), ("X", 1): lambda t: _offset(t, False, False),
+    ("X", 2): lambda t: _offset(t, False), ("X", 3): lambda t: _offset(t, True),
+}

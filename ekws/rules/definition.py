@@ -126,7 +126,7 @@ def parse_rule(body: Any, rule_id: Optional[str] = None) -> RuleDef:
         if not isinstance(sql, str):
             raise InvalidRule(f"sql: expected a string, got {type(sql).__name__}")
         try:
-            query = parse_query(sql)
+            query = parse_query(sql, rule_id=rid)
         except SQLError as exc:
             raise SQLError(f"sql: {exc.reason}", line=exc.line, column=exc.column) from None
     actions = body.get("actions")

@@ -17,10 +17,11 @@ from typing import Any, NamedTuple, Optional
 from .. import EkwsError, Message
 
 __all__ = [
-    "CAST_TYPES", "FUNCTIONS", "EvalError", "Expr", "Fn", "Record", "and_op", "arith", "arithmetic_op",
+    "EvalError", "Expr", "Fn", "Record", "and_op", "arith", "arithmetic_op",
     "between_op", "compare", "comparison_op", "const_value", "equal", "getter", "kind_of", "like_op",
     "like_regex", "make_literal", "or_op", "query_fns", "and_expr", "or_expr", "not_expr",
     "is_null_expr", "inline", "generated",
+    "call_expr",
 ]
 
 Record = dict[str, Any]
@@ -105,84 +106,6 @@ def like_regex(pattern: str) -> re.Pattern[str]:
         out.append(".*" if char == "%" else "." if char == "_" else re.escape(char))
         i += 1
     return re.compile("".join(out), re.DOTALL)
-
-
-# --------------------------------------------------------------------------- functions
-
-
-def _null_in(fn: Callable[..., Any]) -> Callable[..., Any]:
-    def wrapped(*args: Any) -> Any:
-        return None if any(a is None for a in args) else fn(*args)
-    return wrapped
-
-
-def _string_arg(name: str, value: Any) -> str:
-    if type(value) is not str:
-        raise EvalError(f"{name}() needs a string, got {kind_of(value)} {value!r:.40}")
-    return value
-
-
-def _round(x: Any, digits: Any = 0) -> Any:
-    x = as_number(x, "round()")
-    if type(digits) is not int:
-        raise EvalError(f"round() needs an integer number of digits, got {digits!r:.40}")
-    # Half away from zero, as SQL and Go's math.Round do (Python rounds half to even).
-    scale = 10.0 ** digits
-    rounded = math.floor(abs(x) * scale + 0.5) / scale
-    result = math.copysign(rounded, x)
-    return int(result) if digits <= 0 and type(x) is int else result
-
-
-def _cast(value: Any, to: Any) -> Any:
-    target = str(to).lower()
-    try:
-        if target == "bigint":
-            return int(float(value)) if isinstance(value, str) else int(value)
-        if target == "float":
-            return float(value)
-        if target == "string":
-            return value if isinstance(value, str) else ("true" if value is True else "false"
-                                                          if value is False else str(value))
-        if target == "boolean":
-            if isinstance(value, str):
-                if value.lower() in ("true", "1", "t"):
-                    return True
-                if value.lower() in ("false", "0", "f"):
-                    return False
-                raise ValueError(value)
-            return bool(value)
-    except (ValueError, TypeError, OverflowError) as exc:
-        raise EvalError(f"cannot cast {kind_of(value)} {value!r:.40} to {target}") from exc
-    raise EvalError(f"cast() to unknown type {to!r}")
-
-
-def _concat(*args: Any) -> Any:
-    if any(a is None for a in args):
-        return None
-    return "".join(a if isinstance(a, str) else str(a) for a in args)
-
-
-def _length(value: Any) -> int:
-    if isinstance(value, (str, list, dict)):
-        return len(value)
-    raise EvalError(f"length() needs a string or an array, got {kind_of(value)} {value!r:.40}")
-
-
-# name -> (callable, min args, max args or None for variadic)
-FUNCTIONS: dict[str, tuple[Callable[..., Any], int, Optional[int]]] = {
-    "lower": (_null_in(lambda s: _string_arg("lower", s).lower()), 1, 1),
-    "upper": (_null_in(lambda s: _string_arg("upper", s).upper()), 1, 1),
-    "trim": (_null_in(lambda s: _string_arg("trim", s).strip()), 1, 1),
-    "length": (_null_in(_length), 1, 1),
-    "concat": (_concat, 1, None),
-    "abs": (_null_in(lambda x: abs(as_number(x, "abs()"))), 1, 1),
-    "round": (_null_in(_round), 1, 2),
-    "floor": (_null_in(lambda x: math.floor(as_number(x, "floor()"))), 1, 1),
-    "ceil": (_null_in(lambda x: math.ceil(as_number(x, "ceil()"))), 1, 1),
-    "coalesce": (lambda *args: next((a for a in args if a is not None), None), 1, None),
-    "cast": (_null_in(_cast), 2, 2),
-}
-CAST_TYPES = ("bigint", "float", "string", "boolean")
 
 
 class Expr(NamedTuple):
@@ -417,6 +340,41 @@ def arithmetic_op(op: str, left: Expr, right: Expr) -> Expr:
         return _inline_binary(op, left, right, "number", slow, closure)
     a, b = left.fn, right.fn
     return Expr(lambda d, m: arith(op, a(d, m), b(d, m)), None, False)
+
+
+def call_expr(name: str, impl: Callable[..., Any], args: Sequence[Expr], *, message: bool = False,
+              null_result: Any = ...) -> Expr:
+    """A function call in the rule's generated code: ``_fN(a, b)``, ``impl`` bound once.
+
+    ``null_result`` (when given): the call's value when any argument is null, tested
+    inline so the common one-argument call ``upper(x)`` costs one check and one call
+    (``message``: ``impl`` takes the record's message first).
+    """
+    n = next(_ids)
+    env: dict[str, Any] = {f"_g{n}": impl}
+    codes = []
+    for arg in args:
+        code, more = inline(arg)
+        env.update(more)
+        codes.append(code)
+    if null_result is not ... and args:
+        env[f"_z{n}"] = null_result
+        temps = [f"_a{n}_{i}" for i in range(len(codes))]
+        check = " or ".join(f"({t} := {c}) is None" for t, c in zip(temps, codes))
+        call = f"_g{n}({', '.join((['m'] if message else []) + temps)})"
+        code = f"(_z{n} if {check} else {call})"
+    else:
+        code = f"_g{n}({', '.join((['m'] if message else []) + codes)})"
+    fns = [a.fn for a in args]
+
+    def fallback() -> Fn:
+        def call(d: Record, m: Message) -> Any:
+            values = [f(d, m) for f in fns]
+            if null_result is not ... and any(v is None for v in values):
+                return null_result
+            return impl(m, *values) if message else impl(*values)
+        return call
+    return generated(code, env, fallback)._replace(name=name)
 
 
 def like_op(left: Expr, pattern: Expr, negate: bool) -> Expr:

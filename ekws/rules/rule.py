@@ -145,6 +145,7 @@ class Rule:
                 action.start()
             self._actions = built
             self._senders = [(action.send, node) for _, action, node in built]
+            definition.query.reset()  # analytic state starts empty, as eKuiper's
             self._omit = any(spec.omit_if_empty for spec in definition.actions)
             options = definition.options
             grouping = definition.query.grouping
@@ -441,6 +442,9 @@ class Rule:
             out.update(self.project.metrics(f"op_{n}_project_0", self.windows_out, self.projected))
         else:
             out.update(self.project.metrics(f"op_{n}_project_0", self.passed, self.projected))
+        evicted = sum(node.evicted for node in self.definition.query.analytics)
+        if self.definition.query.analytics:
+            out[f"op_{n}_project_0_analytic_partitions_evicted"] = evicted
         actions = {id(spec): action for spec, action, _ in self._actions or self._stopped_actions}
         for spec, node in zip(self.definition.actions, self.nodes):
             prefix = f"sink_{spec.kind}_{spec.index}_0"

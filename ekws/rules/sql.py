@@ -46,14 +46,20 @@ name and field names are case-sensitive, as in eKuiper):
   pattern`` (``%`` any run, ``_`` one character, ``\\%``/``\\_`` literal),
   ``IS [NOT] NULL``, ``AND``, ``OR``, ``NOT``, parentheses;
 - ``CASE [value] WHEN ... THEN ... [ELSE ...] END``;
-- functions: ``lower(s)``, ``upper(s)``, ``trim(s)``, ``length(s)``,
-  ``concat(s, ...)``, ``abs(x)``, ``round(x[, digits])``, ``floor(x)``,
-  ``ceil(x)``, ``coalesce(x, ...)``, ``cast(x, "bigint"|"float"|"string"|"boolean")``.
+- functions: eKuiper's scalar function library and Python functions of your
+  own, by name in any case (:mod:`ekws.rules.functions`): ``upper(s)``,
+  ``round(x, 2)``, ``format_time(ts, "yyyy-MM-dd")``, ``split_value(s, "/", 0)``
+  ... The argument count and literal arguments are checked here.
+- analytic functions with state (:mod:`ekws.rules.functions.analytic`):
+  ``lag latest changed_col had_changed acc_*``, each with an optional
+  ``OVER ([PARTITION BY expr, ...] [WHEN condition])``, evaluated on every
+  record before the WHERE.
 
 Null semantics (eKuiper's): a missing field is null; a comparison, LIKE,
-IN or BETWEEN with a null operand is false; arithmetic and functions of null
-are null (``coalesce`` excepted); a WHERE that is not exactly true drops the
-record. Equality across kinds (a number and a string) is simply unequal;
+IN or BETWEEN with a null operand is false; arithmetic of null is null;
+most functions of null are null, but each follows eKuiper (``concat`` skips
+a null, ``length(null)`` is 0, ``startswith`` of null is false); a WHERE
+that is not exactly true drops the record. Equality across kinds (a number and a string) is simply unequal;
 ordering across kinds, arithmetic on a non-number or dividing by zero is an
 :class:`EvalError` for that record only.
 
@@ -62,10 +68,10 @@ Output keys: an alias, else a field's last name (``a.b`` gives ``b``,
 ``kuiper_field_<n>`` (the n-th unnamed expression, from 0), as eKuiper names
 them. ``SELECT *`` passes the record itself; ``SELECT *, x AS y`` adds to a copy.
 
-Refused, each with its position: analytic functions
-(LAG, LATEST ...), ``last_agg_hit_*``, JOIN, ``* EXCEPT``/``*
+Refused, each with its position: ``last_agg_hit_*``, multi-column
+``changed_cols``, analytic functions in a window query, JOIN, ``* EXCEPT``/``*
 REPLACE``, array slices, a second stream, select aliases used in later select
-items, and any function not listed above. Every parse problem is a :class:`SQLError`.
+items, and an unknown function. Every parse problem is a :class:`SQLError`.
 """
 
 from __future__ import annotations
@@ -77,10 +83,9 @@ from dataclasses import dataclass
 from typing import Any, NamedTuple, Optional, cast
 
 from .. import EkwsError, Message
+from . import functions
 from .aggregates import AGGREGATES
 from .expr import (
-    CAST_TYPES,
-    FUNCTIONS,
     EvalError,
     Expr,
     Fn,
@@ -100,10 +105,11 @@ from .expr import (
     or_expr,
     query_fns,
 )
+from .functions import analytic
 from .grouping import Grouping, aggregate_expr, event_time_expr, window_bound_expr
 from .window import UNITS, StateConditions, WindowSpec
 
-__all__ = ["EvalError", "FUNCTIONS", "FieldRef", "Query", "SQLError", "check_fields", "parse_query"]
+__all__ = ["EvalError", "FieldRef", "Query", "SQLError", "check_fields", "parse_query"]
 
 MAX_SQL_LENGTH = 64 * 1024
 MAX_DEPTH = 64  # nesting of parentheses and operators: bounds the recursion on hostile input
@@ -254,7 +260,9 @@ class FieldRef(NamedTuple):
 class Query:
     """A compiled rule query.
 
-    ``matches`` and ``project`` are closures built once; they raise
+    ``run`` is what a rule calls: it updates the analytic functions (``lag`` ...)
+    first, then filters and projects. ``matches`` and ``project`` only read the
+    analytic values ``run`` left. They are closures built once; they raise
     :class:`EvalError` (or, for a record of unexpected shape, another
     exception the caller counts) for one record, never for the rule.
     """
@@ -271,9 +279,15 @@ class Query:
     # the WHERE drops the message (``SELECT *``: the message's own record).
     run: Callable[[Message], Optional[Record]]
     references: tuple[FieldRef, ...] = ()  # every field read, in the order written (not meta())
+    analytics: tuple[analytic.Analytic, ...] = ()  # lag(), acc_sum() ...: state, updated by run()
     # GROUP BY a window: the window, groups, HAVING, ORDER BY and LIMIT (``run`` is then
     # the WHERE alone: the record, or None); None for a per-record query.
     grouping: Optional[Grouping] = None
+
+    def reset(self) -> None:
+        """Empty the analytic functions' state (a rule starting again starts from nothing)."""
+        for node in self.analytics:
+            node.reset()
 
     def matches(self, msg: Message) -> bool:
         """True when the record passes the WHERE clause (always, without one)."""
@@ -284,7 +298,7 @@ class Query:
         return msg.data if self.projector is None else self.projector(msg)
 
 
-def parse_query(sql: str) -> Query:
+def parse_query(sql: str, *, rule_id: str = "") -> Query:
     """Parse and compile a rule's SQL.
 
     Raises:
@@ -294,12 +308,24 @@ def parse_query(sql: str) -> Query:
         raise SQLError(f"the rule's sql must be a string, got {type(sql).__name__}")
     if len(sql) > MAX_SQL_LENGTH:
         raise SQLError(f"the rule's sql is longer than {MAX_SQL_LENGTH} characters")
-    return _Parser(sql).query()
+    return _Parser(sql, rule_id).query()
+
+
+def _analytics_first(nodes: tuple[analytic.Analytic, ...], run: Callable[[Message], Optional[Record]]
+                     ) -> Callable[[Message], Optional[Record]]:
+    """eKuiper evaluates analytic functions first, on every record, WHERE or not."""
+    def run_analytics(m: Message) -> Optional[Record]:
+        d = m.data
+        for node in nodes:
+            node.update(d, m)
+        return run(m)
+    return run_analytics
 
 
 class _Parser:
-    def __init__(self, sql: str) -> None:
+    def __init__(self, sql: str, rule_id: str = "") -> None:
         self.sql = sql
+        self.rule_id = rule_id  # for rule_id()
         self.lexer = _Lexer(sql)
         self.tokens = self.lexer.tokens()
         self.i = 0
@@ -316,6 +342,7 @@ class _Parser:
         self.window_filter: Optional[Expr] = None
         self.window_trigger: Optional[Fn] = None
         self.state_conditions: Optional[StateConditions] = None
+        self.analytics: list[analytic.Analytic] = []  # in the order they must update
 
     # -- token helpers --------------------------------------------------------------
 
@@ -428,6 +455,9 @@ class _Parser:
                                   else "an operator or the end of the statement")
         grouping = None
         if grouping_parts is not None:
+            if self.analytics:
+                raise SQLError("analytic functions (lag, acc_sum ...) in a window query are not "
+                               "supported by ekws rules")
             # The aggregates read the group's rows: compile the projection only now.
             projector, _ = query_fns(select_all, items, None)
             # What reaches the window: the WHERE and the window's FILTER (WHERE ...).
@@ -444,9 +474,11 @@ class _Parser:
                              "TUMBLINGWINDOW(ss, 10) or another window", token)
         else:
             projector, run = query_fns(select_all, items, where)
+            if self.analytics:
+                run = _analytics_first(tuple(self.analytics), run)
         return Query(self.sql, self.stream, self.alias, select_all, tuple(item[0] for item in items),
                      where is not None, where.fn if where is not None else None, projector, run,
-                     tuple(self.references), grouping)
+                     tuple(self.references), tuple(self.analytics), grouping)
 
     def group_by(self, items: list[tuple[str, Expr]]) -> Optional[tuple[
             WindowSpec, tuple[Fn, ...], Optional[Fn], tuple[tuple[Fn, bool], ...], Optional[int]]]:
@@ -827,36 +859,61 @@ class _Parser:
             return event_time_expr()
         if upper in _NOT_RUN:
             raise self.error(f"the function {upper} is not supported by ekws rules", token)
-        if upper in _ANALYTIC:
+        if upper in _ANALYTIC and upper.lower() not in analytic.ANALYTIC:
             raise self.error(f"the analytic function {upper} is not supported by ekws rules", token)
         self.expect_op("(")
+        if upper.lower() in analytic.ANALYTIC:
+            return self.analytic(token)
         if upper == "META":
             return self.meta()
-        lower = upper.lower()
-        if lower not in FUNCTIONS:
-            raise self.error(f"unknown function {token.value}; ekws rules support "
-                             f"{', '.join(FUNCTIONS)} and meta", token)
+        try:
+            fn = functions.lookup(token.value)
+        except functions.FunctionError as exc:
+            raise self.error(str(exc), token) from None
         args: list[Expr] = []
         if not self.at_op(")"):
             args.append(self.expr())
             while self.accept_op(","):
                 args.append(self.expr())
         self.expect_op(")")
-        fn, least, most = FUNCTIONS[lower]
-        if len(args) < least or (most is not None and len(args) > most):
-            count = (str(least) if least == most else f"{least} or more" if most is None
-                     else f"{least} to {most}")
-            raise self.error(f"{lower}() takes {count} argument{'' if count == '1' else 's'}, "
-                             f"got {len(args)}", token)
-        if lower == "cast":
-            target = const_value(args[1]) if args[1].const else None
-            if not isinstance(target, str) or target.lower() not in CAST_TYPES:
-                raise self.error(f"cast() needs a type name literal: {', '.join(CAST_TYPES)}", token)
-        fns = [a.fn for a in args]
-        if len(fns) == 1:
-            only = fns[0]
-            return Expr(lambda d, m: fn(only(d, m)), lower, False)
-        return Expr(lambda d, m: fn(*[f(d, m) for f in fns]), lower, False)
+        literals = [functions.Arg(const_value(a) if a.const else functions.NOT_CONST) for a in args]
+        try:
+            functions.check(fn, literals)
+            impl = functions.bind(fn, literals, self.rule_id)
+        except functions.FunctionError as exc:
+            raise self.error(str(exc), token) from None
+        except ValueError as exc:  # a literal the function refuses: a regular expression, a format
+            raise self.error(f"{fn.name}: {exc}", token) from None
+        return cast(Expr, functions.compile_call(fn, impl, args))
+
+    def analytic(self, token: _Token) -> Expr:
+        """``lag(x) OVER (PARTITION BY k WHEN c)``: a state of its own, updated before the WHERE."""
+        args: list[Expr] = []
+        if not self.at_op(")"):
+            args.append(self.expr())
+            while self.accept_op(","):
+                args.append(self.expr())
+        self.expect_op(")")
+        partition: list[Expr] = []
+        when: Optional[Expr] = None
+        if self.accept("OVER"):
+            self.expect_op("(")
+            if self.accept("PARTITION"):
+                self.expect("BY")
+                partition.append(self.expr())
+                while self.accept_op(","):
+                    partition.append(self.expr())
+            if self.accept("WHEN"):
+                when = self.expr()
+            self.expect_op(")")
+        literals = [functions.Arg(const_value(a) if a.const else functions.NOT_CONST) for a in args]
+        try:
+            node = analytic.make(token.text.lower(), [a.fn for a in args], literals,
+                                 [p.fn for p in partition], when.fn if when is not None else None)
+        except functions.FunctionError as exc:
+            raise self.error(str(exc), token) from None
+        self.analytics.append(node)
+        return Expr(lambda d, m: node.value, node.name, False)
 
     def state_window(self) -> WindowSpec:
         """``STATEWINDOW(begin[, emit]) [OVER (PARTITION BY expr, ...)]`` (the ``(`` taken)."""

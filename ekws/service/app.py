@@ -131,6 +131,7 @@ class Service:
         if settings.rules and not any(getattr(p, "runs_rules", False) for p in self.plugins):
             raise ConfigError("rules are not supported by this version of ekws; remove the rules: entry",
                               file=str(self.config_dir / SERVICE_FILE), key="rules")
+        self._register_functions(settings.functions)
         self._source_file = self.config_dir / SOURCE_FILE
         load_websocket_config(self.config_dir, self._environ)  # clean errors for the file and env first
         raw = yaml.safe_load(self._source_file.read_text(encoding="utf-8"))
@@ -149,6 +150,17 @@ class Service:
         self._signals = SignalWait()  # run()'s wait, woken by request_stop from any thread
 
     # -- configuration -------------------------------------------------------------------
+
+    def _register_functions(self, declared: Sequence[tuple[str, str]]) -> None:
+        """``functions:`` in ekws.yaml: each imported and registered before any rule is made."""
+        from ..rules.functions import FunctionError, load
+
+        for name, target in declared:
+            try:
+                load(name, target)
+            except FunctionError as exc:
+                raise ConfigError(str(exc), file=str(self.config_dir / SERVICE_FILE),
+                                  key=f"functions.{name}") from None
 
     def _websocket_config(self, stored: Mapping[str, Mapping[str, Any]]) -> WebsocketConfig:
         """The file's conf keys overlaid by stored ones; a stored key also beats env overrides."""

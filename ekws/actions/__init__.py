@@ -20,25 +20,14 @@ Common props accepted by every action, as eKuiper spells them:
 
 from __future__ import annotations
 
-import base64
 import importlib
-import json
-import math
-import os
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar, Optional
 
 from .. import EkwsError, Message, Runtime
-
-orjson: Any  # typed loosely on purpose: mypy must pass with and without the [fast] extra
-try:
-    import orjson as _orjson
-
-    orjson = _orjson
-except ImportError:  # pragma: no cover - orjson is an optional extra
-    orjson = None
+from .jsonout import dumps, dumps_line, dumps_lines
 
 __all__ = ["KINDS", "Action", "ActionError", "ActionSpec", "Props", "dumps", "dumps_line", "dumps_lines",
            "parse_action"]
@@ -210,102 +199,3 @@ def parse_action(entry: Any, index: int) -> ActionSpec:
     config = module.parse(props)
     props.check_unknown()
     return ActionSpec(kind, index, config, module.ACTION, omit)
-
-
-def _default(value: Any) -> Any:
-    if isinstance(value, (bytes, bytearray, memoryview)):
-        return base64.b64encode(bytes(value)).decode("ascii")  # as eKuiper encodes []byte
-    raise TypeError(f"{type(value).__name__} is not JSON serializable")
-
-
-def _finite(value: Any) -> Any:
-    """``value`` with every NaN or infinity replaced by None (null), as orjson writes them."""
-    kind = type(value)
-    if kind is float:
-        return value if math.isfinite(value) else None
-    if kind is dict:
-        return {k: _finite(v) for k, v in value.items()}
-    if kind is list or kind is tuple:
-        return [_finite(v) for v in value]
-    return value
-
-
-# EKWS_JSON=stdlib turns orjson off here as in the decoders (ekws.codec), so the
-# standard-library path can be measured and tested on a machine that has orjson.
-if os.environ.get("EKWS_JSON", "").lower() == "stdlib":
-    orjson = None
-
-# allow_nan=False: a non-finite float raises ValueError, and the careful path
-# (:func:`_finite`) writes null instead of the ``NaN`` that is not JSON.
-_encoder = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, default=_default, allow_nan=False)
-# CPython's C encoder built once: json.dumps builds it again for every call,
-# which costs as much as the encoding of a small record. No cycle check
-# (markers None): records come from JSON or a projection, never cyclic.
-# The arguments are those json.JSONEncoder.iterencode passes (3.9 to 3.13).
-_c_make_encoder: Any = getattr(json.encoder, "c_make_encoder", None)
-_c_encode: Any = None if _c_make_encoder is None else _c_make_encoder(
-    None, _default, json.encoder.encode_basestring, None, ":", ",", False, False, False)
-
-
-def _stdlib_dumps(record: Any) -> str:
-    encode = _c_encode
-    try:
-        return "".join(encode(record, 0)) if encode is not None else _encoder.encode(record)
-    except ValueError:  # NaN or infinity: written as null
-        record = _finite(record)
-    return "".join(encode(record, 0)) if encode is not None else _encoder.encode(record)
-
-
-def dumps(record: Any) -> bytes:
-    """A record as compact JSON (UTF-8); bytes become base64 strings, NaN and infinities null."""
-    if orjson is not None:
-        try:
-            data: bytes = orjson.dumps(record, default=_default)
-            return data
-        except orjson.JSONEncodeError:
-            pass  # an integer beyond 64 bits, say: the standard library writes it exactly
-    return _stdlib_dumps(record).encode("utf-8")
-
-
-def dumps_line(record: Any) -> bytes:
-    """:func:`dumps` plus a newline: one line of a JSON-lines file."""
-    if orjson is not None:
-        try:
-            line: bytes = orjson.dumps(record, default=_default, option=orjson.OPT_APPEND_NEWLINE)
-            return line
-        except orjson.JSONEncodeError:
-            pass
-    return (_stdlib_dumps(record) + "\n").encode("utf-8")
-
-
-def dumps_lines(records: list[dict[str, Any]]) -> bytes:
-    """:func:`dumps_line` of each record, joined: a batch of JSON lines written at once.
-
-    The standard library encodes the whole list in one call (the per-call set-up
-    costs as much as a small record), then turns the ``},{`` between records
-    into line breaks. That is exact only when ``},{`` occurs nowhere else (a
-    string or nested value could hold it); the count says so, else each record
-    is encoded alone. JSON text never holds a raw line break, so the result
-    splits back into the records' lines at every ``\\n``.
-
-    Raises:
-        TypeError, ValueError: a record JSON cannot hold; the caller encodes
-        record by record to find it.
-    """
-    if not records:
-        return b""
-    if orjson is not None:
-        try:
-            option = orjson.OPT_APPEND_NEWLINE
-            return b"".join([orjson.dumps(r, default=_default, option=option) for r in records])
-        except orjson.JSONEncodeError:
-            return b"".join([dumps_line(r) for r in records])
-    encode = _c_encode
-    if encode is not None:
-        try:
-            text = "".join(encode(records, 0))
-        except ValueError:  # NaN or infinity somewhere: the careful path writes null
-            text = ""
-        if text and text.count("},{") == len(records) - 1:
-            return (text[1:-1].replace("},{", "}\n{") + "\n").encode("utf-8")
-    return b"".join([dumps_line(r) for r in records])

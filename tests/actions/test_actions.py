@@ -260,12 +260,13 @@ def test_websocket_action_props_are_checked(props: dict[str, Any], match: str) -
 def test_records_serialize_to_json_alike_with_and_without_orjson(record: dict[str, Any],
                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
     import ekws.actions as actions
+    import ekws.actions.jsonout as jsonout
 
     expected = json.loads(json.dumps(record, default=lambda b: base64.b64encode(b).decode()))
     fast = actions.dumps_line(record)
-    monkeypatch.setattr(actions, "orjson", None)
+    monkeypatch.setattr(jsonout, "orjson", None)
     stdlib = actions.dumps_line(record)
-    monkeypatch.setattr(actions, "_c_encode", None)
+    monkeypatch.setattr(jsonout, "_c_encode", None)
     pure = actions.dumps_line(record)
     for line in (fast, stdlib, pure):
         assert line.endswith(b"\n") and line.count(b"\n") == 1
@@ -283,6 +284,7 @@ def test_lines_of_a_batch_match_each_record_alone(records: list[dict[str, Any]],
     import math
 
     import ekws.actions as actions
+    import ekws.actions.jsonout as jsonout
 
     def finite(value: Any) -> Any:
         if isinstance(value, float):
@@ -296,9 +298,9 @@ def test_lines_of_a_batch_match_each_record_alone(records: list[dict[str, Any]],
     expected = [json.loads(json.dumps(finite(r), default=lambda b: base64.b64encode(b).decode()))
                 for r in records]
     blocks = [actions.dumps_lines(records)]
-    monkeypatch.setattr(actions, "orjson", None)
+    monkeypatch.setattr(jsonout, "orjson", None)
     blocks.append(actions.dumps_lines(records))
-    monkeypatch.setattr(actions, "_c_encode", None)
+    monkeypatch.setattr(jsonout, "_c_encode", None)
     blocks.append(actions.dumps_lines(records))
     for block in blocks:
         lines = block.split(b"\n")
@@ -321,3 +323,30 @@ def test_file_action_skips_a_record_json_cannot_hold_and_counts_it(tmp_path: Pat
     metrics = action.metrics()
     assert metrics["records_out_total"] == 2 and metrics["exceptions_total"] == 1
     assert "object is not JSON serializable" in metrics["last_exception"]
+
+
+def test_one_encoder_gives_the_same_bytes_with_and_without_orjson(monkeypatch: pytest.MonkeyPatch) -> None:
+    import datetime
+
+    import ekws.actions.jsonout as jsonout
+    from ekws.service.output import json_line
+
+    when = datetime.datetime(2024, 5, 6, 7, 8, 9, 123456, tzinfo=datetime.timezone.utc)
+    record = {"t": when, "d": when.date(), "n": float("nan"), "raw": b"\x01",
+              "u": "ü", "l": [1, 2.5]}
+    expected = (b'{"t":"2024-05-06T07:08:09.123456+00:00","d":"2024-05-06","n":null,"raw":"AQ==",'
+                b'"u":"\xc3\xbc","l":[1,2.5]}')
+    outputs = [jsonout.dumps(record)]
+    monkeypatch.setattr(jsonout, "orjson", None)
+    outputs.append(jsonout.dumps(record))
+    monkeypatch.setattr(jsonout, "_c_encode", None)
+    outputs.append(jsonout.dumps(record))
+    assert outputs == [expected] * 3
+    with pytest.raises(TypeError):
+        jsonout.dumps({"o": object()})
+    import decimal
+
+    text = jsonout.dumps_text({"o": [decimal.Decimal("1.5")], "n": float("nan")})  # stdout, tail: its text
+    assert text == '{"o": ["1.5"], "n": null}'
+    msg = ekws.Message({"t": when}, ekws.Peer("s", "/x", "127.0.0.1:1", 1), 0)
+    assert json.loads(json_line(msg))["data"] == {"t": "2024-05-06T07:08:09.123456+00:00"}

@@ -105,9 +105,9 @@ def test_log_action_one_line_per_record(rules: RuleManager, runtime: ekws.Runtim
 
 
 class Receiver:
-    """A real `websockets` server that collects every text message it gets, on a fixed port."""
+    """A real `websockets` server that collects every text message it gets (port 0: the port it got)."""
 
-    def __init__(self, port: int, ssl_context: ssl.SSLContext | None = None) -> None:
+    def __init__(self, port: int = 0, ssl_context: ssl.SSLContext | None = None) -> None:
         self.port = port
         self.ssl_context = ssl_context
         self.messages: list[Any] = []
@@ -129,6 +129,7 @@ class Receiver:
 
     def start(self) -> None:
         self._server = serve(self._handler, "127.0.0.1", self.port, ssl=self.ssl_context)
+        self.port = self._server.socket.getsockname()[1]
         self._thread = threading.Thread(target=self._server.serve_forever, name="test-receiver")
         self._thread.start()
 
@@ -149,7 +150,7 @@ class Receiver:
 
 @pytest.fixture
 def receiver() -> Iterator[Receiver]:
-    server = Receiver(free_port())
+    server = Receiver()
     server.start()
     yield server
     if server._thread is not None and server._thread.is_alive():
@@ -207,7 +208,7 @@ def test_websocket_action_bound_drops_oldest_and_counts(rules: RuleManager, runt
 def test_websocket_action_wss_with_mutual_tls(rules: RuleManager, runtime: ekws.Runtime,
                                               tmp_path: Path) -> None:
     pki = make_pki(tmp_path)
-    receiver = Receiver(free_port(), pki.server_context(require_client_cert=True))
+    receiver = Receiver(ssl_context=pki.server_context(require_client_cert=True))
     receiver.start()
     try:
         tls = {"scheme": "wss", "rootCaPath": str(pki.ca_path), "tlsMinVersion": "1.2",

@@ -18,7 +18,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from helpers.server import Collector, create_sql, free_port, refuses, wait_until, write_etc, ws_connect
+from helpers.common import refused_port
+from helpers.server import Collector, create_sql, refuses, wait_until, write_etc, ws_connect
 
 import ekws
 from ekws.actions import ActionError
@@ -257,27 +258,27 @@ def test_restart_strategy_retries_a_failed_start(tmp_path: Path) -> None:
 def test_a_source_that_gives_up_stops_the_rule_and_restart_strategy_retries(
         tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.INFO, logger="ekws.rules.rule")
-    port = free_port()  # nobody listens: every dial is refused
-    etc = write_etc(tmp_path, extra_keys={"remote": {
-        "addr": f"127.0.0.1:{port}", "reconnect": {"initialDelay": "10ms", "maxRetries": 2}}})
-    with ekws.Runtime(config_dir=etc) as rt:
-        rt.create_stream(create_sql("far", "/feed", conf_key="remote"))
-        manager = RuleManager(rt)
-        try:
-            manager.create({"id": "r", "stream": "far", "actions": [{"log": {}}],
-                            "options": {"restartStrategy": {"attempts": 1, "delay": 50}}})
-            # Gave up, restarted once (a new subscription dials again), gave up for good.
-            def settled() -> bool:
-                restarted = any("restart attempt 1" in r.getMessage() for r in caplog.records)
+    with refused_port() as port:  # bound, never listening: every dial is refused
+        etc = write_etc(tmp_path, extra_keys={"remote": {
+            "addr": f"127.0.0.1:{port}", "reconnect": {"initialDelay": "10ms", "maxRetries": 2}}})
+        with ekws.Runtime(config_dir=etc) as rt:
+            rt.create_stream(create_sql("far", "/feed", conf_key="remote"))
+            manager = RuleManager(rt)
+            try:
+                manager.create({"id": "r", "stream": "far", "actions": [{"log": {}}],
+                                "options": {"restartStrategy": {"attempts": 1, "delay": 50}}})
+                # Gave up, restarted once (a new subscription dials again), gave up for good.
+                def settled() -> bool:
+                    restarted = any("restart attempt 1" in r.getMessage() for r in caplog.records)
+                    status = manager.status("r")
+                    return (restarted and status["status"] == "stopped" and status["nextStartTimestamp"] == 0
+                            and status["source_far_0_exceptions_total"] == 2)  # this run's two refused dials
+                assert wait_until(settled, timeout=15)
                 status = manager.status("r")
-                return (restarted and status["status"] == "stopped" and status["nextStartTimestamp"] == 0
-                        and status["source_far_0_exceptions_total"] == 2)  # this run's two refused dials
-            assert wait_until(settled, timeout=15)
-            status = manager.status("r")
-            assert status["message"].startswith("source stopped")
-            assert status["status"] == "stopped"
-        finally:
-            manager.close()
+                assert status["message"].startswith("source stopped")
+                assert status["status"] == "stopped"
+            finally:
+                manager.close()
 
 
 # --------------------------------------------------------------------------- bad bodies

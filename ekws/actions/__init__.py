@@ -21,12 +21,12 @@ Common props accepted by every action, as eKuiper spells them:
 from __future__ import annotations
 
 import importlib
-import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar, Optional
 
-from .. import EkwsError, Message, Runtime
+from .. import EkwsError, Message, Runtime, props
+from ..errors import ConfigError
 from .jsonout import dumps, dumps_line, dumps_lines
 
 __all__ = ["KINDS", "Action", "ActionError", "ActionSpec", "Props", "dumps", "dumps_line", "dumps_lines",
@@ -42,8 +42,6 @@ KINDS: dict[str, str] = {
 }
 
 
-_DURATION_RE = re.compile(r"\s*([0-9]+(?:\.[0-9]*)?|\.[0-9]+)\s*(ms|s|m|h)?\s*", re.IGNORECASE)
-_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
 
 
 class ActionError(EkwsError, ValueError):
@@ -129,19 +127,20 @@ class Props:
             raise self.fail(key, f"expected a string, got {type(value).__name__} {value!r:.60}")
         return value
 
+    def check(self, key: str, parser: props.Parser, default: Any) -> Any:
+        """``key`` checked by one of :mod:`ekws.props`' parsers, the ones source props use."""
+        try:
+            return parser(self.get(key, default), props.Where(self.where, key))
+        except ConfigError as exc:
+            raise self.fail(key, exc.message) from None
+
     def boolean(self, key: str, default: bool = False) -> bool:
-        value = self.get(key, default)
-        if not isinstance(value, bool):
-            raise self.fail(key, f"expected true or false, got {value!r:.60}")
-        return value
+        result: bool = self.check(key, props.boolean, default)
+        return result
 
     def integer(self, key: str, default: int, minimum: int = 0, maximum: Optional[int] = None) -> int:
-        value = self.get(key, default)
-        if isinstance(value, bool) or not isinstance(value, int) or value < minimum or \
-                (maximum is not None and value > maximum):
-            bound = f"{minimum}..{maximum}" if maximum is not None else f">= {minimum}"
-            raise self.fail(key, f"expected an integer {bound}, got {value!r:.60}")
-        return int(value)
+        result: int = self.check(key, props.integer(minimum, maximum), default)
+        return result
 
     def number(self, key: str, default: float, minimum: float = 0.0) -> float:
         value = self.get(key, default)
@@ -151,13 +150,8 @@ class Props:
 
     def duration(self, key: str, default: float) -> float:
         """Seconds: a number, or a string like ``"500ms"``, ``"2s"``, ``"1m"``."""
-        value = self.get(key, default)
-        if isinstance(value, (int, float)) and not isinstance(value, bool) and value >= 0:
-            return float(value)
-        match = _DURATION_RE.fullmatch(value) if isinstance(value, str) else None
-        if match is None:
-            raise self.fail(key, f"expected a duration (seconds, or like '500ms', '2s'), got {value!r:.60}")
-        return float(match.group(1)) * _SECONDS[(match.group(2) or "s").lower()]
+        result: float = self.check(key, props.duration(positive=False), default)
+        return result
 
     def choice(self, key: str, default: Any, options: tuple[Any, ...]) -> Any:
         value = self.get(key, default)

@@ -341,3 +341,26 @@ def test_a_projection_error_is_counted_on_the_project_node_after_the_filter_pass
     assert (status["op_2_filter_0_records_out_total"], status["op_2_filter_0_exceptions_total"]) == (2, 0)
     assert (status["op_3_project_0_records_in_total"], status["op_3_project_0_records_out_total"]) == (2, 1)
     assert status["op_3_project_0_exceptions_total"] == 1
+
+
+def test_rule_options_and_action_props_share_the_source_props_checks() -> None:
+    """One validator (ekws.props): the same words for a bad value, the key and where named."""
+    from ekws.actions import parse_action
+    from ekws.props import Where, boolean, integer
+    from ekws.rules.definition import parse_rule
+
+    expected = {}
+    for parser, value in ((integer(1), 0), (boolean, "yes")):
+        with pytest.raises(ekws.ConfigError) as exc:
+            parser(value, Where("f", "k"))
+        expected[value] = exc.value.message
+    body = {"id": "r", "sql": "SELECT * FROM demo", "actions": [{"log": {}}]}
+    with pytest.raises(InvalidRule) as bad:
+        parse_rule({**body, "options": {"bufferLength": 0}})
+    assert str(bad.value) == f"options.bufferLength: {expected[0]}"
+    with pytest.raises(InvalidRule) as bad:
+        parse_rule({**body, "options": {"sendError": "yes"}})
+    assert str(bad.value) == f"options.sendError: {expected['yes']}"
+    with pytest.raises(ActionError) as bad_action:
+        parse_action({"log": {"omitIfEmpty": "yes"}}, 0)
+    assert str(bad_action.value) == f"action log #0: omitIfEmpty: {expected['yes']}"

@@ -129,9 +129,9 @@ def main(argv: list[str] | None = None) -> int:
 
 def _has_orjson() -> bool:
     """Whether the actions write with orjson (installed, and EKWS_JSON is not ``stdlib``)."""
-    import ekws.actions
+    import ekws.actions.jsonout
 
-    return ekws.actions.orjson is not None
+    return ekws.actions.jsonout.orjson is not None
 
 
 if __name__ == "__main__":

@@ -43,6 +43,7 @@ class ConfigError(EkwsError, ValueError):
     def __init__(self, message: str, *, file: str | None = None, key: str | None = None) -> None:
         where = ":".join(part for part in (file, key) if part)
         super().__init__(f"{where}: {message}" if where else message)
+        self.message = message  # without the place: another layer (an action's props) names it its way
         self.file = file
         self.key = key
 

@@ -88,7 +88,7 @@ def match_name(name: object, known: Iterable[str]) -> str | None:
 
 # --------------------------------------------------------------------------- value parsers
 
-_Parser = Callable[[Any, Where], Any]
+Parser = Callable[[Any, Where], Any]
 _NUMBER = r"\s*([0-9]+(?:\.[0-9]*)?|\.[0-9]+)\s*"
 _DURATION_RE = re.compile(_NUMBER + r"(ms|s|m|h)?\s*", re.IGNORECASE)
 _SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
@@ -106,7 +106,7 @@ def _is_number(value: object) -> bool:
     return _is_int(value) or isinstance(value, float)
 
 
-def _duration(*, positive: bool) -> _Parser:
+def duration(*, positive: bool) -> Parser:
     expected = ("a duration > 0" if positive else "a duration >= 0") + \
         " (seconds as a number, or a string like '500ms', '2s', '1m', '1h')"
 
@@ -138,7 +138,7 @@ def _size(value: Any, where: Where) -> int:
     return size
 
 
-def _integer(minimum: int, maximum: int | None = None) -> _Parser:
+def integer(minimum: int, maximum: int | None = None) -> Parser:
     expected = f"an integer {minimum}..{maximum}" if maximum is not None else f"an integer >= {minimum}"
 
     def parse(value: Any, where: Where) -> int:
@@ -151,13 +151,13 @@ def _integer(minimum: int, maximum: int | None = None) -> _Parser:
     return parse
 
 
-def _boolean(value: Any, where: Where) -> bool:
+def boolean(value: Any, where: Where) -> bool:
     if not isinstance(value, bool):
         raise where.error("true or false", value)
     return value
 
 
-def _text(*, optional: bool) -> _Parser:
+def _text(*, optional: bool) -> Parser:
     expected = "a string (or nothing)" if optional else "a non-empty string"
 
     def parse(value: Any, where: Where) -> str | None:
@@ -170,7 +170,7 @@ def _text(*, optional: bool) -> _Parser:
     return parse
 
 
-def _choice(*options: str) -> _Parser:
+def _choice(*options: str) -> Parser:
     by_fold = {option.casefold(): option for option in options}
 
     def parse(value: Any, where: Where) -> str:
@@ -297,37 +297,37 @@ class Prop:
     """
 
     field: str
-    parse: _Parser | None = None  # None when ``sub`` is set
+    parse: Parser | None = None  # None when ``sub`` is set
     env: EnvMode = "infer"
     sub: Mapping[str, Prop] | None = None
     free: bool = False
 
 
 _RECONNECT = {
-    "initialDelay": Prop("initial_delay", _duration(positive=False)),
-    "maxDelay": Prop("max_delay", _duration(positive=False)),
-    "maxRetries": Prop("max_retries", _integer(0)),
+    "initialDelay": Prop("initial_delay", duration(positive=False)),
+    "maxDelay": Prop("max_delay", duration(positive=False)),
+    "maxRetries": Prop("max_retries", integer(0)),
 }
 SOURCE_PROPS = {
     "addr": Prop("addr", _addr, "str"),
     "scheme": Prop("scheme", _choice("ws", "wss"), "str"),
     "requestHeader": Prop("request_header", _headers, "str", free=True),
     "subprotocols": Prop("subprotocols", _strings, "list"),
-    "insecureSkipVerify": Prop("insecure_skip_verify", _boolean),
+    "insecureSkipVerify": Prop("insecure_skip_verify", boolean),
     "rootCaPath": Prop("root_ca_path", _text(optional=True), "str"),
     "certificationPath": Prop("certification_path", _text(optional=True), "str"),
     "privateKeyPath": Prop("private_key_path", _text(optional=True), "str"),
     "tlsMinVersion": Prop("tls_min_version", _tls_version, "str"),
-    "connectTimeout": Prop("connect_timeout", _duration(positive=True)),
+    "connectTimeout": Prop("connect_timeout", duration(positive=True)),
     "reconnect": Prop("reconnect", sub=_RECONNECT),
-    "pingInterval": Prop("ping_interval", _duration(positive=False)),
-    "pingTimeout": Prop("ping_timeout", _duration(positive=True)),
+    "pingInterval": Prop("ping_interval", duration(positive=False)),
+    "pingTimeout": Prop("ping_timeout", duration(positive=True)),
     "openMessages": Prop("open_messages", _messages, "list"),
     "maxMessageSize": Prop("max_message_size", _size),
-    "maxConnections": Prop("max_connections", _integer(0)),
+    "maxConnections": Prop("max_connections", integer(0)),
     "allowedOrigins": Prop("allowed_origins", _strings, "list"),
     "authToken": Prop("auth_token", _text(optional=True), "str"),
-    "bufferLength": Prop("buffer_length", _integer(1)),
+    "bufferLength": Prop("buffer_length", integer(1)),
     "overflow": Prop("overflow", _choice("block", "dropOldest", "dropNewest"), "str"),
     "delivery": Prop("delivery", _choice("queue", "inline"), "str"),
 }
@@ -338,13 +338,13 @@ _TLS = {
 }
 SERVER_PROPS = {
     "httpServerIp": Prop("http_server_ip", _text(optional=False), "str"),
-    "httpServerPort": Prop("http_server_port", _integer(0, 65535)),
+    "httpServerPort": Prop("http_server_port", integer(0, 65535)),
     "httpServerTls": Prop("http_server_tls", sub=_TLS),
-    "handshakeTimeout": Prop("handshake_timeout", _duration(positive=True)),
+    "handshakeTimeout": Prop("handshake_timeout", duration(positive=True)),
 }
 SERVICE_PROPS = {
     "restIp": Prop("rest_ip", _text(optional=False), "str"),
-    "restPort": Prop("rest_port", _integer(0, 65535)),
+    "restPort": Prop("rest_port", integer(0, 65535)),
     "authToken": Prop("auth_token", _text(optional=True), "str"),
     "dataDir": Prop("data_dir", _text(optional=False), "str"),
     "logLevel": Prop("log_level", _log_level, "str"),

@@ -20,25 +20,14 @@ Common props accepted by every action, as eKuiper spells them:
 
 from __future__ import annotations
 
-import base64
 import importlib
-import json
-import math
-import os
-import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar, Optional
 
-from .. import EkwsError, Message, Runtime
-
-orjson: Any  # typed loosely on purpose: mypy must pass with and without the [fast] extra
-try:
-    import orjson as _orjson
-
-    orjson = _orjson
-except ImportError:  # pragma: no cover - orjson is an optional extra
-    orjson = None
+from .. import EkwsError, Message, Runtime, props
+from ..errors import ConfigError
+from .jsonout import dumps, dumps_line, dumps_lines
 
 __all__ = ["KINDS", "Action", "ActionError", "ActionSpec", "Props", "dumps", "dumps_line", "dumps_lines",
            "parse_action"]
@@ -53,8 +42,6 @@ KINDS: dict[str, str] = {
 }
 
 
-_DURATION_RE = re.compile(r"\s*([0-9]+(?:\.[0-9]*)?|\.[0-9]+)\s*(ms|s|m|h)?\s*", re.IGNORECASE)
-_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
 
 
 class ActionError(EkwsError, ValueError):
@@ -140,19 +127,20 @@ class Props:
             raise self.fail(key, f"expected a string, got {type(value).__name__} {value!r:.60}")
         return value
 
+    def check(self, key: str, parser: props.Parser, default: Any) -> Any:
+        """``key`` checked by one of :mod:`ekws.props`' parsers, the ones source props use."""
+        try:
+            return parser(self.get(key, default), props.Where(self.where, key))
+        except ConfigError as exc:
+            raise self.fail(key, exc.message) from None
+
     def boolean(self, key: str, default: bool = False) -> bool:
-        value = self.get(key, default)
-        if not isinstance(value, bool):
-            raise self.fail(key, f"expected true or false, got {value!r:.60}")
-        return value
+        result: bool = self.check(key, props.boolean, default)
+        return result
 
     def integer(self, key: str, default: int, minimum: int = 0, maximum: Optional[int] = None) -> int:
-        value = self.get(key, default)
-        if isinstance(value, bool) or not isinstance(value, int) or value < minimum or \
-                (maximum is not None and value > maximum):
-            bound = f"{minimum}..{maximum}" if maximum is not None else f">= {minimum}"
-            raise self.fail(key, f"expected an integer {bound}, got {value!r:.60}")
-        return int(value)
+        result: int = self.check(key, props.integer(minimum, maximum), default)
+        return result
 
     def number(self, key: str, default: float, minimum: float = 0.0) -> float:
         value = self.get(key, default)
@@ -162,13 +150,8 @@ class Props:
 
     def duration(self, key: str, default: float) -> float:
         """Seconds: a number, or a string like ``"500ms"``, ``"2s"``, ``"1m"``."""
-        value = self.get(key, default)
-        if isinstance(value, (int, float)) and not isinstance(value, bool) and value >= 0:
-            return float(value)
-        match = _DURATION_RE.fullmatch(value) if isinstance(value, str) else None
-        if match is None:
-            raise self.fail(key, f"expected a duration (seconds, or like '500ms', '2s'), got {value!r:.60}")
-        return float(match.group(1)) * _SECONDS[(match.group(2) or "s").lower()]
+        result: float = self.check(key, props.duration(positive=False), default)
+        return result
 
     def choice(self, key: str, default: Any, options: tuple[Any, ...]) -> Any:
         value = self.get(key, default)
@@ -210,102 +193,3 @@ def parse_action(entry: Any, index: int) -> ActionSpec:
     config = module.parse(props)
     props.check_unknown()
     return ActionSpec(kind, index, config, module.ACTION, omit)
-
-
-def _default(value: Any) -> Any:
-    if isinstance(value, (bytes, bytearray, memoryview)):
-        return base64.b64encode(bytes(value)).decode("ascii")  # as eKuiper encodes []byte
-    raise TypeError(f"{type(value).__name__} is not JSON serializable")
-
-
-def _finite(value: Any) -> Any:
-    """``value`` with every NaN or infinity replaced by None (null), as orjson writes them."""
-    kind = type(value)
-    if kind is float:
-        return value if math.isfinite(value) else None
-    if kind is dict:
-        return {k: _finite(v) for k, v in value.items()}
-    if kind is list or kind is tuple:
-        return [_finite(v) for v in value]
-    return value
-
-
-# EKWS_JSON=stdlib turns orjson off here as in the decoders (ekws.codec), so the
-# standard-library path can be measured and tested on a machine that has orjson.
-if os.environ.get("EKWS_JSON", "").lower() == "stdlib":
-    orjson = None
-
-# allow_nan=False: a non-finite float raises ValueError, and the careful path
-# (:func:`_finite`) writes null instead of the ``NaN`` that is not JSON.
-_encoder = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, default=_default, allow_nan=False)
-# CPython's C encoder built once: json.dumps builds it again for every call,
-# which costs as much as the encoding of a small record. No cycle check
-# (markers None): records come from JSON or a projection, never cyclic.
-# The arguments are those json.JSONEncoder.iterencode passes (3.9 to 3.13).
-_c_make_encoder: Any = getattr(json.encoder, "c_make_encoder", None)
-_c_encode: Any = None if _c_make_encoder is None else _c_make_encoder(
-    None, _default, json.encoder.encode_basestring, None, ":", ",", False, False, False)
-
-
-def _stdlib_dumps(record: Any) -> str:
-    encode = _c_encode
-    try:
-        return "".join(encode(record, 0)) if encode is not None else _encoder.encode(record)
-    except ValueError:  # NaN or infinity: written as null
-        record = _finite(record)
-    return "".join(encode(record, 0)) if encode is not None else _encoder.encode(record)
-
-
-def dumps(record: Any) -> bytes:
-    """A record as compact JSON (UTF-8); bytes become base64 strings, NaN and infinities null."""
-    if orjson is not None:
-        try:
-            data: bytes = orjson.dumps(record, default=_default)
-            return data
-        except orjson.JSONEncodeError:
-            pass  # an integer beyond 64 bits, say: the standard library writes it exactly
-    return _stdlib_dumps(record).encode("utf-8")
-
-
-def dumps_line(record: Any) -> bytes:
-    """:func:`dumps` plus a newline: one line of a JSON-lines file."""
-    if orjson is not None:
-        try:
-            line: bytes = orjson.dumps(record, default=_default, option=orjson.OPT_APPEND_NEWLINE)
-            return line
-        except orjson.JSONEncodeError:
-            pass
-    return (_stdlib_dumps(record) + "\n").encode("utf-8")
-
-
-def dumps_lines(records: list[dict[str, Any]]) -> bytes:
-    """:func:`dumps_line` of each record, joined: a batch of JSON lines written at once.
-
-    The standard library encodes the whole list in one call (the per-call set-up
-    costs as much as a small record), then turns the ``},{`` between records
-    into line breaks. That is exact only when ``},{`` occurs nowhere else (a
-    string or nested value could hold it); the count says so, else each record
-    is encoded alone. JSON text never holds a raw line break, so the result
-    splits back into the records' lines at every ``\\n``.
-
-    Raises:
-        TypeError, ValueError: a record JSON cannot hold; the caller encodes
-        record by record to find it.
-    """
-    if not records:
-        return b""
-    if orjson is not None:
-        try:
-            option = orjson.OPT_APPEND_NEWLINE
-            return b"".join([orjson.dumps(r, default=_default, option=option) for r in records])
-        except orjson.JSONEncodeError:
-            return b"".join([dumps_line(r) for r in records])
-    encode = _c_encode
-    if encode is not None:
-        try:
-            text = "".join(encode(records, 0))
-        except ValueError:  # NaN or infinity somewhere: the careful path writes null
-            text = ""
-        if text and text.count("},{") == len(records) - 1:
-            return (text[1:-1].replace("},{", "}\n{") + "\n").encode("utf-8")
-    return b"".join([dumps_line(r) for r in records])

@@ -11,8 +11,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
-from .. import EkwsError
+from .. import EkwsError, props
 from ..actions import ActionSpec, parse_action
+from ..errors import ConfigError
 from .sql import Query, SQLError, parse_query
 
 __all__ = [
@@ -148,22 +149,16 @@ def _options(raw: Any) -> RuleOptions:
     values: dict[str, Any] = {}
     for key, value in raw.items():
         if key == "bufferLength":
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise InvalidRule(f"options.bufferLength: expected an integer >= 1, got {value!r:.40}")
-            values["buffer_length"] = value
+            values["buffer_length"] = _check(key, props.integer(1), value)
         elif key == "overflow":
             if value not in ("block", "dropOldest", "dropNewest"):
                 raise InvalidRule("options.overflow: expected block, dropOldest or dropNewest, "
                                   f"got {value!r:.40}")
             values["overflow"] = value
         elif key == "sendError":
-            if not isinstance(value, bool):
-                raise InvalidRule(f"options.sendError: expected true or false, got {value!r:.40}")
-            values["send_error"] = value
+            values["send_error"] = _check(key, props.boolean, value)
         elif key == "isEventTime":
-            if not isinstance(value, bool):
-                raise InvalidRule(f"options.isEventTime: expected true or false, got {value!r:.40}")
-            values["is_event_time"] = value
+            values["is_event_time"] = _check(key, props.boolean, value)
         elif key == "lateTolerance":
             if isinstance(value, bool) or not isinstance(value, int) or value < 0:
                 raise InvalidRule(f"options.lateTolerance: expected milliseconds (an integer >= 0), "
@@ -179,6 +174,14 @@ def _options(raw: Any) -> RuleOptions:
             raise InvalidRule(f"options: unknown option {key!r}; ekws rules take bufferLength, overflow, "
                               "sendError, restartStrategy, isEventTime and lateTolerance")
     return RuleOptions(**values)
+
+
+def _check(key: str, parser: props.Parser, value: Any) -> Any:
+    """One option checked by the parser source props use (:mod:`ekws.props`)."""
+    try:
+        return parser(value, props.Where("options", key))
+    except ConfigError as exc:
+        raise InvalidRule(f"options.{key}: {exc.message}") from None
 
 
 def _restart(raw: Any) -> RestartStrategy:

@@ -1,12 +1,9 @@
 """Records as JSON lines on stdout: what the ``log`` action of a rule prints in ``ekws run``.
 
-Every line is valid JSON (RFC 8259), whatever the record holds:
-
-* ``bytes`` (``FORMAT="binary"`` payloads, BYTEA fields) become base64
-  strings, as eKuiper prints them;
-* ``NaN`` and ``Infinity`` are not JSON: they become ``null``;
-* anything else that is not JSON (a datetime from a DATETIME field) becomes
-  its ``str()``.
+Every line is valid JSON (RFC 8259), whatever the record holds, encoded by
+the one encoder every output shares (:mod:`ekws.actions.jsonout`): bytes as
+base64, ``NaN`` as ``null``, a datetime as its ISO text, anything else
+JSON has no type for as its ``str()``.
 
 A closed stdout (``ekws run | head -n 1``) is not an error to report per
 record: the first failed write calls ``on_closed`` once, later records are
@@ -16,39 +13,18 @@ stays quiet.
 
 from __future__ import annotations
 
-import base64
-import json
-import math
 import os
 import threading
 from collections.abc import Callable
-from typing import Any, TextIO
+from typing import TextIO
 
+from ..actions.jsonout import dumps_text
 from ..message import Message
 
 
-def to_json(value: Any) -> Any:
-    """``value`` with every non-JSON leaf replaced (see the module docstring)."""
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, dict):
-        return {str(k): to_json(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [to_json(v) for v in value]
-    if isinstance(value, (bytes, bytearray, memoryview)):
-        return base64.b64encode(bytes(value)).decode("ascii")
-    if value is None or isinstance(value, (str, int)):
-        return value
-    return str(value)
-
-
 def json_line(msg: Message) -> str:
-    """One record as a JSON line: ``{"data": {...}, "meta": {...}}``."""
-    record = {"data": msg.data, "meta": msg.meta}
-    try:  # the common case: plain JSON values, one pass
-        return json.dumps(record, ensure_ascii=False, allow_nan=False)
-    except (TypeError, ValueError):
-        return json.dumps(to_json(record), ensure_ascii=False, allow_nan=False)
+    """One record as a JSON line: ``{"data": {...}, "meta": {...}}`` (see :mod:`ekws.actions.jsonout`)."""
+    return dumps_text({"data": msg.data, "meta": msg.meta})
 
 
 class LinePrinter:

@@ -44,16 +44,15 @@ from ..config import SourceProps
 from ..errors import ClosedError, EkwsError
 from ..message import Peer
 from ..throttle import INTERVAL
+from .net import Environ, StartResponse
 from .protocol import CLOSING, OPEN, Connection, Link
 from .server import (
     RECV_SIZE,
     SEND_TIMEOUT,
-    Environ,
+    PeerLink,
     ServerRoute,
     SharedServer,
-    StartResponse,
-    _await_close,
-    _Peer,
+    await_close,
 )
 
 __all__ = ["Broadcaster"]
@@ -63,7 +62,7 @@ logger = logging.getLogger(__name__)
 SEND_BATCH = 64  # queued messages written to a client's socket at once
 
 
-class _Client(_Peer):
+class _Client(PeerLink):
     """One connected client: its link, its queue and its wake-up pipe."""
 
     def __init__(self, link: Link, peer: Peer) -> None:
@@ -423,4 +422,4 @@ class _Route(ServerRoute):
         if conn.state is CLOSING:  # we closed first: a moment for the client's answer
             closing = select.poll()
             closing.register(sock, select.POLLIN)
-            _await_close(link, closing)
+            await_close(link, closing)

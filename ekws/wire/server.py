@@ -19,25 +19,24 @@ import logging
 import os
 import select
 import socket
-import ssl
-import sys
 import threading
 import time
 from collections.abc import Iterable
 from http import HTTPStatus
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Callable
 from urllib.parse import parse_qs
 
-import simple_websocket
-from werkzeug.serving import ThreadedWSGIServer, WSGIRequestHandler
-from wsproto.events import AcceptConnection, Request
-
 from ..config import ServerConfig, SourceProps
-from ..errors import BindError, EkwsError, ServerError
+from ..errors import EkwsError, ServerError
 from ..message import CONNECTED, STOPPED, Peer, Sink
 from . import tls
 from .frames import Payload
+from .net import Environ, StartResponse
+from .net import listen_socket as listen_socket  # re-exported: service/check and service/http import it here
 from .protocol import CLOSING, OPEN, Connection, Link
+
+if TYPE_CHECKING:
+    from .upgrade import WSGIServer
 
 logger = logging.getLogger(__name__)
 
@@ -56,11 +55,7 @@ RECV_MAX = 128 * 1024
 SEND_TIMEOUT = 10.0  # seconds a send (pong, close) may wait for a peer that does not read
 CLOSE_GRACE = 1.0  # seconds peers get to answer our close frame before the socket is cut
 
-Environ = dict[str, Any]
-StartResponse = Callable[..., Any]
-
-
-class _Peer:
+class PeerLink:
     """One upgraded peer: its protocol link and whether its request thread is done."""
 
     def __init__(self, link: Link, peer: Peer) -> None:
@@ -82,7 +77,7 @@ class ServerRoute:
         self.props = props
         self.next_id = next_id
         self._lock = threading.Lock()
-        self._connections: set[_Peer] = set()
+        self._connections: set[PeerLink] = set()
         self._reserved = 0  # slots taken by upgrades in progress
         self._stopped = False
 
@@ -141,15 +136,16 @@ class ServerRoute:
         if not self.reserve():
             return _refuse(start_response, 503, f"too many connections (maxConnections "
                                                  f"{self.props.max_connections})")
+        from .upgrade import leftover, upgrade  # the server side loads with its first peer
+
         try:
-            upgrade = _Upgrade(environ, self.props.subprotocols)
+            sock = upgrade(environ, self.props.subprotocols)
         except Exception as exc:
             self.reserve_cancel()
             logger.debug("upgrade on %s failed", self.path, exc_info=True)
             return _refuse(start_response, 400, f"bad WebSocket upgrade: {exc}")
-        sock = upgrade.sock
         address = f"{environ.get('REMOTE_ADDR')}:{environ.get('REMOTE_PORT')}"
-        self.serve(sock, address, _leftover(environ, sock))
+        self.serve(sock, address, leftover(environ, sock, RECV_SIZE))
         try:  # the HTTP server must not wait for another request on this socket
             socket.socket.shutdown(sock, socket.SHUT_RDWR)
         except OSError:
@@ -161,7 +157,7 @@ class ServerRoute:
         peer = Peer(self.stream, self.datasource, address, self.next_id())
         conn = Connection(client=False, max_message_size=self.props.max_message_size or None,
                           where=f"stream {self.stream}: peer {address} (connection {peer.id})")
-        entry = _Peer(Link(conn, sock), peer)
+        entry = PeerLink(Link(conn, sock), peer)
         with self._lock:
             self._reserved -= 1
             if self._stopped:
@@ -228,7 +224,7 @@ class ServerRoute:
             elif len(data) < size >> 2 and size > RECV_SIZE:
                 size >>= 1
         if conn.state is CLOSING:  # we closed first: wait a moment for the peer's answer
-            _await_close(link, poller)
+            await_close(link, poller)
 
     def deliver(self, link: Link, peer: Peer, messages: list[Payload]) -> None:
         """Hand what one read completed to the stream, in slices (see :data:`PUBLISH_BATCH`)."""
@@ -261,7 +257,7 @@ _PEER_FAULTS = frozenset((1002, 1007, 1009, 1011))
 PUBLISH_BATCH = 64
 
 
-def _await_close(link: Link, poller: select.poll) -> None:
+def await_close(link: Link, poller: select.poll) -> None:
     """After our close frame: read (and drop) until the peer's close, EOF or the grace time."""
     deadline = time.monotonic() + CLOSE_GRACE
     while link.conn.state is CLOSING:
@@ -275,94 +271,6 @@ def _await_close(link: Link, poller: select.poll) -> None:
         link.feed(data)
 
 
-class _Upgrade(simple_websocket.Server):  # type: ignore[misc]
-    """simple-websocket's handshake, without its receive thread and without compression.
-
-    ekws reads frames itself in the request thread. permessage-deflate is not
-    offered: inflating every message costs more CPU than the bytes it saves
-    on the local links edge devices use.
-    """
-
-    def __init__(self, environ: Environ, subprotocols: Iterable[str]) -> None:
-        super().__init__(environ, subprotocols=list(subprotocols), thread_class=_NoThread)
-
-    def handshake(self) -> None:
-        lines = [b"GET / HTTP/1.1"]
-        for key, value in self.environ.items():
-            if key.startswith("HTTP_"):
-                name = "-".join(part.capitalize() for part in key[5:].split("_"))
-                lines.append(f"{name}: {value}".encode("latin-1"))
-        self.ws.receive_data(b"\r\n".join(lines) + b"\r\n\r\n")
-        for event in self.ws.events():
-            if isinstance(event, Request):
-                self.subprotocol = self.choose_subprotocol(event)
-                self.sock.sendall(self.ws.send(AcceptConnection(subprotocol=self.subprotocol)))
-                self.connected = True
-                return
-
-
-class _NoThread:
-    """Stands in for simple-websocket's receive thread, which ekws does not run."""
-
-    name = "unused"
-
-    def __init__(self, target: Callable[[], None]) -> None:
-        pass
-
-    def start(self) -> None:
-        pass
-
-
-class _Handler(WSGIRequestHandler):
-    """Werkzeug's handler; ``timeout`` (handshakeTimeout) bounds each read of the TLS and HTTP handshakes."""
-
-    def connection_dropped(self, error: BaseException, environ: Environ | None = None) -> None:
-        # The app raises ConnectionAbortedError when a WebSocket ends; without
-        # this, HTTP/1.1 keep-alive would wait for another request on the
-        # socket instead of closing it, and the peer would wait for our FIN.
-        self.close_connection = True
-
-    def log(self, type: str, message: str, *args: Any) -> None:
-        logger.debug("%s %s - %s", type, self.address_string(), message % args if args else message)
-
-
-def _handler(handshake_timeout: float) -> type[_Handler]:
-    """A handler class whose socket reads during the handshakes wait at most ``handshake_timeout``."""
-    return type("_Handler", (_Handler,), {"timeout": handshake_timeout})
-
-
-class _WSGIServer(ThreadedWSGIServer):
-    """Werkzeug's threaded server, with TLS handshakes moved off the accept loop.
-
-    Werkzeug wraps the listening socket, so every TLS handshake would run in
-    the one accepting thread and a silent client would stall every other.
-    Here each accepted socket is wrapped lazily and shakes hands in its own
-    request thread.
-    """
-
-    tls_context: ssl.SSLContext | None = None
-
-    def process_request(self, request: Any, client_address: Any) -> None:
-        # socketserver's ThreadingMixIn, with a named thread. A daemon, as in
-        # Werkzeug: a peer in its handshake must not hold up interpreter exit.
-        # Each thread is bounded anyway: handshakeTimeout until the upgrade,
-        # then the keepalive, and the close grace once its route stops.
-        host, port = client_address[:2] if isinstance(client_address, tuple) else ("?", 0)
-        thread = threading.Thread(target=self.process_request_thread, args=(request, client_address),
-                                  name=f"ekws-peer-{host}:{port}", daemon=True)
-        thread.start()
-
-    def get_request(self) -> tuple[socket.socket, Any]:
-        sock, address = self.socket.accept()
-        if self.tls_context is not None:
-            sock = self.tls_context.wrap_socket(sock, server_side=True, do_handshake_on_connect=False)
-        return sock, address
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        # Called by socketserver inside its except block: the error is current.
-        logger.debug("request from %s failed", client_address, exc_info=sys.exc_info())
-
-
 class SharedServer:
     """The one server that serves every server-mode path of a runtime."""
 
@@ -370,7 +278,7 @@ class SharedServer:
         self.config = config
         self._lock = threading.Lock()
         self._routes: dict[str, ServerRoute] = {}
-        self._server: _WSGIServer | None = None
+        self._server: WSGIServer | None = None
         self._thread: threading.Thread | None = None
 
     @property
@@ -419,13 +327,14 @@ class SharedServer:
         context = tls.server_context(config.http_server_tls) if config.http_server_tls else None
         sock = listen_socket(config.http_server_ip, config.http_server_port, backlog=1024,
                              what="the websocket server: source.httpServerIp/httpServerPort")
+        from .upgrade import make_server  # Werkzeug loads with the first server-mode path
+
         try:
-            server = _WSGIServer(config.http_server_ip, config.http_server_port, self._app,
-                                 handler=_handler(config.handshake_timeout), fd=sock.fileno())
+            server = make_server(config.http_server_ip, config.http_server_port, self._app,
+                                 handshake_timeout=config.handshake_timeout, fd=sock.fileno(),
+                                 tls_context=context)
         finally:
             sock.close()  # Werkzeug keeps a duplicate of the descriptor
-        server.tls_context = context
-        server.ssl_context = context  # Werkzeug: https in environ, TLS errors logged, not raised
         self._server = server
         self._thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1},
                                         name="ekws-server")
@@ -472,44 +381,3 @@ def _token_ok(environ: Environ, token: str) -> bool:
         return True
     given = parse_qs(environ.get("QUERY_STRING", "")).get("token", [])
     return any(hmac.compare_digest(value.encode(), token.encode()) for value in given)
-
-
-def _leftover(environ: Environ, sock: socket.socket) -> bytes:
-    """Frames a client sent right behind its upgrade request, already buffered by Werkzeug."""
-    rfile = environ.get("wsgi.input")
-    if rfile is None or not hasattr(rfile, "read1"):
-        return b""
-    sock.setblocking(False)
-    try:
-        return rfile.read1(RECV_SIZE) or b""  # buffered bytes only: the socket is non-blocking
-    except (OSError, ValueError):
-        return b""
-    finally:
-        sock.setblocking(True)
-        # Nothing reads it again (the peer's reader uses the socket): closing it
-        # frees its 8 KiB buffer for the connection's life; the socket stays open.
-        try:
-            rfile.close()
-        except (OSError, ValueError):
-            pass
-
-
-def listen_socket(host: str, port: int, *, backlog: int, what: str) -> socket.socket:
-    """A socket bound and listening on ``host:port``, for ``what`` (named in the error).
-
-    ekws binds its servers itself (the shared server, the REST API): Werkzeug
-    would call ``sys.exit(1)`` on a failed bind.
-
-    Raises:
-        BindError: the address is in use, not local, or needs privileges.
-    """
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    try:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind((host, port))
-        sock.listen(backlog)
-    except OSError as exc:
-        sock.close()
-        raise BindError(f"cannot listen on {host}:{port} ({what}): {exc.strerror or exc}") from exc
-    return sock

@@ -105,9 +105,9 @@ def test_log_action_one_line_per_record(rules: RuleManager, runtime: ekws.Runtim
 
 
 class Receiver:
-    """A real `websockets` server that collects every text message it gets, on a fixed port."""
+    """A real `websockets` server that collects every text message it gets (port 0: the port it got)."""
 
-    def __init__(self, port: int, ssl_context: ssl.SSLContext | None = None) -> None:
+    def __init__(self, port: int = 0, ssl_context: ssl.SSLContext | None = None) -> None:
         self.port = port
         self.ssl_context = ssl_context
         self.messages: list[Any] = []
@@ -129,6 +129,7 @@ class Receiver:
 
     def start(self) -> None:
         self._server = serve(self._handler, "127.0.0.1", self.port, ssl=self.ssl_context)
+        self.port = self._server.socket.getsockname()[1]
         self._thread = threading.Thread(target=self._server.serve_forever, name="test-receiver")
         self._thread.start()
 
@@ -149,7 +150,7 @@ class Receiver:
 
 @pytest.fixture
 def receiver() -> Iterator[Receiver]:
-    server = Receiver(free_port())
+    server = Receiver()
     server.start()
     yield server
     if server._thread is not None and server._thread.is_alive():
@@ -207,7 +208,7 @@ def test_websocket_action_bound_drops_oldest_and_counts(rules: RuleManager, runt
 def test_websocket_action_wss_with_mutual_tls(rules: RuleManager, runtime: ekws.Runtime,
                                               tmp_path: Path) -> None:
     pki = make_pki(tmp_path)
-    receiver = Receiver(free_port(), pki.server_context(require_client_cert=True))
+    receiver = Receiver(ssl_context=pki.server_context(require_client_cert=True))
     receiver.start()
     try:
         tls = {"scheme": "wss", "rootCaPath": str(pki.ca_path), "tlsMinVersion": "1.2",
@@ -260,12 +261,13 @@ def test_websocket_action_props_are_checked(props: dict[str, Any], match: str) -
 def test_records_serialize_to_json_alike_with_and_without_orjson(record: dict[str, Any],
                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
     import ekws.actions as actions
+    import ekws.actions.jsonout as jsonout
 
     expected = json.loads(json.dumps(record, default=lambda b: base64.b64encode(b).decode()))
     fast = actions.dumps_line(record)
-    monkeypatch.setattr(actions, "orjson", None)
+    monkeypatch.setattr(jsonout, "orjson", None)
     stdlib = actions.dumps_line(record)
-    monkeypatch.setattr(actions, "_c_encode", None)
+    monkeypatch.setattr(jsonout, "_c_encode", None)
     pure = actions.dumps_line(record)
     for line in (fast, stdlib, pure):
         assert line.endswith(b"\n") and line.count(b"\n") == 1
@@ -283,6 +285,7 @@ def test_lines_of_a_batch_match_each_record_alone(records: list[dict[str, Any]],
     import math
 
     import ekws.actions as actions
+    import ekws.actions.jsonout as jsonout
 
     def finite(value: Any) -> Any:
         if isinstance(value, float):
@@ -296,9 +299,9 @@ def test_lines_of_a_batch_match_each_record_alone(records: list[dict[str, Any]],
     expected = [json.loads(json.dumps(finite(r), default=lambda b: base64.b64encode(b).decode()))
                 for r in records]
     blocks = [actions.dumps_lines(records)]
-    monkeypatch.setattr(actions, "orjson", None)
+    monkeypatch.setattr(jsonout, "orjson", None)
     blocks.append(actions.dumps_lines(records))
-    monkeypatch.setattr(actions, "_c_encode", None)
+    monkeypatch.setattr(jsonout, "_c_encode", None)
     blocks.append(actions.dumps_lines(records))
     for block in blocks:
         lines = block.split(b"\n")
@@ -321,3 +324,30 @@ def test_file_action_skips_a_record_json_cannot_hold_and_counts_it(tmp_path: Pat
     metrics = action.metrics()
     assert metrics["records_out_total"] == 2 and metrics["exceptions_total"] == 1
     assert "object is not JSON serializable" in metrics["last_exception"]
+
+
+def test_one_encoder_gives_the_same_bytes_with_and_without_orjson(monkeypatch: pytest.MonkeyPatch) -> None:
+    import datetime
+
+    import ekws.actions.jsonout as jsonout
+    from ekws.service.output import json_line
+
+    when = datetime.datetime(2024, 5, 6, 7, 8, 9, 123456, tzinfo=datetime.timezone.utc)
+    record = {"t": when, "d": when.date(), "n": float("nan"), "raw": b"\x01",
+              "u": "ü", "l": [1, 2.5]}
+    expected = (b'{"t":"2024-05-06T07:08:09.123456+00:00","d":"2024-05-06","n":null,"raw":"AQ==",'
+                b'"u":"\xc3\xbc","l":[1,2.5]}')
+    outputs = [jsonout.dumps(record)]
+    monkeypatch.setattr(jsonout, "orjson", None)
+    outputs.append(jsonout.dumps(record))
+    monkeypatch.setattr(jsonout, "_c_encode", None)
+    outputs.append(jsonout.dumps(record))
+    assert outputs == [expected] * 3
+    with pytest.raises(TypeError):
+        jsonout.dumps({"o": object()})
+    import decimal
+
+    text = jsonout.dumps_text({"o": [decimal.Decimal("1.5")], "n": float("nan")})  # stdout, tail: its text
+    assert text == '{"o": ["1.5"], "n": null}'
+    msg = ekws.Message({"t": when}, ekws.Peer("s", "/x", "127.0.0.1:1", 1), 0)
+    assert json.loads(json_line(msg))["data"] == {"t": "2024-05-06T07:08:09.123456+00:00"}

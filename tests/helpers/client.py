@@ -13,16 +13,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from helpers.server import wait_until
+from helpers import common
 
 CONF_KEY = "remote"
 FAST_RECONNECT = {"initialDelay": 0.05, "maxDelay": 0.3, "maxRetries": 0}
 
 
-# One polling helper for the whole suite (metrics have no event to wait on).
-wait_for = wait_until
 
 
 def write_etc(tmp_path: Path, addr: str, **props: Any) -> str:
@@ -38,11 +34,7 @@ def write_etc(tmp_path: Path, addr: str, **props: Any) -> str:
         "reconnect": dict(FAST_RECONNECT),
     }
     conf.update(props)
-    etc = tmp_path / "etc"
-    (etc / "sources").mkdir(parents=True, exist_ok=True)
-    document = {"default": {"addr": ""}, CONF_KEY: conf}
-    (etc / "sources" / "websocket.yaml").write_text(yaml.safe_dump(document, sort_keys=False))
-    return str(etc)
+    return str(common.write_etc(tmp_path, {"default": {"addr": ""}, CONF_KEY: conf}))
 
 
 def create_stream(rt: Any, name: str = "feed", datasource: str = "/feed", fmt: str = "json") -> None:

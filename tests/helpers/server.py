@@ -15,29 +15,21 @@ import os
 import shutil
 import socket
 import threading
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 from websockets.sync.client import ClientConnection, connect
 
 import ekws
+from helpers import common
+from helpers.common import free_port, wait_until  # noqa: F401  (many tests import them from here)
 
 REPO = Path(__file__).resolve().parents[2]
 NODE_DIR = REPO / "tests" / "node"
 BROWSER_DIR = REPO / "tests" / "browser"
 INSTALL_HINT = "run .ci/install-peers.sh"
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that was free a moment ago (bind 0, close)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def port_is_free(host: str, port: int) -> bool:
@@ -75,15 +67,12 @@ def write_etc(
     ``conf`` is merged into the ``default`` conf key (server mode, addr "");
     ``source`` into the shared server block (127.0.0.1, port 0).
     """
-    etc = tmp_path / "etc"
-    (etc / "sources").mkdir(parents=True, exist_ok=True)
     doc: dict[str, Any] = {
         "default": {"addr": "", **(conf or {})},
         "source": {"httpServerIp": "127.0.0.1", "httpServerPort": 0, **(source or {})},
     }
     doc.update(extra_keys or {})
-    (etc / "sources" / "websocket.yaml").write_text(yaml.safe_dump(doc, sort_keys=False))
-    return str(etc)
+    return str(common.write_etc(tmp_path, doc))
 
 
 def create_sql(name: str, datasource: str, conf_key: str | None = None) -> str:
@@ -129,15 +118,6 @@ class ErrorLog:
             self.errors.append(exc)
 
 
-def wait_until(predicate: Callable[[], bool], timeout: float = 5.0, interval: float = 0.01) -> bool:
-    """Poll ``predicate`` until true or ``timeout``; for metrics, which have no event."""
-    deadline = time.monotonic() + timeout
-    while True:
-        if predicate():
-            return True
-        if time.monotonic() >= deadline:
-            return False
-        time.sleep(interval)
 
 
 @contextlib.contextmanager

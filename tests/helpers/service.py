@@ -12,6 +12,8 @@ import sys
 import threading
 from pathlib import Path
 
+from helpers import common
+
 REPO = Path(__file__).resolve().parents[2]
 ENV = {**os.environ, "PYTHONPATH": str(REPO), "PYTHONUNBUFFERED": "1"}
 for _var in [
@@ -67,14 +69,9 @@ def write_etc(base: Path, *, streams=(DEMO,), rules=None, token=None, websocket_
     """A config dir; ``rules`` None means a log rule on the demo stream when it is declared."""
     if rules is None:
         rules = [DEMO_RULE] if DEMO in streams else []
-    etc = base / "etc"
-    (etc / "sources").mkdir(parents=True, exist_ok=True)
-    (etc / "sources" / "websocket.yaml").write_text(
-        websocket_yaml
-        or (
-            "default:\n  addr: ''\nremote:\n  addr: 127.0.0.1:1\n"
-            "source:\n  httpServerIp: 127.0.0.1\n  httpServerPort: 0\n"
-        )
+    sources = websocket_yaml or (
+        "default:\n  addr: ''\nremote:\n  addr: 127.0.0.1:1\n"
+        "source:\n  httpServerIp: 127.0.0.1\n  httpServerPort: 0\n"
     )
     lines = ["restIp: 127.0.0.1", "restPort: 0", "logLevel: INFO", f"dataDir: {base / 'data'}"]
     if token:
@@ -83,8 +80,7 @@ def write_etc(base: Path, *, streams=(DEMO,), rules=None, token=None, websocket_
     lines += [f"  - {json.dumps(sql)}" for sql in streams]
     lines.append("rules:" + ("" if rules else " []"))
     lines += [f"  - {json.dumps(rule)}" for rule in rules]
-    (etc / "ekws.yaml").write_text("\n".join(lines) + "\n")
-    return etc
+    return common.write_etc(base, sources, "\n".join(lines) + "\n")
 
 
 class Service:

@@ -19,7 +19,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from helpers.server import Collector, create_sql, free_port, refuses, wait_until, write_etc, ws_connect
+from helpers.common import refused_port
+from helpers.server import Collector, create_sql, refuses, wait_until, write_etc, ws_connect
 
 import ekws
 from ekws.actions import ActionError
@@ -261,27 +262,27 @@ def test_restart_strategy_retries_a_failed_start(tmp_path: Path) -> None:
 def test_a_source_that_gives_up_stops_the_rule_and_restart_strategy_retries(
         tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.INFO, logger="ekws.rules.rule")
-    port = free_port()  # nobody listens: every dial is refused
-    etc = write_etc(tmp_path, extra_keys={"remote": {
-        "addr": f"127.0.0.1:{port}", "reconnect": {"initialDelay": "10ms", "maxRetries": 2}}})
-    with ekws.Runtime(config_dir=etc) as rt:
-        rt.create_stream(create_sql("far", "/feed", conf_key="remote"))
-        manager = RuleManager(rt)
-        try:
-            manager.create({"id": "r", "stream": "far", "actions": [{"log": {}}],
-                            "options": {"restartStrategy": {"attempts": 1, "delay": 50}}})
-            # Gave up, restarted once (a new subscription dials again), gave up for good.
-            def settled() -> bool:
-                restarted = any("restart attempt 1" in r.getMessage() for r in caplog.records)
+    with refused_port() as port:  # bound, never listening: every dial is refused
+        etc = write_etc(tmp_path, extra_keys={"remote": {
+            "addr": f"127.0.0.1:{port}", "reconnect": {"initialDelay": "10ms", "maxRetries": 2}}})
+        with ekws.Runtime(config_dir=etc) as rt:
+            rt.create_stream(create_sql("far", "/feed", conf_key="remote"))
+            manager = RuleManager(rt)
+            try:
+                manager.create({"id": "r", "stream": "far", "actions": [{"log": {}}],
+                                "options": {"restartStrategy": {"attempts": 1, "delay": 50}}})
+                # Gave up, restarted once (a new subscription dials again), gave up for good.
+                def settled() -> bool:
+                    restarted = any("restart attempt 1" in r.getMessage() for r in caplog.records)
+                    status = manager.status("r")
+                    return (restarted and status["status"] == "stopped" and status["nextStartTimestamp"] == 0
+                            and status["source_far_0_exceptions_total"] == 2)  # this run's two refused dials
+                assert wait_until(settled, timeout=15)
                 status = manager.status("r")
-                return (restarted and status["status"] == "stopped" and status["nextStartTimestamp"] == 0
-                        and status["source_far_0_exceptions_total"] == 2)  # this run's two refused dials
-            assert wait_until(settled, timeout=15)
-            status = manager.status("r")
-            assert status["message"].startswith("source stopped")
-            assert status["status"] == "stopped"
-        finally:
-            manager.close()
+                assert status["message"].startswith("source stopped")
+                assert status["status"] == "stopped"
+            finally:
+                manager.close()
 
 
 # --------------------------------------------------------------------------- bad bodies
@@ -344,3 +345,26 @@ def test_a_projection_error_is_counted_on_the_project_node_after_the_filter_pass
     assert (status["op_2_filter_0_records_out_total"], status["op_2_filter_0_exceptions_total"]) == (2, 0)
     assert (status["op_3_project_0_records_in_total"], status["op_3_project_0_records_out_total"]) == (2, 1)
     assert status["op_3_project_0_exceptions_total"] == 1
+
+
+def test_rule_options_and_action_props_share_the_source_props_checks() -> None:
+    """One validator (ekws.props): the same words for a bad value, the key and where named."""
+    from ekws.actions import parse_action
+    from ekws.props import Where, boolean, integer
+    from ekws.rules.definition import parse_rule
+
+    expected = {}
+    for parser, value in ((integer(1), 0), (boolean, "yes")):
+        with pytest.raises(ekws.ConfigError) as exc:
+            parser(value, Where("f", "k"))
+        expected[value] = exc.value.message
+    body = {"id": "r", "sql": "SELECT * FROM demo", "actions": [{"log": {}}]}
+    with pytest.raises(InvalidRule) as bad:
+        parse_rule({**body, "options": {"bufferLength": 0}})
+    assert str(bad.value) == f"options.bufferLength: {expected[0]}"
+    with pytest.raises(InvalidRule) as bad:
+        parse_rule({**body, "options": {"sendError": "yes"}})
+    assert str(bad.value) == f"options.sendError: {expected['yes']}"
+    with pytest.raises(ActionError) as bad_action:
+        parse_action({"log": {"omitIfEmpty": "yes"}}, 0)
+    assert str(bad_action.value) == f"action log #0: omitIfEmpty: {expected['yes']}"

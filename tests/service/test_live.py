@@ -19,6 +19,7 @@ import time
 from pathlib import Path
 
 import pytest
+from helpers.common import wait_until
 from helpers.service import ENV, Lines, Service, write_etc
 from websockets.exceptions import InvalidStatus
 from websockets.sync.client import connect
@@ -61,12 +62,7 @@ def stream_of(svc: Service, name: str = "websocketDemo") -> dict:
 
 
 def wait_for(predicate, timeout: float = 10.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.05)
-    return predicate()
+    return wait_until(predicate, timeout, interval=0.05)
 
 
 def tails(svc: Service) -> int:

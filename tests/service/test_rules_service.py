@@ -11,6 +11,7 @@ import sqlite3
 import time
 
 import pytest
+from helpers import common
 from helpers.service import DEMO_RULE, ENV, REPO, Service, log_rule, write_etc
 from websockets.sync.client import connect
 
@@ -21,13 +22,8 @@ PROJECTION = "SELECT temperature, humidity FROM demo WHERE temperature > 30"
 DEMO_STREAM = 'CREATE STREAM demo() WITH (DATASOURCE="/api/data", FORMAT="json", TYPE="websocket")'
 
 
-def wait_until(predicate, timeout=10.0, interval=0.02):
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(interval)
-    return True
+def wait_until(predicate, timeout=10.0):
+    return common.wait_until(predicate, timeout, interval=0.02)
 
 
 def read_lines(path):

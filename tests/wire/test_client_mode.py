@@ -19,7 +19,8 @@ from typing import Any
 
 import pytest
 from helpers.certs import make_pki
-from helpers.client import Recorder, create_stream, wait_for, write_etc
+from helpers.client import Recorder, create_stream, write_etc
+from helpers.common import wait_until as wait_for
 from helpers.peers import RawConnection, RawPeer, WsPeer, drain_until_closed, run_server, unused_port
 from websockets.sync.server import ServerConnection
 

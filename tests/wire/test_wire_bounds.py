@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 import trustme
+from helpers.common import free_port
 from helpers.peers import read_close, ws_frame
 from helpers.server import Collector, create_sql, raw_upgrade, upgrade_request, wait_until, write_etc
 from websockets.frames import Opcode
@@ -143,7 +144,7 @@ def test_a_path_is_served_from_the_first_accepted_connection(tmp_path: Path) -> 
     Knocks that start while the stream is being unsubscribed do not count: the
     path is gone then, and a 404 (or a refused connection) is right.
     """
-    port = _free_port()
+    port = free_port()
     etc = write_etc(tmp_path, source={"httpServerPort": port})
     statuses: list[int] = []
     phase = [0]  # even: subscribing or subscribed; odd: unsubscribing
@@ -198,9 +199,3 @@ def test_zero_length_fragment_flood_is_served_in_bounded_memory(tmp_path: Path) 
                 assert got.wait_for(1, timeout=30)
             assert got.data == [{"a": 1}]
 
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port

@@ -25,7 +25,7 @@ from collections.abc import Callable, Sequence
 from typing import Any, Optional
 
 from ..expr import EvalError, Fn, Record, kind_of
-from . import NOT_CONST, Arg, FunctionError
+from .registry import NOT_CONST, Arg, FunctionError
 
 __all__ = ["ANALYTIC", "MAX_PARTITIONS", "Analytic", "make"]
 

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from ..expr import EvalError, kind_of
-from . import NOT_CONST, Arg, Validate
+from .registry import NOT_CONST, Arg, Validate
 
 __all__ = ["STRING", "NUMBER", "INT", "expect", "go_str", "to_float", "to_int", "number"]
 

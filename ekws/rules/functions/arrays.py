@@ -14,8 +14,8 @@ from collections.abc import Sequence
 from typing import Any
 
 from ..expr import EvalError, equal
-from . import Arg, register
 from .args import go_str, to_int
+from .registry import Arg, register
 
 MAX_ELEMENTS = 1_000_000  # repeat() and sequence() refuse to build more
 

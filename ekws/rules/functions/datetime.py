@@ -27,8 +27,8 @@ from typing import Any
 
 from ...timestamps import compile_formatter, parse_iso
 from ..expr import EvalError, kind_of
-from . import NOT_CONST, Arg, register
 from .args import INT, STRING, go_str, to_int
+from .registry import NOT_CONST, Arg, register
 
 DATETIME = "datetime"
 

@@ -11,8 +11,8 @@ import zlib
 from collections.abc import Callable
 from typing import Any
 
-from . import register
 from .args import STRING, expect, go_str
+from .registry import register
 
 
 def _digest(algorithm: str) -> Callable[[Any], str]:

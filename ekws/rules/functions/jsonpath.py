@@ -27,8 +27,8 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from ..expr import EvalError, compare, equal
-from . import NOT_CONST, Arg, register
 from .args import STRING, expect, go_str
+from .registry import NOT_CONST, Arg, register
 
 Step = Callable[[Any], Iterator[Any]]
 _MISSING: Any = object()

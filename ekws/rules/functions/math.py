@@ -14,8 +14,8 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from ..expr import EvalError
-from . import Arg, register
 from .args import INT, NUMBER, expect, go_str, number, to_float, to_int
+from .registry import Arg, register
 
 _N = expect(NUMBER)
 _I = expect(INT)

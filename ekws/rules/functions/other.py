@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from typing import Any, Callable
 
 from ... import Message
-from . import Arg, register
+from .registry import Arg, register
 
 
 @register("isnull", 1, nulls="pass", family="other")

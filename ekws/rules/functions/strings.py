@@ -25,8 +25,8 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from ..expr import EvalError
-from . import NOT_CONST, Arg, register
 from .args import INT, NUMBER, STRING, expect, go_str, to_float, to_int
+from .registry import NOT_CONST, Arg, register
 
 MAX_PATTERN = 1000
 _S = expect(STRING)

@@ -20,8 +20,8 @@ from typing import Any
 
 from ...timestamps import parse_iso
 from ..expr import EvalError, kind_of
-from . import NOT_CONST, Arg, register
 from .args import INT, NUMBER, STRING, expect, go_str, to_float, to_int
+from .registry import NOT_CONST, Arg, register
 
 CAST_TYPES = ("bigint", "float", "string", "boolean", "datetime")
 

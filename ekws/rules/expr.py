@@ -91,7 +91,13 @@ def arith(op: str, a: Any, b: Any) -> Any:
         if type(a) is int and type(b) is int:
             return int(a / b)  # eKuiper (Go) truncates integer division toward zero
         return a / b
-    return math.fmod(a, b) if float in (type(a), type(b)) else int(math.fmod(a, b))
+    if float in (type(a), type(b)):
+        try:
+            return math.fmod(a, b)
+        except ValueError:  # inf % x: NaN, as Go's math.Mod gives
+            return math.nan
+    remainder = abs(a) % abs(b)  # Go's integer %: the sign of the dividend, exact for big ints
+    return remainder if a >= 0 else -remainder
 
 
 def like_regex(pattern: str) -> re.Pattern[str]:

@@ -48,7 +48,7 @@ from .errors import DDLError, DecodeError
 from .schema import Field, FieldType, convert_value
 from .timestamps import compile_format
 
-__all__ = ["StreamDef", "parse_stream"]
+__all__ = ["StreamDef", "id_problem", "parse_stream"]
 
 logger = logging.getLogger(__name__)
 
@@ -57,6 +57,22 @@ _SCALAR_TYPES: Final = ("BIGINT", "FLOAT", "STRING", "DATETIME", "BOOLEAN", "BYT
 _TYPE_NAMES: Final = "BIGINT, FLOAT, STRING, DATETIME, BOOLEAN, BYTEA, ARRAY or STRUCT"
 _MAX_DEPTH: Final = 32  # ARRAY/STRUCT nesting; bounds the recursion on hostile input
 _TIMESTAMP_TYPES: Final = ("bigint", "float", "datetime", "string")
+_ID: Final = re.compile(r"[a-zA-Z0-9_\-]+")
+
+
+def id_problem(value: str) -> str | None:
+    """Why ``value`` is no valid stream name or rule id, in eKuiper's words; ``None`` if it is.
+
+    eKuiper's ``pkg/validate.ValidateID``: ASCII letters, digits, ``-`` and ``_``.
+    """
+    if value == "":
+        return "id cannot be empty"
+    if value != value.strip():
+        return f"id '{value}' contains leading or trailing whitespace"
+    if not _ID.fullmatch(value):
+        return (f"id '{value}' contains invalid characters: "
+                "only alphanumeric, hyphens and underscores are allowed")
+    return None
 
 
 @dataclass(frozen=True)
@@ -281,7 +297,11 @@ class _Parser:
     def statement(self) -> StreamDef:
         self.keyword("CREATE")
         self.keyword("STREAM")
+        start = self.peek().pos
         name = self.name("a stream name")
+        problem = id_problem(name)
+        if problem is not None:
+            raise self.error(problem, start)
         close_quote = self._open_quote()
         fields = self.fields(0, allow_empty=True)
         options: dict[str, Any] = {}

@@ -13,6 +13,8 @@ from typing import Any, Optional
 
 from .. import EkwsError
 from ..actions import ActionSpec, parse_action
+from ..ddl import id_problem
+from ..errors import Exists, NotFound
 from .sql import Query, SQLError, parse_query
 
 __all__ = [
@@ -31,12 +33,11 @@ class InvalidRule(RuleError, ValueError):
     """A rule body is malformed; the message names the key."""
 
 
-class RuleNotFound(RuleError, KeyError):
-    def __str__(self) -> str:  # KeyError would quote the message
-        return str(self.args[0]) if self.args else ""
+class RuleNotFound(RuleError, NotFound):
+    """No rule has this id."""
 
 
-class RuleExists(RuleError):
+class RuleExists(RuleError, Exists):
     """A rule with this id exists already."""
 
 
@@ -110,9 +111,11 @@ def parse_rule(body: Any, rule_id: Optional[str] = None) -> RuleDef:
     rid = rule_id if given is None else given
     if not isinstance(rid, str) or not rid.strip():
         raise InvalidRule("id: a rule needs an id (a non-empty string)")
-    if len(rid) > MAX_ID_LENGTH or "/" in rid or any(ord(c) < 32 for c in rid):
-        raise InvalidRule(f"id: {rid!r:.80} must be at most {MAX_ID_LENGTH} characters, "
-                          "without '/' or control characters")
+    problem = id_problem(rid)
+    if problem is not None:  # eKuiper's words (internal/server/rest_test.go)
+        raise InvalidRule(f"invalid rule json: {problem[:120]}")
+    if len(rid) > MAX_ID_LENGTH:
+        raise InvalidRule(f"id: {rid[:80]!r} must be at most {MAX_ID_LENGTH} characters")
     sql, stream = body.get("sql"), body.get("stream")
     if (sql is None) == (stream is None):
         raise InvalidRule("a rule needs either sql (eKuiper's form) or stream (ekws's short form)")

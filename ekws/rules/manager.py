@@ -106,7 +106,7 @@ class RuleManager:
         definition = self.validate(body, rule_id)
         with self._lock:
             if definition.id in self._rules:
-                raise RuleExists(f"rule {definition.id!r} exists already")
+                raise RuleExists(f"rule {definition.id} already exists", name=definition.id)
             rule = Rule(definition, self._runtime, self._rng)
             self._rules[definition.id] = rule
         if definition.triggered if start is None else start:
@@ -211,4 +211,4 @@ class RuleManager:
         try:
             return self._rules[rule_id]
         except KeyError:
-            raise RuleNotFound(f"no rule with id {rule_id!r}") from None
+            raise RuleNotFound(f"Rule {rule_id} is not found.", name=rule_id) from None

@@ -361,7 +361,7 @@ def test_every_rule_command_against_the_service(tmp_path):
             out = svc.cli(verb, "rule", "rule2")
             assert out.returncode == 1 and out.stderr.startswith("ekws: ") and "rule2" in out.stderr, verb
         out = svc.cli("create", "rule", "rule1", body)
-        assert out.returncode == 1 and "exists already" in out.stderr
+        assert out.returncode == 1 and "already exists" in out.stderr
         out = svc.cli("create", "rule", "w", '{"sql": "SELECT count(*) FROM websocketDemo", '
                                             '"actions": [{"log": {}}]}')
         assert out.returncode == 1 and "COUNT" in out.stderr and "column 8" in out.stderr

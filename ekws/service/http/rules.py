@@ -20,10 +20,10 @@ Messages are eKuiper's: ``Rule r1 was created successfully.``, ``Rule r1
 was updated successfully.``, ``Rule r1 is dropped.``, ``Rule r1 was
 started``, ``Rule r1 was stopped.``, ``Rule r1 was restarted``. ``GET
 /rules`` answers ``[{"id", "status"}]`` with eKuiper's ``Running`` or
-``Stopped: <reason>.``. Errors: a bad body or SQL 400 (naming the key, the
-construct and its position), an unknown id 404, an id taken or a declared
-rule changed 409, a rule that cannot start 400 (409 when another stream
-serves its path).
+``Stopped: <reason>.``. Errors (the table in :mod:`.errors`): a bad body or SQL 400
+(naming the key, the construct and its position), an unknown id 404, an id
+taken 400 (as eKuiper), a declared rule changed 409, a rule that cannot
+start 400 (409 when another stream serves its path).
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ from werkzeug.wrappers import Request, Response
 from ...actions import ActionError
 from ...actions import log as log_action
 from ...config import SERVICE_FILE
-from ...errors import BindError, ConfigError, EkwsError, ServerError
+from ...errors import BindError, ConfigError, EkwsError, ReadOnly, ServerError
 from ...rules.manager import InvalidRule, RuleExists, RuleManager, RuleNotFound
 from ...rules.sql import SQLError
 from ..metrics import CONTENT_TYPE, render
@@ -136,8 +136,8 @@ class RulesPlugin:
     def _check_writable(self, rule_id: str) -> None:
         if rule_id in self.declared:
             assert self._service is not None
-            raise ApiError(409, f"rule {rule_id} is declared in {self._service.config_dir / SERVICE_FILE}; "
-                                "edit the file")
+            raise ReadOnly(f"rule {rule_id} is declared in {self._service.config_dir / SERVICE_FILE}; "
+                           "edit the file", name=rule_id)
 
     def _persist_running(self, rule_id: str, running: bool) -> None:
         """Store what the user asked for (as eKuiper's ``triggered``), not whether the start worked."""
@@ -163,12 +163,7 @@ class RulesPlugin:
         rule_id = body.get("id") if isinstance(body, dict) else None
         if isinstance(rule_id, str):
             self._check_writable(rule_id)
-        try:
-            definition = rules.create(body, start=False)
-        except _BAD_BODY as exc:
-            raise ApiError(400, str(exc)) from exc
-        except RuleExists as exc:
-            raise ApiError(409, str(exc)) from exc
+        definition = rules.create(body, start=False)  # InvalidRule, SQLError, ActionError, RuleExists
         try:
             self._store().put_rule(definition.id, definition.body, definition.triggered)
         except BaseException:
@@ -190,13 +185,11 @@ class RulesPlugin:
         self._call(rules.describe, rule_id)  # 404 first
         self._check_writable(rule_id)
         running = rules.is_running(rule_id)
+        definition = rules.validate(body, rule_id)  # a bad body: 400 by the error table
         try:
-            definition = rules.validate(body, rule_id)
             rules.update(rule_id, body)
-        except _BAD_BODY as exc:
-            raise ApiError(400, str(exc)) from exc
-        except RuleNotFound as exc:  # dropped meanwhile
-            raise ApiError(404, str(exc)) from exc
+        except (RuleNotFound, *_BAD_BODY):
+            raise
         except Exception as exc:  # noqa: BLE001 - the new definition is in; its start failed
             logger.error("rule %s updated but not started: %s", rule_id, exc)
         self._store().put_rule(rule_id, definition.body, running)
@@ -240,10 +233,7 @@ class RulesPlugin:
     # -- helpers -----------------------------------------------------------------------------
 
     def _call(self, method: Any, rule_id: str) -> Any:
-        try:
-            return method(rule_id)
-        except RuleNotFound as exc:
-            raise ApiError(404, str(exc)) from exc
+        return method(rule_id)  # RuleNotFound: 404 by the error table
 
     def _lifecycle(self, method: Any, rule_id: str, running: bool) -> None:
         """Start/stop/restart, storing the wish even when a start fails (restartStrategy may retry)."""
@@ -251,7 +241,7 @@ class RulesPlugin:
         self._persist_running(rule_id, running)
         try:
             self._call(method, rule_id)
-        except ApiError:
+        except (ApiError, RuleNotFound):
             raise
         except ServerError as exc:
             raise ApiError(409, f"rule {rule_id} did not start: {exc}") from exc

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from werkzeug.wrappers import Request, Response
 
-from ...errors import BindError, ConfigError, DDLError, ServerError, StreamExists, StreamNotFound
+from ...errors import ConfigError, StreamExists, StreamNotFound
 from .rest import ApiError, Route, json_object, json_response, text_response
 
 if TYPE_CHECKING:
@@ -30,18 +30,6 @@ def _sql(request: Request) -> str:
     return sql
 
 
-def _translate(exc: Exception) -> ApiError:
-    if isinstance(exc, StreamNotFound):
-        return ApiError(404, str(exc))
-    if isinstance(exc, StreamExists):
-        return ApiError(409, str(exc))
-    if isinstance(exc, (DDLError, ConfigError, BindError)):
-        return ApiError(400, str(exc))
-    if isinstance(exc, ServerError):
-        return ApiError(409, str(exc))
-    raise exc
-
-
 # -- streams --------------------------------------------------------------------------------
 
 
@@ -49,8 +37,8 @@ def create_stream(service: Service, request: Request) -> Response:
     sql = _sql(request)
     try:
         name = service.create_stream(sql)
-    except (StreamExists, DDLError, ConfigError, ServerError) as exc:
-        raise _translate(exc) from exc
+    except StreamExists as exc:  # eKuiper's words: "Create stream fails: Item demo already exists."
+        raise StreamExists(f"Create stream fails: {exc}", name=exc.name) from exc
     return text_response(f"Stream {name} is created.", 201)
 
 
@@ -71,34 +59,22 @@ def stream_details(service: Service, request: Request) -> Response:
 
 
 def describe_stream(service: Service, request: Request, name: str) -> Response:
-    try:
-        return json_response(service.runtime.describe_stream(name).describe())
-    except StreamNotFound as exc:
-        raise _translate(exc) from exc
+    return json_response(service.runtime.describe_stream(name).describe())
 
 
 def update_stream(service: Service, request: Request, name: str) -> Response:
     sql = _sql(request)
-    try:
-        service.replace_stream(name, sql)
-    except (StreamNotFound, DDLError, ConfigError, ServerError) as exc:
-        raise _translate(exc) from exc
+    service.replace_stream(name, sql)
     return text_response(f"Stream {name} is updated.")
 
 
 def drop_stream(service: Service, request: Request, name: str) -> Response:
-    try:
-        service.drop_stream(name)
-    except StreamNotFound as exc:
-        raise _translate(exc) from exc
+    service.drop_stream(name)
     return text_response(f"Stream {name} is dropped.")
 
 
 def stream_schema(service: Service, request: Request, name: str) -> Response:
-    try:
-        definition = service.runtime.describe_stream(name)
-    except StreamNotFound as exc:
-        raise _translate(exc) from exc
+    definition = service.runtime.describe_stream(name)
     fields = definition.describe()["StreamFields"] or ()
     return json_response({f["Name"]: _schema(f["FieldType"]) for f in fields})
 
@@ -114,10 +90,7 @@ def _schema(field_type: Any) -> dict[str, Any]:
 
 
 def stream_status(service: Service, request: Request, name: str) -> Response:
-    try:
-        return json_response(service.runtime.status(name))
-    except StreamNotFound as exc:
-        raise _translate(exc) from exc
+    return json_response(service.runtime.status(name))
 
 
 # -- conf keys --------------------------------------------------------------------------------

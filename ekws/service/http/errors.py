@@ -20,12 +20,13 @@ from typing import Final
 
 from ...errors import BindError, Exists, InUse, NotFound, ReadOnly, ServerError
 
-__all__ = ["GENERAL", "NOT_FOUND", "UNDEFINED", "answer", "code_for_status"]
+__all__ = ["GENERAL", "NOT_FOUND", "STREAM_TABLE", "UNDEFINED", "answer", "code_for_status"]
 
 # eKuiper's pkg/errorx codes
 UNDEFINED: Final = 1000
 GENERAL: Final = 1001
 NOT_FOUND: Final = 1002
+STREAM_TABLE: Final = 3000  # what eKuiper's stream statements answer (internal/processor/stream.go)
 
 # (class, HTTP status, eKuiper code); the first match wins, so subclasses come first.
 TABLE: Final[tuple[tuple[type[BaseException], int, int], ...]] = (

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import copy
 import random
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Optional
@@ -86,7 +87,14 @@ _INERT_OPTIONS: dict[str, Any] = {
     "isEventTime": False, "lateTolerance": 0, "concurrency": 1, "qos": 0, "sendMetaToSink": False,
     "cron": "", "duration": "", "cronDatetimeRange": [], "debug": False,
 }
-_IGNORED_OPTIONS = ("checkpointInterval", "sendNil")  # only matter with what the above refuses
+_INERT_OPTIONS.update({
+    "logFilename": "", "notifySub": False, "disableBufferFullDiscard": False,
+    "enableSaveStateBeforeStop": False, "experiment": None,
+})
+# eKuiper options that only matter with what the above refuses (event time, qos > 0, a schedule),
+# or that tune its planner: any well-formed value is accepted, as ``describe rule`` prints them.
+_DURATION_OPTIONS = ("lateTolerance", "checkpointInterval", "forceExitTimeout")
+_IGNORED_OPTIONS = ("sendNil", "sendNilField", "planOptimizeStrategy")
 
 
 def parse_rule(body: Any, rule_id: Optional[str] = None) -> RuleDef:
@@ -163,14 +171,31 @@ def _options(raw: Any) -> RuleOptions:
             values["send_error"] = value
         elif key == "restartStrategy":
             values["restart"] = _restart(value)
+        elif key in _DURATION_OPTIONS:
+            if not _is_duration(value):
+                raise InvalidRule(f"options.{key}: expected milliseconds or a duration like \"1s\", "
+                                  f"got {value!r:.40}")
         elif key in _INERT_OPTIONS:
-            if value != _INERT_OPTIONS[key]:
+            if value != _INERT_OPTIONS[key] and not (value in (None, [], {}) and key == "cronDatetimeRange") \
+                    and not (value == {} and key == "experiment"):
                 raise InvalidRule(f"options.{key}: {value!r:.40} is not supported by ekws rules "
                                   f"(only {_INERT_OPTIONS[key]!r})")
         elif key not in _IGNORED_OPTIONS:
             raise InvalidRule(f"options: unknown option {key!r}; ekws rules take bufferLength, overflow, "
                               "sendError and restartStrategy")
     return RuleOptions(**values)
+
+
+_DURATION = re.compile(r"(?:[0-9]+(?:\.[0-9]+)?(?:ns|us|µs|ms|s|m|h))+|0")
+
+
+def _is_duration(value: Any) -> bool:
+    """eKuiper's ``cast.DurationConf``: an integer of milliseconds or a Go duration (``1s``, ``5m0s``)."""
+    if isinstance(value, bool):
+        return False
+    if isinstance(value, int):
+        return value >= 0
+    return isinstance(value, str) and _DURATION.fullmatch(value) is not None
 
 
 def _restart(raw: Any) -> RestartStrategy:

@@ -130,13 +130,25 @@ class RuleManager:
 
     def start(self, rule_id: str) -> None:
         """Start a rule (no-op when running). Raises what stopped the start (BindError ...)."""
-        self._get(rule_id).start()
+        rule = self._get(rule_id)
+        self._set_triggered(rule, True)
+        rule.start()
 
     def stop(self, rule_id: str) -> None:
-        self._get(rule_id).stop("canceled manually")
+        rule = self._get(rule_id)
+        self._set_triggered(rule, False)
+        rule.stop("canceled manually")
 
     def restart(self, rule_id: str) -> None:
-        self._get(rule_id).restart()
+        rule = self._get(rule_id)
+        self._set_triggered(rule, True)
+        rule.restart()
+
+    def _set_triggered(self, rule: Rule, value: bool) -> None:
+        """As eKuiper: a body that says ``triggered`` says what the user last asked for."""
+        with self._lock:
+            if "triggered" in rule.definition.body:
+                rule.definition.body["triggered"] = value
 
     def list(self) -> builtins.list[dict[str, str]]:
         """eKuiper's ``GET /rules``: ``[{"id", "status"}]``, by id."""

@@ -331,7 +331,7 @@ def test_every_rule_command_against_the_service(tmp_path):
         assert (out.returncode, out.stdout.strip()) == (0, "Rule rule2 was created successfully.")
         out = svc.cli("show", "RULES")
         assert out.returncode == 0 and json.loads(out.stdout) == [
-            {"id": "rule1", "status": "Running"}, {"id": "rule2", "status": "Running"}]
+            {"id": "rule1", "status": "running"}, {"id": "rule2", "status": "running"}]
         out = svc.cli("describe", "rule", "rule2")
         assert out.returncode == 0 and json.loads(out.stdout)["sql"] == tutorial
         ws_port = int(svc.err.wait_for(r"listening on ws://127.0.0.1:(\d+)").group(1))

@@ -119,3 +119,44 @@ def test_rule_errors(service):
     # a rule reads the stream: eKuiper refuses the drop with a 400
     status, answer = service.json("DELETE", "/streams/alert")
     assert status == 400 and "referenced by other rules: rule321" in answer["message"]
+
+
+def test_put_upserts_and_triggered_is_honoured(service):
+    # internal/server/rest_test.go Test_rulesManageHandler: "update rule, will set rule to triggered",
+    # GET answers the body with "triggered": true; rule_manager.go UpsertRule creates a new id.
+    assert post_sql(service, ALERT)[0] == 201
+    body = {"id": "rule321", "triggered": False, "sql": "select * from alert", "actions": [{"log": {}}]}
+    assert service.request("POST", "/rules", body)[0] == 201
+    # fvt TestRecoverRule: a rule created with triggered false is "stopped" (eKuiper v2's words)
+    assert service.json("GET", "/rules") == (200, [{"id": "rule321", "status": "stopped"}])
+    update = {"id": "rule321", "triggered": True, "sql": "select * from alert", "actions": [{"log": {}}]}
+    updated = (200, "Rule rule321 was updated successfully.")
+    assert service.request("PUT", "/rules/rule321", update)[::2] == updated
+    assert service.json("GET", "/rules/rule321") == (200, update)
+    assert service.json("GET", "/rules") == (200, [{"id": "rule321", "status": "running"}])
+    assert service.request("POST", "/rules/rule321/stop")[::2] == (200, "Rule rule321 was stopped.")
+    assert service.json("GET", "/rules/rule321")[1]["triggered"] is False
+    assert service.request("POST", "/rules/rule321/restart")[0] == 200
+    assert service.json("GET", "/rules/rule321")[1]["triggered"] is True
+    # PUT on a new id creates it
+    new = {"id": "fresh", "triggered": False, "sql": "select * from alert", "actions": [{"log": {}}]}
+    assert service.request("PUT", "/rules/fresh", new)[::2] == (200, "Rule fresh was updated successfully.")
+    assert service.json("GET", "/rules/fresh") == (200, new)
+    assert service.json("GET", "/rules")[1][0] == {"id": "fresh", "status": "stopped"}
+
+
+def test_ekuipers_default_options_are_accepted_and_what_ekws_cannot_honour_is_named(service):
+    # The options as eKuiper's `describe rule` prints them (internal/pkg/def/rule.go RuleOption defaults).
+    assert post_sql(service, ALERT)[0] == 201
+    options = {"debug": False, "logFilename": "", "isEventTime": False, "lateTolerance": "1s",
+               "concurrency": 1, "bufferLength": 1024, "sendMetaToSink": False, "sendNilField": False,
+               "sendError": False,
+               "qos": 0, "checkpointInterval": "5m0s",
+               "restartStrategy": {"attempts": 0, "delay": 1000, "multiplier": 2, "maxDelay": 30000,
+                                   "jitterFactor": 0.1},
+               "cron": "", "duration": "", "cronDatetimeRange": None}
+    rule = {"id": "defaults", "sql": "select * from alert", "actions": [{"log": {}}], "options": options}
+    assert service.request("POST", "/rules", rule)[0] == 201
+    bad = {**rule, "id": "qos2", "options": {"qos": 2, "checkpointInterval": "60s"}}
+    status, body = service.json("POST", "/rules", bad)
+    assert status == 400 and "options.qos" in body["message"] and "not supported" in body["message"]

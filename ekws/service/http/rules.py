@@ -19,8 +19,11 @@ restart or a ``kill -9`` it comes back started or stopped as it was left.
 Messages are eKuiper's: ``Rule r1 was created successfully.``, ``Rule r1
 was updated successfully.``, ``Rule r1 is dropped.``, ``Rule r1 was
 started``, ``Rule r1 was stopped.``, ``Rule r1 was restarted``. ``GET
-/rules`` answers ``[{"id", "status"}]`` with eKuiper's ``Running`` or
-``Stopped: <reason>.``. Errors (the table in :mod:`.errors`): a bad body or SQL 400
+/rules`` answers ``[{"id", "status"}]`` with eKuiper v2's words (``running``,
+``stopped``, ``stopped by error``). ``PUT /rules/{id}`` is eKuiper's upsert:
+a new id is created, and ``triggered`` (default true) says whether the rule
+runs after; start/stop/restart keep a body's ``triggered`` in step.
+Errors (the table in :mod:`.errors`): a bad body or SQL 400
 (naming the key, the construct and its position), an unknown id 404, an id
 taken 400 (as eKuiper), a declared rule changed 409, a rule that cannot
 start 400 (409 when another stream serves its path).
@@ -142,7 +145,10 @@ class RulesPlugin:
     def _persist_running(self, rule_id: str, running: bool) -> None:
         """Store what the user asked for (as eKuiper's ``triggered``), not whether the start worked."""
         if rule_id not in self.declared:
-            self._store().set_running(rule_id, running)
+            body = self._rules().describe(rule_id)
+            if "triggered" in body:
+                body["triggered"] = running
+            self._store().put_rule(rule_id, body, running)
 
     # -- routes --------------------------------------------------------------------------
 
@@ -159,10 +165,16 @@ class RulesPlugin:
 
     def create_rule(self, service: Service, request: Request) -> Response:
         body = json_body(request)
-        rules = self._rules()
+        self._rules()  # 409 between stop and exit
         rule_id = body.get("id") if isinstance(body, dict) else None
         if isinstance(rule_id, str):
             self._check_writable(rule_id)
+        definition = self._create(body)
+        return Response(f"Rule {definition.id} was created successfully.", 201, mimetype="text/plain")
+
+    def _create(self, body: Any) -> Any:
+        """Create, store and (when triggered) start; a start failure shows in the rule's status."""
+        rules = self._rules()
         definition = rules.create(body, start=False)  # InvalidRule, SQLError, ActionError, RuleExists
         try:
             self._store().put_rule(definition.id, definition.body, definition.triggered)
@@ -174,25 +186,31 @@ class RulesPlugin:
                 rules.start(definition.id)
             except Exception:  # noqa: S110 - eKuiper's way: created, the reason in its status
                 pass
-        return Response(f"Rule {definition.id} was created successfully.", 201, mimetype="text/plain")
+        return definition
 
     def describe_rule(self, service: Service, request: Request, rule_id: str) -> Response:
         return json_response(self._call(self._rules().describe, rule_id))
 
     def update_rule(self, service: Service, request: Request, rule_id: str) -> Response:
+        """eKuiper's upsert: a new id is created; ``triggered`` (default true) says whether it runs after."""
         body = json_body(request)
         rules = self._rules()
-        self._call(rules.describe, rule_id)  # 404 first
         self._check_writable(rule_id)
-        running = rules.is_running(rule_id)
         definition = rules.validate(body, rule_id)  # a bad body: 400 by the error table
+        if rule_id not in rules.ids():
+            self._create(definition.body)
+            return Response(f"Rule {rule_id} was updated successfully.", 200, mimetype="text/plain")
         try:
             rules.update(rule_id, body)
+            if definition.triggered:
+                rules.start(rule_id)
+            else:
+                rules.stop(rule_id)
         except (RuleNotFound, *_BAD_BODY):
             raise
         except Exception as exc:  # noqa: BLE001 - the new definition is in; its start failed
             logger.error("rule %s updated but not started: %s", rule_id, exc)
-        self._store().put_rule(rule_id, definition.body, running)
+        self._store().put_rule(rule_id, definition.body, definition.triggered)
         return Response(f"Rule {rule_id} was updated successfully.", 200, mimetype="text/plain")
 
     def drop_rule(self, service: Service, request: Request, rule_id: str) -> Response:
@@ -250,8 +268,12 @@ class RulesPlugin:
 
 
 def list_status(status: dict[str, Any]) -> str:
-    """eKuiper's brief state for ``GET /rules``: ``Running`` or ``Stopped: <reason>.``."""
+    """eKuiper v2's state word for ``GET /rules`` (``internal/topo/rule/machine/state_machine.go``).
+
+    ``running``; ``stopped`` (stopped on request, or never started); ``stopped by error``
+    (a failed start or a source that gave up: the reason is in ``GET /rules/{id}/status``).
+    """
     if status.get("status") == "running":
-        return "Running"
+        return "running"
     reason = str(status.get("message") or "canceled manually").rstrip(".")
-    return f"Stopped: {reason}."
+    return "stopped" if reason in ("canceled manually", "stopped by update") else "stopped by error"

@@ -3,11 +3,11 @@
 Grammar (keywords, type names and option names are case-insensitive)::
 
     statement := CREATE STREAM name [quote] '(' [fields] ')' [WITH '(' [options] ')'] [';'] [quote] [';']
-    fields    := field {',' field}
+    fields    := field {',' field} [',']
     field     := name type [DEFAULT literal]
     type      := BIGINT | FLOAT | STRING | DATETIME | BOOLEAN | BYTEA
                | ARRAY '(' type ')' | STRUCT '(' fields ')'
-    options   := option_name '=' string {',' option_name '=' string}
+    options   := option_name '=' string {',' option_name '=' string} [',']
     name      := word | `backticked` | "double-quoted"
     literal   := number | string | TRUE | FALSE
     string    := 'single' | "double"          (backslash escapes: \\n \\t \\r \\\\ \\' \\" \\/)
@@ -28,6 +28,11 @@ Options ekws honours beyond the obvious ones:
   as BIGINT, FLOAT, DATETIME or STRING. ``TIMESTAMP_FORMAT`` says how a string
   value reads (eKuiper's letters, see :mod:`ekws.timestamps`); it is checked
   here and refused without ``TIMESTAMP``, where ekws would have no use for it.
+* ``KEY``, ``VERSION`` and ``SCHEMAID`` are accepted so eKuiper statements
+  run unchanged (its docs' websocket example has ``KEY="id"``); they are
+  kept and shown by ``describe`` but change nothing: ekws has no lookup
+  tables (KEY), no versioned import (VERSION) and no schema registry
+  (SCHEMAID).
 * ``SHARED``: an ekws stream always shares one source (one dial, one mounted
   path) among all its subscriptions, and gives each subscription its own
   buffer and its own copy of every record, so what a subscriber sees is what
@@ -48,7 +53,7 @@ from .errors import DDLError, DecodeError
 from .schema import Field, FieldType, convert_value
 from .timestamps import compile_format
 
-__all__ = ["StreamDef", "parse_stream"]
+__all__ = ["StreamDef", "describe_text", "id_problem", "parse_command", "parse_stream"]
 
 logger = logging.getLogger(__name__)
 
@@ -57,6 +62,22 @@ _SCALAR_TYPES: Final = ("BIGINT", "FLOAT", "STRING", "DATETIME", "BOOLEAN", "BYT
 _TYPE_NAMES: Final = "BIGINT, FLOAT, STRING, DATETIME, BOOLEAN, BYTEA, ARRAY or STRUCT"
 _MAX_DEPTH: Final = 32  # ARRAY/STRUCT nesting; bounds the recursion on hostile input
 _TIMESTAMP_TYPES: Final = ("bigint", "float", "datetime", "string")
+_ID: Final = re.compile(r"[a-zA-Z0-9_\-]+")
+
+
+def id_problem(value: str) -> str | None:
+    """Why ``value`` is no valid stream name or rule id, in eKuiper's words; ``None`` if it is.
+
+    eKuiper's ``pkg/validate.ValidateID``: ASCII letters, digits, ``-`` and ``_``.
+    """
+    if value == "":
+        return "id cannot be empty"
+    if value != value.strip():
+        return f"id '{value}' contains leading or trailing whitespace"
+    if not _ID.fullmatch(value):
+        return (f"id '{value}' contains invalid characters: "
+                "only alphanumeric, hyphens and underscores are allowed")
+    return None
 
 
 @dataclass(frozen=True)
@@ -74,6 +95,10 @@ class StreamDef:
     strict_validation: bool = False
     timestamp: str | None = None
     timestamp_format: str | None = None
+    # eKuiper's KEY, VERSION and SCHEMAID: kept and described, used for nothing (see the docstring)
+    key: str | None = None
+    version: str | None = None
+    schemaid: str | None = None
     sql: str = ""  # the statement as given
 
     @property
@@ -98,6 +123,9 @@ class StreamDef:
             options["timestamp"] = self.timestamp
         if self.timestamp_format is not None:
             options["timestampFormat"] = self.timestamp_format
+        for name in ("key", "version", "schemaid"):
+            if getattr(self, name) is not None:
+                options[name] = getattr(self, name)
         return {
             "Name": self.name,
             "StreamFields": [f.describe() for f in self.fields] if self.fields else None,
@@ -116,6 +144,58 @@ def parse_stream(sql: str) -> StreamDef:
     stream = _Parser(sql).statement()
     logger.debug("parsed stream %s (%d fields, format %s)", stream.name, len(stream.fields), stream.format)
     return stream
+
+
+def parse_command(sql: str) -> tuple[str, str | None] | None:
+    """The other stream statements eKuiper's ``POST /streams`` runs; ``None`` for a ``CREATE``.
+
+    ``SHOW STREAMS`` gives ``("SHOW", None)``; ``DROP STREAM s`` and
+    ``DESCRIBE STREAM s`` give the verb and the name.
+
+    Raises:
+        DDLError: neither a CREATE nor one of those.
+    """
+    parser = _Parser(sql)
+    token = parser.peek()
+    verb = token.value.upper() if token.kind == "word" else ""
+    if verb == "CREATE":
+        return None
+    if verb not in ("SHOW", "DROP", "DESCRIBE"):
+        raise parser.unexpected(token, "CREATE STREAM, DROP STREAM, DESCRIBE STREAM or SHOW STREAMS")
+    parser.take()
+    if verb == "SHOW":
+        parser.keyword("STREAMS")
+        parser._end_of_statement()
+        return verb, None
+    parser.keyword("STREAM")
+    name = parser.name("a stream name")
+    parser._end_of_statement()
+    return verb, name
+
+
+def describe_text(stream: StreamDef) -> str:
+    """eKuiper's ``DESCRIBE STREAM`` text: the fields, a dashed rule, then the options set."""
+    lines = ["Fields", "-" * 80]
+    lines += [f"{f.name}\t{_type_text(f.type)}" + (f"\tDEFAULT\t{f.default}" if f.has_default else "")
+              for f in stream.fields]
+    lines.append("")
+    options = [("CONF_KEY", stream.conf_key), ("DATASOURCE", stream.datasource),
+               ("FORMAT", stream.format.upper()), ("SCHEMAID", stream.schemaid), ("KEY", stream.key),
+               ("SHARED", "true" if stream.shared else None),
+               ("STRICT_VALIDATION", "true" if stream.strict_validation else None),
+               ("TIMESTAMP", stream.timestamp), ("TIMESTAMP_FORMAT", stream.timestamp_format),
+               ("TYPE", stream.type), ("VERSION", stream.version)]
+    lines += [f"{name}: {value}" for name, value in options if value]
+    return "\n".join(lines) + "\n"
+
+
+def _type_text(ftype: FieldType) -> str:
+    if ftype.kind == "array":
+        assert ftype.element is not None
+        return f"array({_type_text(ftype.element)})"
+    if ftype.kind == "struct":
+        return "struct(" + ", ".join(f"{f.name} {_type_text(f.type)}" for f in ftype.fields) + ")"
+    return ftype.kind
 
 
 # --------------------------------------------------------------------------
@@ -281,7 +361,11 @@ class _Parser:
     def statement(self) -> StreamDef:
         self.keyword("CREATE")
         self.keyword("STREAM")
+        start = self.peek().pos
         name = self.name("a stream name")
+        problem = id_problem(name)
+        if problem is not None:
+            raise self.error(problem, start)
         close_quote = self._open_quote()
         fields = self.fields(0, allow_empty=True)
         options: dict[str, Any] = {}
@@ -334,6 +418,8 @@ class _Parser:
             seen.add(field.name)
             fields.append(field)
             token = self.take()
+            if token.kind == "punct" and token.value == "," and self.at_punct(")"):
+                token = self.take()  # a trailing comma, as eKuiper's parser allows
             if token.kind == "punct" and token.value == ")":
                 return tuple(fields)
             if token.kind != "punct" or token.value != ",":
@@ -404,6 +490,8 @@ class _Parser:
                 raise self.error(f"invalid {option} {shown}: {exc}", value.pos) from None
             self.check_option(option, options, fields, value.pos)
             token = self.take()
+            if token.kind == "punct" and token.value == "," and self.at_punct(")"):
+                token = self.take()  # a trailing comma, as eKuiper's parser allows
             if token.kind == "punct" and token.value == ")":
                 if "TIMESTAMP_FORMAT" in seen and "TIMESTAMP" not in seen:
                     raise self.error("TIMESTAMP_FORMAT without TIMESTAMP: it says how the TIMESTAMP "
@@ -473,4 +561,7 @@ _OPTIONS: Final[dict[str, Callable[[str], Any]]] = {
     "STRICT_VALIDATION": _boolean,
     "TIMESTAMP": _non_empty,
     "TIMESTAMP_FORMAT": _timestamp_format,
+    "KEY": _non_empty,
+    "VERSION": _non_empty,
+    "SCHEMAID": _non_empty,
 }

@@ -12,9 +12,13 @@ catch an error.
     ├── ConfigError (also ValueError)    bad file, key or value; names file:key
     ├── DDLError (also ValueError)       bad CREATE STREAM; names line and column
     ├── DecodeError                      one message could not be decoded
+    ├── NotFound (also KeyError)         no stream, rule or conf key has this name
+    ├── Exists                           the name is taken
+    ├── InUse                            something still uses it (a rule reads the stream)
+    ├── ReadOnly                         declared in a file; edit the file, not the API
     ├── StreamError                      unknown stream, duplicate name, in use
-    │   ├── StreamNotFound (also KeyError)
-    │   └── StreamExists
+    │   ├── StreamNotFound (also NotFound)
+    │   └── StreamExists (also Exists)
     ├── ConnectError                     client dial or handshake failed
     ├── ProtocolError                    a peer broke the WebSocket protocol
     │   └── MessageTooBig                a message over maxMessageSize
@@ -64,18 +68,42 @@ class DecodeError(EkwsError):
     """One message could not be decoded; the connection is kept."""
 
 
+class _Named(EkwsError):
+    """A domain error about one named thing; ``name`` says which."""
+
+    def __init__(self, message: str, *, name: str = "") -> None:
+        super().__init__(message)
+        self.name = name
+
+    def __str__(self) -> str:  # KeyError (a NotFound) would quote the message
+        return str(self.args[0]) if self.args else ""
+
+
+class NotFound(_Named, KeyError):
+    """No stream, rule or conf key has this name."""
+
+
+class Exists(_Named):
+    """The name is taken already."""
+
+
+class InUse(_Named):
+    """The thing is still used (a rule reads the stream, a stream uses the conf key)."""
+
+
+class ReadOnly(_Named):
+    """The thing is declared in a file; change the file, not the API."""
+
+
 class StreamError(EkwsError):
     """A stream operation is not possible (unknown name, duplicate, in use)."""
 
 
-class StreamNotFound(StreamError, KeyError):
+class StreamNotFound(StreamError, NotFound):
     """No stream has this name."""
 
-    def __str__(self) -> str:  # KeyError would quote the message
-        return str(self.args[0]) if self.args else ""
 
-
-class StreamExists(StreamError):
+class StreamExists(StreamError, Exists):
     """A stream with this name exists already."""
 
 

@@ -81,7 +81,7 @@ class Runtime:
         with self._lock:
             self._check_open()
             if definition.name in self._streams:
-                raise StreamExists(f"stream {definition.name!r} exists already")
+                raise StreamExists(f"Item {definition.name} already exists.", name=definition.name)
             self._streams[definition.name] = Stream(definition, props, decoder, self._make_source)
         logger.info("stream %s created (%s mode, conf key %s)", definition.name,
                     "server" if props.is_server else "client", props.name)
@@ -169,7 +169,7 @@ class Runtime:
         try:
             return self._streams[name]
         except KeyError:
-            raise StreamNotFound(f"no stream named {name!r}") from None
+            raise StreamNotFound(f"stream {name} is not found", name=name) from None
 
     def _make_source(self, stream: Stream) -> Source:
         definition, props = stream.definition, stream.props

@@ -182,13 +182,13 @@ def test_nested_struct_field_default() -> None:
         ("CREATE STREAM demo(a BIGINT, a FLOAT)", "duplicate field 'a' at line 1, column 30"),
         ("CREATE STREAM demo(p STRUCT())", "expected a field name"),
         ("CREATE STREAM demo(a INT)", "unexpected 'INT': expected a field type"),
-        ("CREATE STREAM demo(a BIGINT,)", "unexpected ')': expected a field name"),
+        ("CREATE STREAM demo(a BIGINT,,)", "unexpected ',': expected a field name"),
         ("CREATE TABLE demo()", "unexpected 'TABLE': expected 'STREAM' at line 1, column 8"),
         ("DROP STREAM demo", "expected 'CREATE' at line 1, column 1"),
         ("", "unexpected end of statement: expected 'CREATE' at line 1, column 1"),
         ("CREATE STREAM () WITH ()", "expected a stream name"),
         ('CREATE STREAM demo() WITH (FOO="x")', "unknown option 'FOO'"),
-        ('CREATE STREAM demo() WITH (KEY="x")', "unknown option 'KEY': expected one of DATASOURCE"),
+        ('CREATE STREAM demo() WITH (KIND="x")', "unknown option 'KIND': expected one of DATASOURCE"),
         ('CREATE STREAM demo() WITH (TYPE="mqtt")', 'invalid TYPE "mqtt"'),
         (
             'CREATE STREAM demo() WITH (FORMAT="xml")',
@@ -388,3 +388,19 @@ def test_shared_false_is_accepted_with_a_logged_note(caplog: pytest.LogCaptureFi
     parse_stream('CREATE STREAM s () WITH (SHARED="true")')
     parse_stream("CREATE STREAM s ()")
     assert not [r for r in caplog.records if "SHARED" in r.getMessage()]
+
+
+def test_ekuipers_key_version_schemaid_and_trailing_commas_are_accepted():
+    # eKuiper internal/processor/stream_test.go: KEY and a trailing comma before ')'.
+    stream = parse_stream('CREATE STREAM t (a BIGINT, b STRING,) WITH (DATASOURCE="/t", KEY="a", '
+                          'VERSION="2", SCHEMAID="s.t",)')
+    assert (stream.key, stream.version, stream.schemaid) == ("a", "2", "s.t")
+    assert stream.describe()["Options"] == {"datasource": "/t", "format": "json", "type": "websocket",
+                                            "key": "a", "version": "2", "schemaid": "s.t"}
+
+
+def test_stream_names_follow_ekuipers_id_rule():
+    # eKuiper internal/processor/stream_test.go: `invalid.topic` is refused (pkg/validate.ValidateID).
+    with pytest.raises(DDLError, match="id 'invalid.topic' contains invalid characters"):
+        parse_stream("CREATE STREAM `invalid.topic` ()")
+    assert parse_stream("CREATE STREAM `a-b_1` ()").name == "a-b_1"

@@ -7,13 +7,15 @@ from __future__ import annotations
 
 import copy
 import random
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
 from .. import EkwsError, props
 from ..actions import ActionSpec, parse_action
-from ..errors import ConfigError
+from ..ddl import id_problem
+from ..errors import ConfigError, Exists, NotFound
 from .sql import Query, SQLError, parse_query
 
 __all__ = [
@@ -32,12 +34,11 @@ class InvalidRule(RuleError, ValueError):
     """A rule body is malformed; the message names the key."""
 
 
-class RuleNotFound(RuleError, KeyError):
-    def __str__(self) -> str:  # KeyError would quote the message
-        return str(self.args[0]) if self.args else ""
+class RuleNotFound(RuleError, NotFound):
+    """No rule has this id."""
 
 
-class RuleExists(RuleError):
+class RuleExists(RuleError, Exists):
     """A rule with this id exists already."""
 
 
@@ -88,7 +89,14 @@ _INERT_OPTIONS: dict[str, Any] = {
     "concurrency": 1, "qos": 0, "sendMetaToSink": False,
     "cron": "", "duration": "", "cronDatetimeRange": [], "debug": False,
 }
-_IGNORED_OPTIONS = ("checkpointInterval", "sendNil")  # only matter with what the above refuses
+_INERT_OPTIONS.update({
+    "logFilename": "", "notifySub": False, "disableBufferFullDiscard": False,
+    "enableSaveStateBeforeStop": False, "experiment": None,
+})
+# eKuiper options that only matter with what the above refuses (event time, qos > 0, a schedule),
+# or that tune its planner: any well-formed value is accepted, as ``describe rule`` prints them.
+_DURATION_OPTIONS = ("checkpointInterval", "forceExitTimeout")
+_IGNORED_OPTIONS = ("sendNil", "sendNilField", "planOptimizeStrategy")
 
 
 def parse_rule(body: Any, rule_id: Optional[str] = None) -> RuleDef:
@@ -113,9 +121,11 @@ def parse_rule(body: Any, rule_id: Optional[str] = None) -> RuleDef:
     rid = rule_id if given is None else given
     if not isinstance(rid, str) or not rid.strip():
         raise InvalidRule("id: a rule needs an id (a non-empty string)")
-    if len(rid) > MAX_ID_LENGTH or "/" in rid or any(ord(c) < 32 for c in rid):
-        raise InvalidRule(f"id: {rid!r:.80} must be at most {MAX_ID_LENGTH} characters, "
-                          "without '/' or control characters")
+    problem = id_problem(rid)
+    if problem is not None:  # eKuiper's words (internal/server/rest_test.go)
+        raise InvalidRule(f"invalid rule json: {problem[:120]}")
+    if len(rid) > MAX_ID_LENGTH:
+        raise InvalidRule(f"id: {rid[:80]!r} must be at most {MAX_ID_LENGTH} characters")
     sql, stream = body.get("sql"), body.get("stream")
     if (sql is None) == (stream is None):
         raise InvalidRule("a rule needs either sql (eKuiper's form) or stream (ekws's short form)")
@@ -160,14 +170,19 @@ def _options(raw: Any) -> RuleOptions:
         elif key == "isEventTime":
             values["is_event_time"] = _check(key, props.boolean, value)
         elif key == "lateTolerance":
-            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-                raise InvalidRule(f"options.lateTolerance: expected milliseconds (an integer >= 0), "
+            if not _is_duration(value):
+                raise InvalidRule(f"options.lateTolerance: expected milliseconds or a duration like \"1s\", "
                                   f"got {value!r:.40}")
-            values["late_tolerance"] = value
+            values["late_tolerance"] = _duration_ms(value)
         elif key == "restartStrategy":
             values["restart"] = _restart(value)
+        elif key in _DURATION_OPTIONS:
+            if not _is_duration(value):
+                raise InvalidRule(f"options.{key}: expected milliseconds or a duration like \"1s\", "
+                                  f"got {value!r:.40}")
         elif key in _INERT_OPTIONS:
-            if value != _INERT_OPTIONS[key]:
+            if value != _INERT_OPTIONS[key] and not (value in (None, [], {}) and key == "cronDatetimeRange") \
+                    and not (value == {} and key == "experiment"):
                 raise InvalidRule(f"options.{key}: {value!r:.40} is not supported by ekws rules "
                                   f"(only {_INERT_OPTIONS[key]!r})")
         elif key not in _IGNORED_OPTIONS:
@@ -182,6 +197,29 @@ def _check(key: str, parser: props.Parser, value: Any) -> Any:
         return parser(value, props.Where("options", key))
     except ConfigError as exc:
         raise InvalidRule(f"options.{key}: {exc.message}") from None
+
+
+_DURATION = re.compile(r"(?:[0-9]+(?:\.[0-9]+)?(?:ns|us|µs|ms|s|m|h))+|0")
+
+
+def _is_duration(value: Any) -> bool:
+    """eKuiper's ``cast.DurationConf``: an integer of milliseconds or a Go duration (``1s``, ``5m0s``)."""
+    if isinstance(value, bool):
+        return False
+    if isinstance(value, int):
+        return value >= 0
+    return isinstance(value, str) and _DURATION.fullmatch(value) is not None
+
+
+_UNIT_MS = {"ns": 1e-6, "us": 1e-3, "µs": 1e-3, "ms": 1.0, "s": 1000.0, "m": 60_000.0, "h": 3_600_000.0}
+
+
+def _duration_ms(value: Any) -> int:
+    """A value :func:`_is_duration` accepted, in whole milliseconds."""
+    if isinstance(value, int):
+        return value
+    parts = re.findall(r"([0-9]+(?:\.[0-9]+)?)(ns|us|µs|ms|s|m|h)", value)
+    return int(sum(float(number) * _UNIT_MS[unit] for number, unit in parts))
 
 
 def _restart(raw: Any) -> RestartStrategy:

@@ -113,7 +113,7 @@ class RuleManager:
         definition = self.validate(body, rule_id)
         with self._lock:
             if definition.id in self._rules:
-                raise RuleExists(f"rule {definition.id!r} exists already")
+                raise RuleExists(f"rule {definition.id} already exists", name=definition.id)
             rule = Rule(definition, self._runtime, self._rng)
             self._rules[definition.id] = rule
         if definition.triggered if start is None else start:
@@ -137,13 +137,25 @@ class RuleManager:
 
     def start(self, rule_id: str) -> None:
         """Start a rule (no-op when running). Raises what stopped the start (BindError ...)."""
-        self._get(rule_id).start()
+        rule = self._get(rule_id)
+        self._set_triggered(rule, True)
+        rule.start()
 
     def stop(self, rule_id: str) -> None:
-        self._get(rule_id).stop("canceled manually")
+        rule = self._get(rule_id)
+        self._set_triggered(rule, False)
+        rule.stop("canceled manually")
 
     def restart(self, rule_id: str) -> None:
-        self._get(rule_id).restart()
+        rule = self._get(rule_id)
+        self._set_triggered(rule, True)
+        rule.restart()
+
+    def _set_triggered(self, rule: Rule, value: bool) -> None:
+        """As eKuiper: a body that says ``triggered`` says what the user last asked for."""
+        with self._lock:
+            if "triggered" in rule.definition.body:
+                rule.definition.body["triggered"] = value
 
     def list(self) -> builtins.list[dict[str, str]]:
         """eKuiper's ``GET /rules``: ``[{"id", "status"}]``, by id."""
@@ -218,4 +230,4 @@ class RuleManager:
         try:
             return self._rules[rule_id]
         except KeyError:
-            raise RuleNotFound(f"no rule with id {rule_id!r}") from None
+            raise RuleNotFound(f"Rule {rule_id} is not found.", name=rule_id) from None

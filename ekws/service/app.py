@@ -50,10 +50,11 @@ from ..config import (
     websocket_config_from_dict,
 )
 from ..ddl import parse_stream
+from ..errors import InUse, NotFound, ReadOnly
 from ..signals import SignalWait
 from .check import CheckResult, check_client, check_server
 from .http import streams as api
-from .http.rest import ApiError, RestApp, RestServer, Route
+from .http.rest import RestApp, RestServer, Route
 from .notify import Notifier
 from .output import LinePrinter
 from .store import Store
@@ -206,15 +207,16 @@ class Service:
             if match is None:
                 in_file = any(str(k).casefold() == key.casefold() for k in self._yaml_keys)
                 if in_file:
-                    raise ApiError(409, f"conf key {key} is defined in {self._source_file}; edit the file")
-                raise ApiError(404, f"no conf key named {key!r}")
+                    raise ReadOnly(f"conf key {key} is defined in {self._source_file}; edit the file",
+                                   name=key)
+                raise NotFound(f"conf key {key} is not found", name=key)
             rest = {k: v for k, v in stored.items() if k != match}
             config = self._websocket_config(rest)
             users = [name for name in self.runtime.streams()
                      if _conf_key_gone(self.runtime.describe_stream(name), config)]
             if users:
-                raise ApiError(409, f"conf key {key} is used by stream(s) {', '.join(users)}; "
-                                    "drop them first")
+                raise InUse(f"conf key {key} is used by stream(s) {', '.join(users)}; drop them first",
+                            name=key)
             self.store.delete_confkey(match)
             self.runtime.config = config
         logger.info("conf key %s deleted", key)
@@ -224,15 +226,12 @@ class Service:
         props_body = dict(body)
         datasource = props_body.pop("datasource", "/")
         if not isinstance(datasource, str) or not datasource.startswith("/"):
-            raise ApiError(400, "datasource: expected a path starting with '/'")
+            raise ConfigError("expected a path starting with '/'", key="datasource")
         data = self._merged_keys(self.store.confkeys())
         default = next((v for k, v in data.items() if str(k).casefold() == "default"), None)
-        try:
-            config = websocket_config_from_dict(
-                {"default": default or {}, "request": props_body}, path="request body")
-            props = config.props("request")
-        except ConfigError as exc:
-            raise ApiError(400, str(exc)) from exc
+        config = websocket_config_from_dict(
+            {"default": default or {}, "request": props_body}, path="request body")
+        props = config.props("request")
         if props.is_server:
             return check_server(self.runtime.config.server, self.runtime.server_address)
         return check_client(props, datasource)
@@ -250,8 +249,8 @@ class Service:
             except StreamExists:
                 name = _name_of(sql)
                 if name in self.declared:
-                    raise StreamExists(f"stream {name!r} exists already (declared in "
-                                       f"{self.config_dir / SERVICE_FILE})") from None
+                    raise StreamExists(f"Item {name} already exists (declared in "
+                                       f"{self.config_dir / SERVICE_FILE}).", name=name) from None
                 raise
             name = definition.name
             try:
@@ -271,8 +270,8 @@ class Service:
             self.runtime.describe_stream(name)  # StreamNotFound
             users = self.rules.on_stream(name) if self.rules is not None else []
             if users:  # eKuiper's check, and its words
-                raise ApiError(409, f"stream {name} has been referenced by other rules: {', '.join(users)}; "
-                                    "drop them first")
+                raise InUse(f"stream {name} has been referenced by other rules: {', '.join(users)}; "
+                            "drop them first", name=name)
             self.runtime.drop_stream(name)
             self.store.delete_stream(name)
         logger.info("stream %s dropped", name)
@@ -310,8 +309,8 @@ class Service:
 
     def _check_writable(self, name: str) -> None:
         if name in self.declared:
-            raise ApiError(409, f"stream {name} is declared in {self.config_dir / SERVICE_FILE}; "
-                                "edit the file")
+            raise ReadOnly(f"stream {name} is declared in {self.config_dir / SERVICE_FILE}; edit the file",
+                           name=name)
 
     def _status_changed(self) -> None:
         if self.rest is not None:

@@ -332,7 +332,7 @@ def test_every_rule_command_against_the_service(tmp_path):
         assert (out.returncode, out.stdout.strip()) == (0, "Rule rule2 was created successfully.")
         out = svc.cli("show", "RULES")
         assert out.returncode == 0 and json.loads(out.stdout) == [
-            {"id": "rule1", "status": "Running"}, {"id": "rule2", "status": "Running"}]
+            {"id": "rule1", "status": "running"}, {"id": "rule2", "status": "running"}]
         out = svc.cli("describe", "rule", "rule2")
         assert out.returncode == 0 and json.loads(out.stdout)["sql"] == tutorial
         ws_port = int(svc.err.wait_for(r"listening on ws://127.0.0.1:(\d+)").group(1))
@@ -362,7 +362,7 @@ def test_every_rule_command_against_the_service(tmp_path):
             out = svc.cli(verb, "rule", "rule2")
             assert out.returncode == 1 and out.stderr.startswith("ekws: ") and "rule2" in out.stderr, verb
         out = svc.cli("create", "rule", "rule1", body)
-        assert out.returncode == 1 and "exists already" in out.stderr
+        assert out.returncode == 1 and "already exists" in out.stderr
         out = svc.cli("create", "rule", "w", '{"sql": "SELECT count(*) FROM websocketDemo", '
                                             '"actions": [{"log": {}}]}')
         assert out.returncode == 1 and "COUNT" in out.stderr and "column 8" in out.stderr

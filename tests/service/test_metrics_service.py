@@ -31,7 +31,7 @@ def test_metrics_cover_streams_rules_nodes_and_actions_behind_the_token(tmp_path
            "actions": [{"file": {"path": str(out)}}, {"log": {}}]}
     with Service(write_etc(tmp_path, token=TOKEN, rules=[DEMO_RULE, hot])) as svc:
         status, _, text = svc.request("GET", "/metrics")
-        assert status == 401 and json.loads(text)["error"] == 401
+        assert status == 401 and json.loads(text)["error"] == 1000
         with connect(f"ws://127.0.0.1:{svc.ws_port}/api/data", open_timeout=5) as ws:
             for t in (10, 31, 40):
                 ws.send(json.dumps({"t": t}))

@@ -116,7 +116,7 @@ def test_the_check_over_rest_and_the_cli(tmp_path):
         status, body = svc.json("POST", path, {"addr": f"127.0.0.1:{live}", "datasource": "/x"})
         assert status == 200 and "connected" in body["message"]
         status, body = svc.json("POST", path, {"addr": f"127.0.0.1:{dead_port()}"})
-        assert status == 400 and body["error"] == 400 and "connection refused" in body["message"]
+        assert status == 400 and body["error"] == 1000 and "connection refused" in body["message"]
         status, body = svc.json("POST", path, {"addr": f"127.0.0.1:{refusing}"})
         assert status == 400 and "HTTP 404" in body["message"]
         status, body = svc.json("POST", path, {"addr": ""})  # server mode: this ekws serves it

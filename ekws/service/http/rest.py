@@ -8,7 +8,8 @@ own)::
 
 A handler is ``handler(service, request, **url_args) -> Response``; it raises
 :class:`ApiError` for a client error. Every response to a failed request is
-eKuiper's JSON ``{"error": <status>, "message": "..."}``; an exception a
+eKuiper's JSON ``{"error": <eKuiper code>, "message": "..."}`` (the table
+in :mod:`.errors` maps domain errors to a status and code); an exception a
 handler did not expect is logged and answered 500, which the tests treat as
 a bug for any input.
 
@@ -34,7 +35,10 @@ from werkzeug.routing import Map, Rule
 from werkzeug.serving import ThreadedWSGIServer, WSGIRequestHandler, make_server
 from werkzeug.wrappers import Request, Response
 
+from ...ddl import id_problem
+from ...errors import EkwsError
 from ...wire.server import listen_socket
+from .errors import answer, code_for_status
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIEnvironment
@@ -48,14 +52,23 @@ MAX_DEPTH = 32  # JSON nesting in a request body
 
 Handler = Callable[..., Response]
 
+# Path arguments checked as eKuiper checks ids: a bad one is a 400 on every path.
+_CHECKED_ARGS = (("name", "stream name"), ("rule_id", "rule id"))
+
 
 class ApiError(Exception):
-    """A client error: answered ``{"error": status, "message": message}``."""
+    """A client error the REST layer finds itself (a bad body, a bad path argument).
 
-    def __init__(self, status: int, message: str) -> None:
+    Answered ``{"error": code, "message": message}`` with eKuiper's code (1002
+    for a 404, 1000 otherwise, unless given). Domain errors are not wrapped in
+    this: handlers let them through to the table in :mod:`.errors`.
+    """
+
+    def __init__(self, status: int, message: str, code: int | None = None) -> None:
         super().__init__(message)
         self.status = status
         self.message = message
+        self.code = code_for_status(status) if code is None else code
 
 
 @dataclass(frozen=True)
@@ -77,8 +90,17 @@ def text_response(text: str, status: int = 200) -> Response:
     return Response(text, status, mimetype="text/plain")
 
 
-def error_response(status: int, message: str) -> Response:
-    return json_response({"error": status, "message": message}, status)
+def error_response(status: int, message: str, code: int | None = None) -> Response:
+    """eKuiper's error body: ``{"error": <eKuiper code>, "message": ...}``."""
+    body = {"error": code_for_status(status) if code is None else code, "message": message}
+    return json_response(body, status)
+
+
+def check_id(value: str, what: str) -> None:
+    """eKuiper's rule for stream names and rule ids on every path (``pkg/validate``); 400 otherwise."""
+    problem = id_problem(value)
+    if problem is not None:
+        raise ApiError(400, f"invalid {what}: {problem}")
 
 
 def json_body(request: Request) -> Any:
@@ -172,9 +194,18 @@ class RestApp:
             endpoint, args = adapter.match(websocket=False)
             if request.content_length is not None and request.content_length > MAX_BODY:
                 raise RequestEntityTooLarge()
+            for arg, what in _CHECKED_ARGS:
+                if arg in args:
+                    check_id(args[arg], what)
             return self._handlers[str(endpoint)](self._service, request, **args)
         except ApiError as exc:
-            return error_response(exc.status, exc.message)
+            return error_response(exc.status, exc.message, exc.code)
+        except EkwsError as exc:
+            known = answer(exc)
+            if known is None:
+                logger.exception("REST %s %s failed", request.method, request.path)
+                return error_response(500, "internal error; see the service log")
+            return error_response(known[0], str(exc), known[1])
         except RequestEntityTooLarge:
             return error_response(413, f"the request body is over {MAX_BODY} bytes")
         except MethodNotAllowed as exc:

@@ -19,11 +19,14 @@ restart or a ``kill -9`` it comes back started or stopped as it was left.
 Messages are eKuiper's: ``Rule r1 was created successfully.``, ``Rule r1
 was updated successfully.``, ``Rule r1 is dropped.``, ``Rule r1 was
 started``, ``Rule r1 was stopped.``, ``Rule r1 was restarted``. ``GET
-/rules`` answers ``[{"id", "status"}]`` with eKuiper's ``Running`` or
-``Stopped: <reason>.``. Errors: a bad body or SQL 400 (naming the key, the
-construct and its position), an unknown id 404, an id taken or a declared
-rule changed 409, a rule that cannot start 400 (409 when another stream
-serves its path).
+/rules`` answers ``[{"id", "status"}]`` with eKuiper v2's words (``running``,
+``stopped``, ``stopped by error``). ``PUT /rules/{id}`` is eKuiper's upsert:
+a new id is created, and ``triggered`` (default true) says whether the rule
+runs after; start/stop/restart keep a body's ``triggered`` in step.
+Errors (the table in :mod:`.errors`): a bad body or SQL 400
+(naming the key, the construct and its position), an unknown id 404, an id
+taken 400 (as eKuiper), a declared rule changed 409, a rule that cannot
+start 400 (409 when another stream serves its path).
 """
 
 from __future__ import annotations
@@ -37,7 +40,7 @@ from werkzeug.wrappers import Request, Response
 from ...actions import ActionError
 from ...actions import log as log_action
 from ...config import SERVICE_FILE
-from ...errors import BindError, ConfigError, EkwsError, ServerError
+from ...errors import BindError, ConfigError, EkwsError, ReadOnly, ServerError
 from ...rules.manager import InvalidRule, RuleExists, RuleManager, RuleNotFound
 from ...rules.sql import SQLError
 from ..metrics import CONTENT_TYPE, render
@@ -136,13 +139,16 @@ class RulesPlugin:
     def _check_writable(self, rule_id: str) -> None:
         if rule_id in self.declared:
             assert self._service is not None
-            raise ApiError(409, f"rule {rule_id} is declared in {self._service.config_dir / SERVICE_FILE}; "
-                                "edit the file")
+            raise ReadOnly(f"rule {rule_id} is declared in {self._service.config_dir / SERVICE_FILE}; "
+                           "edit the file", name=rule_id)
 
     def _persist_running(self, rule_id: str, running: bool) -> None:
         """Store what the user asked for (as eKuiper's ``triggered``), not whether the start worked."""
         if rule_id not in self.declared:
-            self._store().set_running(rule_id, running)
+            body = self._rules().describe(rule_id)
+            if "triggered" in body:
+                body["triggered"] = running
+            self._store().put_rule(rule_id, body, running)
 
     # -- routes --------------------------------------------------------------------------
 
@@ -159,16 +165,17 @@ class RulesPlugin:
 
     def create_rule(self, service: Service, request: Request) -> Response:
         body = json_body(request)
-        rules = self._rules()
+        self._rules()  # 409 between stop and exit
         rule_id = body.get("id") if isinstance(body, dict) else None
         if isinstance(rule_id, str):
             self._check_writable(rule_id)
-        try:
-            definition = rules.create(body, start=False)
-        except _BAD_BODY as exc:
-            raise ApiError(400, str(exc)) from exc
-        except RuleExists as exc:
-            raise ApiError(409, str(exc)) from exc
+        definition = self._create(body)
+        return Response(f"Rule {definition.id} was created successfully.", 201, mimetype="text/plain")
+
+    def _create(self, body: Any) -> Any:
+        """Create, store and (when triggered) start; a start failure shows in the rule's status."""
+        rules = self._rules()
+        definition = rules.create(body, start=False)  # InvalidRule, SQLError, ActionError, RuleExists
         try:
             self._store().put_rule(definition.id, definition.body, definition.triggered)
         except BaseException:
@@ -179,27 +186,31 @@ class RulesPlugin:
                 rules.start(definition.id)
             except Exception:  # noqa: S110 - eKuiper's way: created, the reason in its status
                 pass
-        return Response(f"Rule {definition.id} was created successfully.", 201, mimetype="text/plain")
+        return definition
 
     def describe_rule(self, service: Service, request: Request, rule_id: str) -> Response:
         return json_response(self._call(self._rules().describe, rule_id))
 
     def update_rule(self, service: Service, request: Request, rule_id: str) -> Response:
+        """eKuiper's upsert: a new id is created; ``triggered`` (default true) says whether it runs after."""
         body = json_body(request)
         rules = self._rules()
-        self._call(rules.describe, rule_id)  # 404 first
         self._check_writable(rule_id)
-        running = rules.is_running(rule_id)
+        definition = rules.validate(body, rule_id)  # a bad body: 400 by the error table
+        if rule_id not in rules.ids():
+            self._create(definition.body)
+            return Response(f"Rule {rule_id} was updated successfully.", 200, mimetype="text/plain")
         try:
-            definition = rules.validate(body, rule_id)
             rules.update(rule_id, body)
-        except _BAD_BODY as exc:
-            raise ApiError(400, str(exc)) from exc
-        except RuleNotFound as exc:  # dropped meanwhile
-            raise ApiError(404, str(exc)) from exc
+            if definition.triggered:
+                rules.start(rule_id)
+            else:
+                rules.stop(rule_id)
+        except (RuleNotFound, *_BAD_BODY):
+            raise
         except Exception as exc:  # noqa: BLE001 - the new definition is in; its start failed
             logger.error("rule %s updated but not started: %s", rule_id, exc)
-        self._store().put_rule(rule_id, definition.body, running)
+        self._store().put_rule(rule_id, definition.body, definition.triggered)
         return Response(f"Rule {rule_id} was updated successfully.", 200, mimetype="text/plain")
 
     def drop_rule(self, service: Service, request: Request, rule_id: str) -> Response:
@@ -240,10 +251,7 @@ class RulesPlugin:
     # -- helpers -----------------------------------------------------------------------------
 
     def _call(self, method: Any, rule_id: str) -> Any:
-        try:
-            return method(rule_id)
-        except RuleNotFound as exc:
-            raise ApiError(404, str(exc)) from exc
+        return method(rule_id)  # RuleNotFound: 404 by the error table
 
     def _lifecycle(self, method: Any, rule_id: str, running: bool) -> None:
         """Start/stop/restart, storing the wish even when a start fails (restartStrategy may retry)."""
@@ -251,7 +259,7 @@ class RulesPlugin:
         self._persist_running(rule_id, running)
         try:
             self._call(method, rule_id)
-        except ApiError:
+        except (ApiError, RuleNotFound):
             raise
         except ServerError as exc:
             raise ApiError(409, f"rule {rule_id} did not start: {exc}") from exc
@@ -260,8 +268,12 @@ class RulesPlugin:
 
 
 def list_status(status: dict[str, Any]) -> str:
-    """eKuiper's brief state for ``GET /rules``: ``Running`` or ``Stopped: <reason>.``."""
+    """eKuiper v2's state word for ``GET /rules`` (``internal/topo/rule/machine/state_machine.go``).
+
+    ``running``; ``stopped`` (stopped on request, or never started); ``stopped by error``
+    (a failed start or a source that gave up: the reason is in ``GET /rules/{id}/status``).
+    """
     if status.get("status") == "running":
-        return "Running"
+        return "running"
     reason = str(status.get("message") or "canceled manually").rstrip(".")
-    return f"Stopped: {reason}."
+    return "stopped" if reason in ("canceled manually", "stopped by update") else "stopped by error"

@@ -13,7 +13,9 @@ from typing import TYPE_CHECKING, Any
 
 from werkzeug.wrappers import Request, Response
 
-from ...errors import BindError, ConfigError, DDLError, ServerError, StreamExists, StreamNotFound
+from ...ddl import describe_text, parse_command
+from ...errors import ConfigError, EkwsError, InUse, ReadOnly, ServerError, StreamExists, StreamNotFound
+from .errors import STREAM_TABLE, answer
 from .rest import ApiError, Route, json_object, json_response, text_response
 
 if TYPE_CHECKING:
@@ -30,28 +32,49 @@ def _sql(request: Request) -> str:
     return sql
 
 
-def _translate(exc: Exception) -> ApiError:
-    if isinstance(exc, StreamNotFound):
-        return ApiError(404, str(exc))
-    if isinstance(exc, StreamExists):
-        return ApiError(409, str(exc))
-    if isinstance(exc, (DDLError, ConfigError, BindError)):
-        return ApiError(400, str(exc))
-    if isinstance(exc, ServerError):
-        return ApiError(409, str(exc))
-    raise exc
-
-
 # -- streams --------------------------------------------------------------------------------
 
 
 def create_stream(service: Service, request: Request) -> Response:
+    """``POST /streams`` runs any stream statement, as eKuiper's does.
+
+    ``CREATE STREAM`` (201 ``Stream demo is created.``), ``DROP STREAM``,
+    ``DESCRIBE STREAM`` (eKuiper's text form) and ``SHOW STREAMS`` (one name
+    a line), all answered 201 as eKuiper does. A failure is eKuiper's 400
+    with code 3000 (StreamTableError) and its ``Stream command error: ...``
+    prefix, wrapping the words eKuiper uses for the verb.
+    """
     sql = _sql(request)
     try:
-        name = service.create_stream(sql)
-    except (StreamExists, DDLError, ConfigError, ServerError) as exc:
-        raise _translate(exc) from exc
-    return text_response(f"Stream {name} is created.", 201)
+        return text_response(_run_statement(service, sql), 201)
+    except EkwsError as exc:
+        if answer(exc) is None:
+            raise
+        raise ApiError(400, f"Stream command error: {exc}", STREAM_TABLE) from exc
+
+
+def _run_statement(service: Service, sql: str) -> str:
+    command = parse_command(sql)
+    if command is None:
+        try:
+            created = service.create_stream(sql)
+        except (StreamExists, ServerError) as exc:  # eKuiper: "Create stream fails: Item d already exists."
+            raise type(exc)(f"Create stream fails: {exc}") from exc
+        return f"Stream {created} is created."
+    verb, name = command
+    if verb == "SHOW":
+        return "\n".join(service.runtime.streams()) or "No stream definitions are found."
+    assert name is not None
+    if verb == "DESCRIBE":
+        try:
+            return describe_text(service.runtime.describe_stream(name))
+        except StreamNotFound as exc:
+            raise StreamNotFound(f"Describe stream fails, {exc}.", name=name) from exc
+    try:
+        service.drop_stream(name)
+    except (StreamNotFound, InUse, ReadOnly) as exc:
+        raise type(exc)(f"Drop stream fails: {exc}.", name=name) from exc
+    return f"Stream {name} is dropped."
 
 
 def list_streams(service: Service, request: Request) -> Response:
@@ -71,34 +94,22 @@ def stream_details(service: Service, request: Request) -> Response:
 
 
 def describe_stream(service: Service, request: Request, name: str) -> Response:
-    try:
-        return json_response(service.runtime.describe_stream(name).describe())
-    except StreamNotFound as exc:
-        raise _translate(exc) from exc
+    return json_response(service.runtime.describe_stream(name).describe())
 
 
 def update_stream(service: Service, request: Request, name: str) -> Response:
     sql = _sql(request)
-    try:
-        service.replace_stream(name, sql)
-    except (StreamNotFound, DDLError, ConfigError, ServerError) as exc:
-        raise _translate(exc) from exc
+    service.replace_stream(name, sql)
     return text_response(f"Stream {name} is updated.")
 
 
 def drop_stream(service: Service, request: Request, name: str) -> Response:
-    try:
-        service.drop_stream(name)
-    except StreamNotFound as exc:
-        raise _translate(exc) from exc
+    service.drop_stream(name)
     return text_response(f"Stream {name} is dropped.")
 
 
 def stream_schema(service: Service, request: Request, name: str) -> Response:
-    try:
-        definition = service.runtime.describe_stream(name)
-    except StreamNotFound as exc:
-        raise _translate(exc) from exc
+    definition = service.runtime.describe_stream(name)
     fields = definition.describe()["StreamFields"] or ()
     return json_response({f["Name"]: _schema(f["FieldType"]) for f in fields})
 
@@ -114,10 +125,7 @@ def _schema(field_type: Any) -> dict[str, Any]:
 
 
 def stream_status(service: Service, request: Request, name: str) -> Response:
-    try:
-        return json_response(service.runtime.status(name))
-    except StreamNotFound as exc:
-        raise _translate(exc) from exc
+    return json_response(service.runtime.status(name))
 
 
 # -- conf keys --------------------------------------------------------------------------------

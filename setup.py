@@ -24,7 +24,7 @@ setup(
         "PyYAML>=6.0.1,<7",
     ],
     extras_require={
-        "fast": ["orjson>=3.8"],
+        "fast": ["orjson>=3.8", "websockets>=12.0"],
         "mqtt": ["paho-mqtt>=2.0,<3"],
         "bench": ["aiohttp>=3.9,<4", "picows>=1.0,<3"],  # bench/ peers only
         # Test tools, pinned to ranges that behave as the suite expects on 3.9-3.13.

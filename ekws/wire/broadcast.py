@@ -373,7 +373,10 @@ class _Route(ServerRoute):
         poller = select.poll()
         poller.register(sock, select.POLLIN)
         poller.register(client.wake_r, select.POLLIN)
-        wait_ms = None if interval is None else int(interval * 1000)
+        # pingInterval of silence -> a ping; pingTimeout without an answer -> dropped.
+        idle_ms = None if interval is None else int(interval * 1000)
+        ping_timeout = self.props.ping_timeout or interval
+        pong_ms = None if ping_timeout is None else int(ping_timeout * 1000)
         pending = getattr(sock, "pending", None)
         sock.settimeout(owner.send_timeout)
         while conn.state is OPEN:
@@ -399,11 +402,12 @@ class _Route(ServerRoute):
                 continue
             readable = bool(pending and pending())
             if not readable:
-                events = poller.poll(wait_ms)
+                events = poller.poll(pong_ms if conn.awaiting_pong else idle_ms)
                 if not events:
                     if not link.keepalive():
                         link.close(1011, "keepalive ping timeout", EkwsError(
-                            f"{conn.where}: no answer to a ping within {interval} s; connection dropped"))
+                            f"{conn.where}: no answer to a ping within {ping_timeout:g} s (pingTimeout); "
+                            "connection dropped"))
                         return
                     continue
                 for fd, _ in events:

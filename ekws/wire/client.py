@@ -168,119 +168,19 @@ class ClientSource:
     # -- dialling ----------------------------------------------------------------------
 
     def _dial(self) -> socket.socket:
-        """TCP, TLS and the HTTP upgrade; every step interruptible by stop()."""
-        props = self._props
-        parts = urlsplit(self.url)
-        host = parts.hostname or ""
-        port = parts.port or (443 if props.scheme == "wss" else 80)
-        sock = self._connect_tcp(host, port)
+        """:func:`dial`, tracked so that stop() can interrupt it; then the open messages."""
+        sock = dial(self.url, self._props, self._stopping, context=self._ssl, track=self._track)
         try:
-            if self._ssl is not None:
-                sock = self._tls(sock, host)
-            sock.settimeout(props.connect_timeout)
-            try:
-                ws = websocket.create_connection(
-                    self.url,
-                    socket=sock,
-                    timeout=props.connect_timeout,
-                    header=[f"{name}: {value}" for name, value in props.request_header],
-                    subprotocols=list(props.subprotocols) or None,
-                    skip_utf8_validation=True,
-                )
-                ws.sock = None  # the socket is ours from here: websocket-client must not close it
-                for text in props.open_messages:
-                    sock.sendall(encode_frame(OP_TEXT, text.encode(), mask=True))
-            except (websocket.WebSocketException, OSError, ValueError) as exc:
-                raise ConnectError(f"cannot connect to {self.url}: {self._why(exc)}") from exc
-        except BaseException:
+            for text in self._props.open_messages:
+                sock.sendall(encode_frame(OP_TEXT, text.encode(), mask=True))
+        except OSError as exc:
             self._forget(sock)
-            raise
+            raise ConnectError(f"cannot connect to {self.url}: {_reason(exc)}") from exc
         return sock
 
-    def _connect_tcp(self, host: str, port: int) -> socket.socket:
-        """Connect without blocking, polling the stop flag: a blackholed address does not delay a stop."""
-        deadline = time.monotonic() + self._props.connect_timeout
-        try:
-            infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-        except OSError as exc:
-            raise ConnectError(f"cannot connect to {self.url}: cannot resolve {host}: {exc}") from exc
-        last: Exception = ConnectError("no address")
-        for family, kind, proto, _name, address in infos:
-            sock = socket.socket(family, kind, proto)
-            with self._lock:
-                self._sock = sock
-            try:
-                sock.setblocking(False)
-                code = sock.connect_ex(address)
-                if code not in (0, errno.EINPROGRESS, errno.EWOULDBLOCK):
-                    raise OSError(code, f"connect: {errno.errorcode.get(code, code)}")
-                poller = select.poll()
-                poller.register(sock, select.POLLOUT)
-                while not poller.poll(int(POLL_SLICE * 1000)):
-                    if self._stopping.is_set():
-                        raise ConnectError(f"cannot connect to {self.url}: stopped")
-                    if time.monotonic() >= deadline:
-                        raise socket.timeout("timed out")
-                code = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
-                if code:
-                    raise OSError(code, os.strerror(code))
-                sock.setblocking(True)
-                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-                return sock
-            except ConnectError:
-                self._forget(sock)
-                raise
-            except OSError as exc:
-                self._forget(sock)
-                last = exc
-        raise ConnectError(f"cannot connect to {self.url}: {_reason(last)}") from last
-
-    def _tls(self, sock: socket.socket, host: str) -> ssl.SSLSocket:
-        assert self._ssl is not None
-        try:
-            tls_sock = self._ssl.wrap_socket(sock, server_hostname=host, do_handshake_on_connect=False)
-        except (OSError, ValueError) as exc:
-            raise ConnectError(f"cannot connect to {self.url}: TLS: {_reason(exc)}") from exc
-        with self._lock:  # the SSL socket owns the descriptor now (wrap_socket detached ``sock``)
-            self._sock = tls_sock
-        tls_sock.settimeout(self._props.connect_timeout)
-        try:
-            tls_sock.do_handshake()
-        except (OSError, ValueError) as exc:
-            self._forget(tls_sock)
-            raise ConnectError(f"cannot connect to {self.url}: TLS handshake failed: {_reason(exc)}") from exc
-        return tls_sock
-
-    def _why(self, exc: BaseException) -> str:
-        """Why the upgrade failed, with the TLS reason when the TLS session is why.
-
-        TLS 1.3 servers refuse a client certificate after the handshake, with
-        an alert the first read meets; when the connection is reset the alert
-        is lost, and the message says what most likely happened.
-        """
-        if self._stopping.is_set():
-            return "stopped"
-        tls_error: ssl.SSLError | None = None
-        cause: BaseException | None = exc
-        while cause is not None and tls_error is None:
-            if isinstance(cause, ssl.SSLError):
-                tls_error = cause
-            cause = cause.__cause__ or cause.__context__
-        if tls_error is not None and not isinstance(tls_error, (ssl.SSLEOFError, ssl.SSLZeroReturnError)):
-            return f"TLS: {_reason(tls_error)}"
-        reason = _reason(tls_error or exc)
-        sock = self._sock
-        if not isinstance(sock, ssl.SSLSocket):
-            return reason
-        if tls_error is None and not any(word in reason for word in ("closed", "lost", "reset", "EOF")):
-            return reason
-        alert = _pending_tls_alert(sock)
-        if alert:
-            return f"TLS: {alert}"
-        props = self._props
-        wanted = ("a client certificate it trusts" if props.certification_path
-                  else "a client certificate (certificationPath, privateKeyPath)")
-        return f"TLS: the server ended the session after the handshake ({reason}); it may require {wanted}"
+    def _track(self, sock: socket.socket | None) -> None:
+        with self._lock:
+            self._sock = sock
 
     def _forget(self, sock: socket.socket) -> None:
         with self._lock:
@@ -408,6 +308,186 @@ class _RetryLog:
         self._quiet = 0
 
 
+def dial(url: str, props: SourceProps, stop: threading.Event | None = None, *,
+         context: ssl.SSLContext | None = None,
+         track: Callable[[socket.socket | None], None] | None = None) -> socket.socket:
+    """Open a WebSocket connection to ``url``: TCP, TLS (wss) and the HTTP upgrade.
+
+    The one dial of client mode, used by :class:`ClientSource` and the
+    connectivity check, so that the check fails exactly where a stream would.
+    ``props.connect_timeout`` is **one deadline** for all of it: the TCP
+    connect, the TLS handshake and the whole upgrade (status line and every
+    header line); a server that trickles its answer cannot stretch it. Each
+    step is interruptible: ``stop`` is polled during the TCP connect, and
+    ``track`` is told about every socket in turn (None at the end of a failed
+    dial) so that its owner can shut it down from another thread to wake a
+    blocked handshake. ``context`` defaults to :func:`tls.client_context`
+    (wss only; a :class:`~ekws.errors.ConfigError` for bad TLS files).
+    Returns the socket, upgraded and blocking, with no timeout set; raises
+    :class:`~ekws.errors.ConnectError` with the reason.
+    """
+    deadline = time.monotonic() + props.connect_timeout
+    parts = urlsplit(url)
+    secure = parts.scheme == "wss"
+    if secure and context is None:
+        context = tls.client_context(props)
+    host = parts.hostname or ""
+    port = parts.port or (443 if secure else 80)
+    note = track or (lambda sock: None)
+    sock = _connect_tcp(url, host, port, deadline, stop, note, _timed_out(props))
+    try:
+        if context is not None:
+            sock = _tls(url, context, sock, host, deadline, note)
+        _upgrade(url, sock, props, deadline, stop)
+    except BaseException:
+        note(None)
+        sock.close()
+        raise
+    sock.settimeout(None)
+    return sock
+
+
+def _timed_out(props: SourceProps) -> str:
+    return (f"timed out: no answer within {props.connect_timeout:g} s "
+            "(connectTimeout bounds TCP, TLS and the whole upgrade)")
+
+
+def _connect_tcp(url: str, host: str, port: int, deadline: float, stop: threading.Event | None,
+                 note: Callable[[socket.socket | None], None], timed_out: str) -> socket.socket:
+    """Connect without blocking, polling the stop flag: a blackholed address does not delay a stop."""
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except OSError as exc:
+        raise ConnectError(f"cannot connect to {url}: cannot resolve {host}: {exc}") from exc
+    last: Exception = ConnectError("no address")
+    for family, kind, proto, _name, address in infos:
+        sock = socket.socket(family, kind, proto)
+        note(sock)
+        try:
+            sock.setblocking(False)
+            code = sock.connect_ex(address)
+            if code not in (0, errno.EINPROGRESS, errno.EWOULDBLOCK):
+                raise OSError(code, f"connect: {errno.errorcode.get(code, code)}")
+            poller = select.poll()
+            poller.register(sock, select.POLLOUT)
+            while not poller.poll(int(POLL_SLICE * 1000)):
+                if stop is not None and stop.is_set():
+                    raise ConnectError(f"cannot connect to {url}: stopped")
+                if time.monotonic() >= deadline:
+                    raise ConnectError(f"cannot connect to {url}: {timed_out}")
+            code = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+            if code:
+                raise OSError(code, os.strerror(code))
+            sock.setblocking(True)
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            return sock
+        except ConnectError:
+            note(None)
+            sock.close()
+            raise
+        except OSError as exc:
+            note(None)
+            sock.close()
+            last = exc
+    raise ConnectError(f"cannot connect to {url}: {_reason(last)}") from last
+
+
+def _tls(url: str, context: ssl.SSLContext, sock: socket.socket, host: str, deadline: float,
+         note: Callable[[socket.socket | None], None]) -> ssl.SSLSocket:
+    try:
+        tls_sock = context.wrap_socket(sock, server_hostname=host, do_handshake_on_connect=False)
+    except (OSError, ValueError) as exc:
+        raise ConnectError(f"cannot connect to {url}: TLS: {_reason(exc)}") from exc
+    note(tls_sock)  # the SSL socket owns the descriptor now (wrap_socket detached ``sock``)
+    try:
+        tls_sock.settimeout(max(deadline - time.monotonic(), 0.001))
+        tls_sock.do_handshake()
+    except (OSError, ValueError) as exc:
+        note(None)
+        tls_sock.close()
+        raise ConnectError(f"cannot connect to {url}: TLS handshake failed: {_reason(exc)}") from exc
+    return tls_sock
+
+
+def _upgrade(url: str, sock: socket.socket, props: SourceProps, deadline: float,
+             stop: threading.Event | None) -> None:
+    """websocket-client's upgrade on our socket, within what is left of the deadline.
+
+    websocket-client reads the answer a line at a time, each read with the
+    socket's timeout, so a server sending one header line every 0.5 s would
+    never trip it: a timer shuts the socket down at the deadline (the same
+    way stop() wakes a blocked handshake), and the error says it timed out.
+    """
+    remaining = deadline - time.monotonic()
+    if remaining <= 0:
+        raise ConnectError(f"cannot connect to {url}: {_timed_out(props)}")
+    expired = threading.Event()
+
+    def expire() -> None:
+        expired.set()
+        try:
+            socket.socket.shutdown(sock, socket.SHUT_RDWR)
+        except OSError:
+            pass
+
+    watchdog = threading.Timer(remaining, expire)
+    watchdog.name = "ekws-dial-deadline"
+    watchdog.daemon = True
+    sock.settimeout(remaining)
+    watchdog.start()
+    try:
+        ws = websocket.create_connection(
+            url,
+            socket=sock,
+            timeout=remaining,
+            header=[f"{name}: {value}" for name, value in props.request_header],
+            subprotocols=list(props.subprotocols) or None,
+            skip_utf8_validation=True,
+        )
+        ws.sock = None  # the socket is ours from here: websocket-client must not close it
+    except (websocket.WebSocketException, OSError, ValueError) as exc:
+        if expired.is_set() or isinstance(exc, socket.timeout) or time.monotonic() >= deadline:
+            why = _timed_out(props)
+        elif stop is not None and stop.is_set():
+            why = "stopped"
+        else:
+            why = _why(exc, sock, props)
+        raise ConnectError(f"cannot connect to {url}: {why}") from exc
+    finally:
+        watchdog.cancel()
+        watchdog.join()
+    if expired.is_set():  # the upgrade completed as the deadline struck: the socket is shut
+        raise ConnectError(f"cannot connect to {url}: {_timed_out(props)}")
+
+
+def _why(exc: BaseException, sock: socket.socket, props: SourceProps) -> str:
+    """Why the upgrade failed, with the TLS reason when the TLS session is why.
+
+    TLS 1.3 servers refuse a client certificate after the handshake, with
+    an alert the first read meets; when the connection is reset the alert
+    is lost, and the message says what most likely happened.
+    """
+    tls_error: ssl.SSLError | None = None
+    cause: BaseException | None = exc
+    while cause is not None and tls_error is None:
+        if isinstance(cause, ssl.SSLError):
+            tls_error = cause
+        cause = cause.__cause__ or cause.__context__
+    if tls_error is not None and not isinstance(tls_error, (ssl.SSLEOFError, ssl.SSLZeroReturnError)):
+        return f"TLS: {_reason(tls_error)}"
+    reason = _reason(tls_error or exc)
+    if not isinstance(sock, ssl.SSLSocket):
+        return reason
+    if tls_error is None and not any(word in reason for word in ("closed", "lost", "reset", "EOF")):
+        return reason
+    alert = _pending_tls_alert(sock)
+    if alert:
+        return f"TLS: {alert}"
+    wanted = ("a client certificate it trusts" if props.certification_path
+              else "a client certificate (certificationPath, privateKeyPath)")
+    return f"TLS: the server ended the session after the handshake ({reason}); it may require {wanted}"
+
+
 def _pending_tls_alert(sock: ssl.SSLSocket) -> str:
     """A TLS alert the server sent after the handshake (TLS 1.3 refuses a client certificate so)."""
     try:
@@ -422,7 +502,9 @@ def _pending_tls_alert(sock: ssl.SSLSocket) -> str:
 
 def _reason(exc: BaseException) -> str:
     if isinstance(exc, websocket.WebSocketBadStatusException):
-        return f"handshake refused with HTTP {exc.status_code}"
+        return f"the server refused the upgrade with HTTP {exc.status_code}"
+    if isinstance(exc, ConnectionRefusedError):
+        return "connection refused (nothing listens there)"
     if isinstance(exc, ssl.SSLCertVerificationError):
         return f"TLS certificate verification failed: {exc.verify_message}"
     if isinstance(exc, socket.timeout):

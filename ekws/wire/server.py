@@ -191,7 +191,10 @@ class ServerRoute:
         # it blocks, and a thousand idle peers would each hold one.
         poller = select.poll()
         poller.register(sock, select.POLLIN)
-        wait_ms = None if interval is None else int(interval * 1000)
+        # pingInterval of silence -> a ping; pingTimeout without an answer -> dropped.
+        idle_ms = None if interval is None else int(interval * 1000)
+        ping_timeout = self.props.ping_timeout or interval
+        pong_ms = None if ping_timeout is None else int(ping_timeout * 1000)
         pending = getattr(sock, "pending", None)  # TLS: records decrypted but not read yet
         sock.settimeout(SEND_TIMEOUT)
         # Plain sockets: poll() said readable, so read the descriptor at once.
@@ -206,10 +209,11 @@ class ServerRoute:
                 if messages:
                     self.deliver(link, peer, messages)
                 continue
-            if not (pending and pending()) and not poller.poll(wait_ms):
+            if not (pending and pending()) and not poller.poll(pong_ms if conn.awaiting_pong else idle_ms):
                 if not link.keepalive():
                     link.close(1011, "keepalive ping timeout", EkwsError(
-                        f"{conn.where}: no answer to a ping within {interval} s; connection dropped"))
+                        f"{conn.where}: no answer to a ping within {ping_timeout:g} s (pingTimeout); "
+                        "connection dropped"))
                     return
                 continue
             try:

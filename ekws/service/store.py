@@ -15,6 +15,7 @@ Tables (the rules module relies on them)::
 
 from __future__ import annotations
 
+import fcntl
 import json
 import logging
 import os
@@ -55,12 +56,17 @@ class Store:
         self.path = folder / FILE_NAME
         try:
             folder.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise ConfigError(f"cannot open the store {self.path}: {exc}", key="dataDir") from exc
+        self._instance = _lock_instance(folder)
+        try:
             # check_same_thread=False: REST handlers run in server threads; _lock serialises them.
             self._db = sqlite3.connect(str(self.path), isolation_level=None, check_same_thread=False)
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=FULL")
             self._db.executescript(_SCHEMA)
         except (OSError, sqlite3.Error) as exc:
+            self._instance.close()
             raise ConfigError(f"cannot open the store {self.path}: {exc}", key="dataDir") from exc
         self._lock = threading.Lock()
         logger.debug("store %s open", self.path)
@@ -84,6 +90,7 @@ class Store:
     def close(self) -> None:
         with self._lock:
             self._db.close()
+            self._instance.close()  # releases the data dir for the next ekws run
 
     # -- streams ---------------------------------------------------------------------------
 
@@ -126,3 +133,30 @@ class Store:
         """``(id, body, running)`` for every rule, in id order."""
         rows = self._read("SELECT id, body, running FROM rules ORDER BY id")
         return [(rule_id, json.loads(body), bool(running)) for rule_id, body, running in rows]
+
+
+LOCK_NAME = "ekws.lock"
+
+
+def _lock_instance(folder: Path) -> Any:
+    """One ``ekws run`` per data dir: an exclusive ``flock`` on ``ekws.lock`` (holding the pid),
+    held until :meth:`Store.close` or the process ends (the kernel drops it on ``kill -9`` too).
+    Two services on one dir would both run every rule and split the stored state."""
+    path = folder / LOCK_NAME
+    try:
+        handle = open(path, "a+", encoding="utf-8")  # noqa: SIM115 (held open: the lock lives with it)
+    except OSError as exc:
+        raise ConfigError(f"cannot open the lock file {path}: {exc}", key="dataDir") from exc
+    try:
+        fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        handle.seek(0)
+        holder = handle.read().strip() or "unknown"
+        handle.close()
+        raise ConfigError(f"the data dir {folder} is in use by another ekws run (pid {holder}); "
+                          f"one instance per data dir", key="dataDir") from None
+    handle.seek(0)
+    handle.truncate()
+    handle.write(f"{os.getpid()}\n")
+    handle.flush()
+    return handle

@@ -21,14 +21,34 @@ _N = expect(NUMBER)
 _I = expect(INT)
 
 
-def _real(name: str, fn: Callable[[float], float]) -> Callable[[Any], float]:
-    def call(x: Any) -> float:
+# eKuiper's answer where the result is not a real number: acos, asin and cot give null
+# (NaN in Go), ln and sqrt its error text; the others an ekws error (JSON has no NaN).
+_NAN_NULL = frozenset(("acos", "asin", "cot"))
+_DOMAIN = {"ln": "The argument must be a strictly positive number but got {}",
+           "log": "The argument must be a strictly positive number but got {}",
+           "sqrt": "The argument must be a positive number but got {}"}
+
+
+def _real(name: str, fn: Callable[[float], float]) -> Callable[[Any], Any]:
+    def call(x: Any) -> Any:
+        value = to_float(x, name)
         try:
-            result = fn(to_float(x, name))
+            result = fn(value)
         except (ValueError, OverflowError, ZeroDivisionError) as exc:
+            if name in _NAN_NULL and isinstance(exc, ValueError):
+                return None
+            if name in _DOMAIN and isinstance(exc, ValueError):
+                raise EvalError(_DOMAIN[name].format(go_str(x))) from None
+            if name == "cot":
+                raise EvalError("out-of-range error") from None
             raise EvalError(f"{name}({x!r:.40}): {exc}") from None
-        if math.isnan(result) or math.isinf(result):
+        if math.isnan(result):
+            if name in _NAN_NULL:
+                return None
             raise EvalError(f"{name}({x!r:.40}) is not a finite number")
+        if math.isinf(result):
+            text = "out-of-range error" if name == "cot" else f"{name}({x!r:.40}) is not a finite number"
+            raise EvalError(text)
         return result
     return call
 
@@ -122,7 +142,7 @@ def mod(x: Any, y: Any) -> float:
 
 
 @register("log", 1, 2, validate=_N, family="math")
-def log(x: Any, base: Any = None) -> float:
+def log(x: Any, base: Any = None) -> Any:
     if base is None:
         return _real("log", math.log10)(x)
     return _real("log", lambda v: math.log(v) / math.log(to_float(x, "log")))(base)

@@ -175,7 +175,15 @@ def bitnot(a: Any) -> int:
 _DIGITS = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 
 
-@register("conv", 3, validate=expect(NUMBER, INT, INT), family="math")
+def _conv_check(args: Sequence[Arg]) -> None:
+    """eKuiper's: the number is any value (read as text); the bases must be integers."""
+    for i in (1, 2):
+        value = args[i].value
+        if type(value) in (float, str, bool):
+            raise ValueError(f"Expect integer type for parameter {i + 1}")
+
+
+@register("conv", 3, validate=_conv_check, family="math")
 def conv(value: Any, from_base: Any, to_base: Any) -> Any:
     """MySQL's CONV, as eKuiper ports it: the longest valid prefix is read (none: 0), a
     negative base is signed, and a negative number in an unsigned base is 64-bit two's

@@ -21,7 +21,7 @@ __all__ = [
     "between_op", "compare", "comparison_op", "const_value", "equal", "getter", "kind_of", "like_op",
     "like_regex", "make_literal", "or_op", "query_fns", "and_expr", "or_expr", "not_expr",
     "is_null_expr", "inline", "generated",
-    "call_expr",
+    "call_expr", "Rows", "Spread", "unnest_rows",
 ]
 
 Record = dict[str, Any]
@@ -124,6 +124,35 @@ class Expr(NamedTuple):
     # parenthesized), and the values its names stand for; None: call ``fn``.
     code: Optional[str] = None
     env: tuple[tuple[str, Any], ...] = ()
+
+
+class Spread(str):
+    """A select item's key whose value is a dict of columns spread into the output record
+    (``changed_cols``): the projection writes ``**value`` where the item stands."""
+
+
+class Rows(list):  # type: ignore[type-arg]
+    """Several output records from one input record (``unnest``): a rule sends each."""
+
+
+def unnest_rows(record: Record, key: str, name: str) -> Rows:
+    """eKuiper's ProjectSetOperator: one row per element of ``record[key]``, the other columns
+    beside it; an element that is an object gives its keys as columns instead of ``key``."""
+    values = record[key]
+    if type(values) is not list:
+        raise EvalError(f"the argument for the {name} function should be array")
+    rows = Rows()
+    for value in values:
+        row: Record = {}
+        for k, v in record.items():
+            if k != key:
+                row[k] = v
+            elif type(value) is dict:
+                row.update(value)
+            else:
+                row[k] = value
+        rows.append(row)
+    return rows
 
 
 def make_literal(value: Any) -> Expr:
@@ -442,7 +471,7 @@ def query_fns(select_all: bool, items: Sequence[tuple[str, Expr]], where: Option
             namespace[code] = expr.fn
             code += "(d, m)"
         namespace.update(env)
-        entries.append(f"k{n}: {code}")
+        entries.append(f"**{code}" if type(key) is Spread else f"k{n}: {code}")
     star = "**d, " if select_all else ""
     output = f"{{{star}{', '.join(entries)}}}" if items or not select_all else "d"
     condition = ""

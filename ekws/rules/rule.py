@@ -287,6 +287,9 @@ class Rule:
             window.add(msg)
             return
         self.passed += 1
+        if isinstance(record, list):  # unnest(): one record became several (ekws.rules.expr.Rows)
+            self._send_rows(msg, record)
+            return
         self.projected += 1
         # The message is this subscription's own (ekws.Message): it carries the
         # output record on to the actions, without a new object per record.
@@ -302,6 +305,21 @@ class Rule:
         sub = self._sub
         if sub is None or not sub.backlog:  # the last record for now: flush the file actions
             self._flush()
+
+    def _send_rows(self, msg: Message, rows: list[dict[str, Any]]) -> None:
+        """Each row of an ``unnest`` as a record of its own (none for an empty array)."""
+        for row in rows:
+            self.projected += 1
+            out = Message(row, msg.peer, msg.timestamp)
+            if self._omit and not row:
+                self._send_nonempty(out)
+                continue
+            for send, node in self._senders:
+                try:
+                    send(out)
+                except Exception as exc:
+                    node.failed(self.id, exc)
+        self._idle()
 
     def _stop_window(self) -> None:
         window, self._window = self._window, None

@@ -53,7 +53,12 @@ name and field names are case-sensitive, as in eKuiper):
 - analytic functions with state (:mod:`ekws.rules.functions.analytic`):
   ``lag latest changed_col had_changed acc_*``, each with an optional
   ``OVER ([PARTITION BY expr, ...] [WHEN condition])``, evaluated on every
-  record before the WHERE.
+  record before the WHERE;
+- select items that expand (per-record queries): ``changed_cols(prefix,
+  ignoreNull, col, ...)`` gives the changed columns as ``prefix + name``
+  (``*``: every field), ``unnest(array)`` (or ``extract(object)``) turns one
+  record into a row per element, ``row_number()`` is 1 (each record is its
+  own set).
 
 Null semantics (eKuiper's): a missing field is null; a comparison, LIKE,
 IN or BETWEEN with a null operand is false; arithmetic of null is null;
@@ -68,8 +73,8 @@ Output keys: an alias, else a field's last name (``a.b`` gives ``b``,
 ``kuiper_field_<n>`` (the n-th unnamed expression, from 0), as eKuiper names
 them. ``SELECT *`` passes the record itself; ``SELECT *, x AS y`` adds to a copy.
 
-Refused, each with its position: ``last_agg_hit_*``, multi-column
-``changed_cols``, analytic functions in a window query, JOIN, ``* EXCEPT``/``*
+Refused, each with its position: ``last_agg_hit_*``, analytic functions,
+``changed_cols``, ``unnest`` and ``row_number`` in a window query, JOIN, ``* EXCEPT``/``*
 REPLACE``, array slices, a second stream, select aliases used in later select
 items, and an unknown function. Every parse problem is a :class:`SQLError`.
 """
@@ -90,6 +95,7 @@ from .expr import (
     Expr,
     Fn,
     Record,
+    Spread,
     and_expr,
     arithmetic_op,
     between_op,
@@ -104,6 +110,7 @@ from .expr import (
     not_expr,
     or_expr,
     query_fns,
+    unnest_rows,
 )
 from .functions import analytic
 from .grouping import Grouping, aggregate_expr, event_time_expr, window_bound_expr
@@ -279,7 +286,8 @@ class Query:
     # the WHERE drops the message (``SELECT *``: the message's own record).
     run: Callable[[Message], Optional[Record]]
     references: tuple[FieldRef, ...] = ()  # every field read, in the order written (not meta())
-    analytics: tuple[analytic.Analytic, ...] = ()  # lag(), acc_sum() ...: state, updated by run()
+    # lag(), acc_sum() ... and changed_cols(): state, updated by run()
+    analytics: tuple[analytic.Stateful, ...] = ()
     # GROUP BY a window: the window, groups, HAVING, ORDER BY and LIMIT (``run`` is then
     # the WHERE alone: the record, or None); None for a per-record query.
     grouping: Optional[Grouping] = None
@@ -311,9 +319,30 @@ def parse_query(sql: str, *, rule_id: str = "") -> Query:
     return _Parser(sql, rule_id).query()
 
 
-def _analytics_first(nodes: tuple[analytic.Analytic, ...], run: Callable[[Message], Optional[Record]]
+def _unnested(projector: Optional[Callable[[Message], Record]], run: Callable[[Message], Optional[Record]],
+              key: str, name: str
+              ) -> tuple[Callable[[Message], Record], Callable[[Message], Optional[Record]]]:
+    """The query with its ``unnest`` item expanded: each record gives :class:`~ekws.rules.expr.Rows`
+    (typed as a record: a rule tells them apart by ``type(out) is Rows``)."""
+    project = projector if projector is not None else (lambda m: m.data)
+
+    def project_rows(m: Message) -> Record:
+        return cast(Record, unnest_rows(project(m), key, name))
+
+    def run_rows(m: Message) -> Optional[Record]:
+        record = run(m)
+        return None if record is None else cast(Record, unnest_rows(record, key, name))
+    return project_rows, run_rows
+
+
+def _analytics_first(stateful: tuple[analytic.Stateful, ...], run: Callable[[Message], Optional[Record]]
                      ) -> Callable[[Message], Optional[Record]]:
-    """eKuiper evaluates analytic functions first, on every record, WHERE or not."""
+    """eKuiper evaluates analytic functions first, on every record, WHERE or not
+    (``changed_cols`` is left to the projection)."""
+    nodes = tuple(node for node in stateful if node.first)
+    if not nodes:
+        return run
+
     def run_analytics(m: Message) -> Optional[Record]:
         d = m.data
         for node in nodes:
@@ -342,7 +371,10 @@ class _Parser:
         self.window_filter: Optional[Expr] = None
         self.window_trigger: Optional[Fn] = None
         self.state_conditions: Optional[StateConditions] = None
-        self.analytics: list[analytic.Analytic] = []  # in the order they must update
+        self.analytics: list[analytic.Stateful] = []  # in the order they must update
+        self.expanding: list[tuple[_Token, Expr]] = []  # changed_cols, unnest: whole select items
+        self.unnest_key: Optional[str] = None  # the select item unnest() fills
+        self.row_numbers: list[_Token] = []
 
     # -- token helpers --------------------------------------------------------------
 
@@ -454,6 +486,10 @@ class _Parser:
             raise self.unexpected("WHERE or the end of the statement" if where is None
                                   else "an operator or the end of the statement")
         grouping = None
+        if grouping_parts is not None and (self.expanding or self.row_numbers):
+            token = (self.expanding[0][0] if self.expanding else self.row_numbers[0])
+            raise self.error(f"{token.text.lower()}() in a window query is not supported by ekws rules",
+                             token)
         if grouping_parts is not None:
             if self.analytics:
                 raise SQLError("analytic functions (lag, acc_sum ...) in a window query are not "
@@ -474,6 +510,9 @@ class _Parser:
                              "TUMBLINGWINDOW(ss, 10) or another window", token)
         else:
             projector, run = query_fns(select_all, items, where)
+            if self.unnest_key is not None:
+                srf = self.expanding[0][0].text.lower()
+                projector, run = _unnested(projector, run, self.unnest_key, srf)
             if self.analytics:
                 run = _analytics_first(tuple(self.analytics), run)
         return Query(self.sql, self.stream, self.alias, select_all, tuple(item[0] for item in items),
@@ -616,10 +655,15 @@ class _Parser:
             if self.at_op("*"):
                 raise self.error("'*' must come first in the select list", self.peek())
             self.in_select = True
+            expanding = len(self.expanding)
             expr = self.expr()
             self.in_select = False
             name = expr.name
-            if self.accept("AS"):
+            if len(self.expanding) > expanding:
+                name = self.expanding_item(expanding, expr)
+            if type(name) is Spread:
+                pass  # changed_cols: its columns are named by its prefix
+            elif self.accept("AS"):
                 name = self.name("a field alias")
                 self.aliases.add(name)
             elif name is None:
@@ -857,6 +901,10 @@ class _Parser:
             self.expect_op("(")
             self.expect_op(")")
             return event_time_expr()
+        if upper == "ROW_NUMBER":
+            return self.row_number(token)
+        if upper in ("UNNEST", "EXTRACT", "CHANGED_COLS"):
+            return self.expanding_call(token)
         if upper in _NOT_RUN:
             raise self.error(f"the function {upper} is not supported by ekws rules", token)
         if upper in _ANALYTIC and upper.lower() not in analytic.ANALYTIC:
@@ -914,6 +962,92 @@ class _Parser:
             raise self.error(str(exc), token) from None
         self.analytics.append(node)
         return Expr(lambda d, m: node.value, node.name, False)
+
+    def row_number(self, token: _Token) -> Expr:
+        """``row_number()``: the row's number in its set; a per-record query's set is one record."""
+        if not self.in_select:
+            raise self.error("window functions can only be in select fields", token)
+        self.expect_op("(")
+        if not self.at_op(")"):
+            raise self.error("row_number: Expect 0 arguments but found 1.", self.peek())
+        self.expect_op(")")
+        self.row_numbers.append(token)
+        return make_literal(1)._replace(name="row_number")
+
+    def expanding_call(self, token: _Token) -> Expr:
+        """``unnest(array)``, ``extract(object)`` (rows) and ``changed_cols(...)`` (columns):
+        whole select items (checked by :meth:`expanding_item`), as eKuiper allows them."""
+        name = token.text.lower()
+        if not self.in_select:
+            if name == "changed_cols":
+                raise self.error(f"function {token.value} can only be used inside the select clause", token)
+            raise self.error("select statement shouldn't has srf except fields", token)
+        self.expect_op("(")
+        args: list[Expr] = []
+        columns: list[tuple[str, Optional[Fn]]] = []
+        while not self.at_op(")"):
+            if name == "changed_cols" and len(args) >= 2 and self.at_op("*"):
+                self.take()
+                columns.append(("*", None))
+            else:
+                start = self.peek().pos
+                arg = self.expr()
+                args.append(arg)
+                if len(args) > 2:
+                    columns.append((arg.name or self.sql[start:self.peek().pos].strip(), arg.fn))
+            if not self.accept_op(","):
+                break
+        self.expect_op(")")
+        if name == "changed_cols":
+            return self.changed_cols(token, args, columns)
+        if len(args) != 1:
+            raise self.error(f"{name}: Expect 1 arguments but found {len(args)}.", token)
+        inner = args[0].fn
+        if name == "unnest":
+            fn = inner
+        else:
+            def fn(d: Record, m: Message) -> Any:
+                value = inner(d, m)
+                if value is None:
+                    raise EvalError("the argument for the extract function should be array")
+                if type(value) is not dict:
+                    raise EvalError("extract should use map")
+                return [value]
+        expr = Expr(fn, name, False)
+        self.expanding.append((token, expr))
+        return expr
+
+    def changed_cols(self, token: _Token, args: list[Expr], columns: list[tuple[str, Optional[Fn]]]) -> Expr:
+        count = len(args) + sum(1 for _, fn in columns if fn is None)
+        if count <= 2:
+            raise self.error(f"changed_cols: expect more than two args but got {count}", token)
+        prefix, ignore_null = args[0], args[1]
+        if prefix.const and type(const_value(prefix)) in (int, float, bool):
+            raise self.error("changed_cols: Expect string type for parameter 1", token)
+        if ignore_null.const and type(const_value(ignore_null)) in (int, float, str):
+            raise self.error("changed_cols: Expect bool type for parameter 2", token)
+        node = analytic.ChangedCols(prefix.fn, ignore_null.fn, columns)
+        self.analytics.append(node)
+        expr = Expr(node, None, False)
+        self.expanding.append((token, expr))
+        return expr
+
+    def expanding_item(self, before: int, expr: Expr) -> Optional[str]:
+        """The key of a select item that holds ``unnest``/``changed_cols``: it must be the whole
+        item, and a query has one ``unnest`` at most (eKuiper's parser rules)."""
+        token, inner = self.expanding[before]
+        if inner is not expr or len(self.expanding) > before + 1:
+            if token.text != "CHANGED_COLS":
+                raise self.error("select clause shouldn't has nested set-returning-functions", token)
+            raise self.error("changed_cols must be a select item of its own", token)
+        if token.text == "CHANGED_COLS":
+            if self.at("AS"):
+                raise self.error("changed_cols: name its columns with its prefix, not AS", self.peek())
+            return Spread(f"changed_cols_{before}")
+        if self.unnest_key is not None:
+            raise self.error("select clause shouldn't has multi set-returning-functions", token)
+        self.unnest_key = self.name("a field alias") if self.accept("AS") else str(expr.name)
+        return self.unnest_key
 
     def state_window(self) -> WindowSpec:
         """``STATEWINDOW(begin[, emit]) [OVER (PARTITION BY expr, ...)]`` (the ``(`` taken)."""

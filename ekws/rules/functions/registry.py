@@ -142,7 +142,6 @@ def lookup(name: str) -> Function:
 REFUSED = {
     "delay": "it would sleep on the rule's worker",
     "props": "ekws has no rule properties store",
-    "unnest": "multi-row functions are not supported",
     "window_trigger": "ekws rules run no windows",
 }
 

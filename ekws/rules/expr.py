@@ -137,20 +137,19 @@ class Rows(list):  # type: ignore[type-arg]
 
 def unnest_rows(record: Record, key: str, name: str) -> Rows:
     """eKuiper's ProjectSetOperator: one row per element of ``record[key]``, the other columns
-    beside it; an element that is an object gives its keys as columns instead of ``key``."""
+    beside it; an element that is an object gives its keys as columns instead of ``key``
+    (covering a column of the same name, as eKuiper's do)."""
     values = record[key]
     if type(values) is not list:
         raise EvalError(f"the argument for the {name} function should be array")
     rows = Rows()
     for value in values:
-        row: Record = {}
-        for k, v in record.items():
-            if k != key:
-                row[k] = v
-            elif type(value) is dict:
-                row.update(value)
-            else:
-                row[k] = value
+        if type(value) is dict:
+            row = {k: v for k, v in record.items() if k != key}
+            row.update(value)
+        else:
+            row = dict(record)
+            row[key] = value
         rows.append(row)
     return rows
 

@@ -29,6 +29,7 @@ from collections.abc import Callable, Sequence
 from typing import Any, Optional, Union
 
 from ..expr import EvalError, Fn, Record
+from .args import go_str
 from .registry import NOT_CONST, Arg, FunctionError
 
 __all__ = ["ANALYTIC", "MAX_PARTITIONS", "Analytic", "ChangedCols", "Stateful", "make"]
@@ -55,7 +56,7 @@ def _same(a: Any, b: Any) -> bool:
 def _lag_state(args: Sequence[Any]) -> State:
     size = args[1] if len(args) > 1 else 1
     if type(size) is not int or size < 0:
-        raise EvalError(f"error converting second arg {size!r:.40} to int")
+        raise EvalError(f"error converting second arg {go_str(size):.40} to int")
     default = args[2] if len(args) > 2 else None
     return collections.deque([default] * size)
 
@@ -63,7 +64,7 @@ def _lag_state(args: Sequence[Any]) -> State:
 def _lag(queue: State, args: Sequence[Any], valid: bool) -> Any:
     ignore_null = args[3] if len(args) > 3 else True
     if type(ignore_null) is not bool:
-        raise EvalError(f"The fourth arg is not a bool but got {ignore_null!r:.40}")
+        raise EvalError(f"The fourth arg is not a bool but got {go_str(ignore_null):.40}")
     value = args[0]
     result = queue[0] if queue else value
     if valid and (not ignore_null or value is not None) and queue:
@@ -83,7 +84,7 @@ def _latest(state: State, args: Sequence[Any], valid: bool) -> Any:
 
 def _flag(value: Any) -> bool:
     if type(value) is not bool:
-        raise EvalError(f"first arg is not a bool but got {value!r:.40}")
+        raise EvalError(f"first arg is not a bool but got {go_str(value):.40}")
     return bool(value)
 
 
@@ -289,9 +290,9 @@ class ChangedCols:
     def __call__(self, d: Record, m: Any) -> dict[str, Any]:
         prefix, ignore_null = self._prefix(d, m), self._ignore_null(d, m)
         if type(prefix) is not str:
-            raise EvalError(f"first arg is not a string but got {prefix!r:.40}")
+            raise EvalError(f"first arg is not a string but got {go_str(prefix):.40}")
         if type(ignore_null) is not bool:
-            raise EvalError(f"second arg is not a bool but got {ignore_null!r:.40}")
+            raise EvalError(f"second arg is not a bool but got {go_str(ignore_null):.40}")
         out: dict[str, Any] = {}
         last = self._last
         for name, fn in self._columns:

@@ -391,10 +391,14 @@ def call_expr(name: str, impl: Callable[..., Any], args: Sequence[Expr], *, mess
         code, more = inline(arg)
         env.update(more)
         codes.append(code)
-    if null_result is not ... and args:
+    if null_result is not ... and args and any(a.const and const_value(a) is None for a in args):
+        code = f"_z{n}"  # a null literal argument: the call is its null answer
+        env[code] = null_result
+    elif null_result is not ... and any(not a.const for a in args):
+        # Only what varies per record is tested for null; a literal is passed as it is.
         env[f"_z{n}"] = null_result
-        temps = [f"_a{n}_{i}" for i in range(len(codes))]
-        check = " or ".join(f"({t} := {c}) is None" for t, c in zip(temps, codes))
+        temps = [c if a.const else f"_a{n}_{i}" for i, (a, c) in enumerate(zip(args, codes))]
+        check = " or ".join(f"({t} := {c}) is None" for a, t, c in zip(args, temps, codes) if not a.const)
         call = f"_g{n}({', '.join((['m'] if message else []) + temps)})"
         code = f"(_z{n} if {check} else {call})"
     else:

@@ -85,11 +85,16 @@ def _round_bind(args: Sequence[Arg], rule_id: str) -> Callable[..., Any]:
     places = args[1].value if len(args) > 1 else 0
     if type(places) is not int or not -300 <= places <= 300:
         return round_
-    scale, floor, copysign = 10.0 ** places, math.floor, math.copysign
+    scale, floor = 10.0 ** places, math.floor
 
     def round_fixed(x: Any, _digits: Any = 0) -> Any:
-        if type(x) is float and abs(x) < 1e290:
-            return copysign(floor(abs(x) * scale + 0.5) / scale, x)
+        # Half away from zero; a negative keeps its sign (-0.01 rounds to -0.0, as Go's).
+        if type(x) is float and -1e290 < x < 1e290:
+            if x > 0:
+                return floor(x * scale + 0.5) / scale
+            if x < 0:
+                return -(floor(0.5 - x * scale) / scale)
+            return x  # 0.0 and -0.0 as they are
         return round_(x, places)
     return round_fixed
 
@@ -104,8 +109,8 @@ def round_(x: Any, digits: Any = 0) -> Any:
     if places < -300:
         return 0 if type(x) is int else 0.0
     scale = 10.0 ** places
-    if math.isinf(abs(x) * scale):
-        return x
+    if not math.isfinite(abs(x) * scale):
+        return x  # an infinity or NaN rounds to itself, as Go's math.Round
     result = math.copysign(math.floor(abs(x) * scale + 0.5) / scale, x)
     return int(result) if places <= 0 and type(x) is int else result
 

@@ -58,7 +58,8 @@ name and field names are case-sensitive, as in eKuiper):
   ignoreNull, col, ...)`` gives the changed columns as ``prefix + name``
   (``*``: every field), ``unnest(array)`` (or ``extract(object)``) turns one
   record into a row per element, ``row_number()`` is 1 (each record is its
-  own set).
+  own set); ``last_hit_count()``/``last_hit_time()``: the records the rule
+  sent before this one, and the event time of the last.
 
 Null semantics (eKuiper's): a missing field is null; a comparison, LIKE,
 IN or BETWEEN with a null operand is false; arithmetic of null is null;
@@ -335,6 +336,17 @@ def _unnested(projector: Optional[Callable[[Message], Record]], run: Callable[[M
     return project_rows, run_rows
 
 
+def _counting_hits(hits: analytic.Hits, run: Callable[[Message], Optional[Record]]
+                   ) -> Callable[[Message], Optional[Record]]:
+    """A record that passed the WHERE moves ``last_hit_count()`` and ``last_hit_time()`` on."""
+    def run_counted(m: Message) -> Optional[Record]:
+        record = run(m)
+        if record is not None:
+            hits.hit(m.timestamp)
+        return record
+    return run_counted
+
+
 def _analytics_first(stateful: tuple[analytic.Stateful, ...], run: Callable[[Message], Optional[Record]]
                      ) -> Callable[[Message], Optional[Record]]:
     """eKuiper evaluates analytic functions first, on every record, WHERE or not
@@ -374,7 +386,8 @@ class _Parser:
         self.analytics: list[analytic.Stateful] = []  # in the order they must update
         self.expanding: list[tuple[_Token, Expr]] = []  # changed_cols, unnest: whole select items
         self.unnest_key: Optional[str] = None  # the select item unnest() fills
-        self.row_numbers: list[_Token] = []
+        self.row_numbers: list[_Token] = []  # and last_hit_*(): per-record queries only
+        self.hits: Optional[analytic.Hits] = None
 
     # -- token helpers --------------------------------------------------------------
 
@@ -515,6 +528,8 @@ class _Parser:
                 projector, run = _unnested(projector, run, self.unnest_key, srf)
             if self.analytics:
                 run = _analytics_first(tuple(self.analytics), run)
+            if self.hits is not None:
+                run = _counting_hits(self.hits, run)
         return Query(self.sql, self.stream, self.alias, select_all, tuple(item[0] for item in items),
                      where is not None, where.fn if where is not None else None, projector, run,
                      tuple(self.references), tuple(self.analytics), grouping)
@@ -903,6 +918,8 @@ class _Parser:
             return event_time_expr()
         if upper == "ROW_NUMBER":
             return self.row_number(token)
+        if upper in ("LAST_HIT_COUNT", "LAST_HIT_TIME"):
+            return self.last_hit(token)
         if upper in ("UNNEST", "EXTRACT", "CHANGED_COLS"):
             return self.expanding_call(token)
         if upper in _NOT_RUN:
@@ -973,6 +990,21 @@ class _Parser:
         self.expect_op(")")
         self.row_numbers.append(token)
         return make_literal(1)._replace(name="row_number")
+
+    def last_hit(self, token: _Token) -> Expr:
+        """``last_hit_count()`` / ``last_hit_time()``: the records sent before this one, the last's time."""
+        self.expect_op("(")
+        if not self.at_op(")"):
+            raise self.error(f"{token.text.lower()}: Expect 0 arguments but found 1.", self.peek())
+        self.expect_op(")")
+        self.row_numbers.append(token)
+        if self.hits is None:
+            self.hits = analytic.Hits()
+            self.analytics.append(self.hits)
+        hits = self.hits
+        if token.text == "LAST_HIT_COUNT":
+            return Expr(lambda d, m: hits.count, "last_hit_count", False)
+        return Expr(lambda d, m: hits.time, "last_hit_time", False)
 
     def expanding_call(self, token: _Token) -> Expr:
         """``unnest(array)``, ``extract(object)`` (rows) and ``changed_cols(...)`` (columns):

@@ -200,3 +200,27 @@ def test_changed_cols_in_a_rule_starts_again_on_restart(rules: RuleManager, runt
     send(runtime, {"color": "red", "size": 1})
     assert OUT.wait_for(6)
     assert OUT.data[5] == {"tt_color": "red", "tt_size": 1}
+
+
+# ------------------------------------------------------------------------- last_hit_count, last_hit_time
+
+def test_last_hit_count_in_select_and_where() -> None:
+    """rule_test.go TestSingleSQLRule2 and TestSingleSQLRule5: the count before this record,
+    moved on by each record the WHERE passes."""
+    out = run_all("SELECT color, last_hit_count() + 1 as lc FROM demo where size > 3", DEMO)
+    assert [r for r in out if r is not None] == [{"color": "blue", "lc": 1}, {"color": "yellow", "lc": 2}]
+    out = run_all("SELECT size FROM demo WHERE last_hit_count() < 4", DEMO)
+    assert [r is not None for r in out] == [True, True, True, True, False]
+
+
+def test_last_hit_time_is_the_last_sent_records_time() -> None:
+    query = parse_query("SELECT last_hit_time() AS lt, last_hit_count() AS lc FROM demo WHERE size < 3")
+    out = [query.run(ekws.Message(dict(row), PEER, 1000 + i)) for i, row in enumerate(DEMO)]
+    assert [r for r in out if r is not None] == [{"lt": 0, "lc": 0}, {"lt": 1002, "lc": 1}]
+    query.reset()  # a restarted rule starts from nothing
+    assert query.run(ekws.Message({"size": 1}, PEER, 5)) == {"lt": 0, "lc": 0}
+
+
+def test_last_hit_is_refused_in_a_window_query() -> None:
+    with pytest.raises(SQLError, match="last_hit_time\\(\\) in a window query is not supported"):
+        parse_query("SELECT last_hit_time() FROM demo GROUP BY COUNTWINDOW(2)")

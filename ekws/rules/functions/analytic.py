@@ -32,7 +32,7 @@ from ..expr import EvalError, Fn, Record
 from .args import go_str
 from .registry import NOT_CONST, Arg, FunctionError
 
-__all__ = ["ANALYTIC", "MAX_PARTITIONS", "Analytic", "ChangedCols", "Stateful", "make"]
+__all__ = ["ANALYTIC", "MAX_PARTITIONS", "Analytic", "ChangedCols", "Hits", "Stateful", "make"]
 
 MAX_PARTITIONS = 10_000
 _MISSING: Any = object()
@@ -313,7 +313,32 @@ class ChangedCols:
         return out
 
 
-Stateful = Union[Analytic, ChangedCols]  # what a query resets when its rule starts again
+class Hits:
+    """``last_hit_count()`` and ``last_hit_time()`` (eKuiper's ``funcs_global_state.go``): how many
+    records the rule has sent, and the event time of the last, as they were before this record.
+    The rule's query moves them on after a record passed its WHERE."""
+
+    first = False
+    name = "last_hit"
+    evicted = 0  # one counter, nothing to bound
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.time = 0
+
+    def reset(self) -> None:
+        self.count = 0
+        self.time = 0
+
+    def update(self, d: Record, m: Any) -> None:  # pragma: no cover - never called (first is False)
+        pass
+
+    def hit(self, timestamp: int) -> None:
+        self.count += 1
+        self.time = timestamp
+
+
+Stateful = Union[Analytic, ChangedCols, Hits]  # what a query resets when its rule starts again
 
 
 def make(name: str, args: Sequence[Fn], literals: Sequence[Arg], partition: Sequence[Fn],

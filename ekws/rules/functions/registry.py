@@ -142,7 +142,7 @@ def lookup(name: str) -> Function:
 REFUSED = {
     "delay": "it would sleep on the rule's worker",
     "props": "ekws has no rule properties store",
-    "window_trigger": "ekws rules run no windows",
+    "window_trigger": "ekws windows do not say what fired them",
 }
 
 

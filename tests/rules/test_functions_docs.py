@@ -39,6 +39,7 @@ DOC = {"baz": [1, 2, 3], "bar": "hello world", "foo": "emq"}
      [{"key": "key1", "value": 1}, {"key": "key2", "value": 2}]),
     (STRING, "split_value", ("/test/device001/message", "/", 0), ""),
     (STRING, "split_value", ("/test/device001/message", "/", 3), "message"),
+    (STRING, "regexp_substring", ("abc123def", "[0-9]+"), "123"),  # the page's name for regexp_substr
 ])
 def test_reference_examples(page: str, name: str, args: tuple[Any, ...], expected: Any) -> None:
     assert call(name, *args) == expected

@@ -74,8 +74,8 @@ Output keys: an alias, else a field's last name (``a.b`` gives ``b``,
 ``kuiper_field_<n>`` (the n-th unnamed expression, from 0), as eKuiper names
 them. ``SELECT *`` passes the record itself; ``SELECT *, x AS y`` adds to a copy.
 
-Refused, each with its position: ``last_agg_hit_*``, analytic functions,
-``changed_cols``, ``unnest`` and ``row_number`` in a window query, JOIN, ``* EXCEPT``/``*
+Refused, each with its position: ``last_agg_hit_*``, multi-column
+``changed_cols``, analytic functions in a window query, JOIN, ``* EXCEPT``/``*
 REPLACE``, array slices, a second stream, select aliases used in later select
 items, and an unknown function. Every parse problem is a :class:`SQLError`.
 """
@@ -336,6 +336,11 @@ def _unnested(projector: Optional[Callable[[Message], Record]], run: Callable[[M
     return project_rows, run_rows
 
 
+# Compiled by the parser, not looked up in the function table (row_number is in _NOT_RUN for windows).
+_EXPANDING_OR_COUNTING = frozenset(("ROW_NUMBER", "LAST_HIT_COUNT", "LAST_HIT_TIME", "UNNEST", "EXTRACT",
+                                    "CHANGED_COLS"))
+
+
 def _counting_hits(hits: analytic.Hits, run: Callable[[Message], Optional[Record]]
                    ) -> Callable[[Message], Optional[Record]]:
     """A record that passed the WHERE moves ``last_hit_count()`` and ``last_hit_time()`` on."""
@@ -387,7 +392,7 @@ class _Parser:
         self.expanding: list[tuple[_Token, Expr]] = []  # changed_cols, unnest: whole select items
         self.unnest_key: Optional[str] = None  # the select item unnest() fills
         self.row_numbers: list[_Token] = []  # and last_hit_*(): per-record queries only
-        self.hits: Optional[analytic.Hits] = None
+        self.last_hits: Optional[analytic.Hits] = None
 
     # -- token helpers --------------------------------------------------------------
 
@@ -528,8 +533,8 @@ class _Parser:
                 projector, run = _unnested(projector, run, self.unnest_key, srf)
             if self.analytics:
                 run = _analytics_first(tuple(self.analytics), run)
-            if self.hits is not None:
-                run = _counting_hits(self.hits, run)
+            if self.last_hits is not None:
+                run = _counting_hits(self.last_hits, run)
         return Query(self.sql, self.stream, self.alias, select_all, tuple(item[0] for item in items),
                      where is not None, where.fn if where is not None else None, projector, run,
                      tuple(self.references), tuple(self.analytics), grouping)
@@ -669,21 +674,19 @@ class _Parser:
         while True:
             if self.at_op("*"):
                 raise self.error("'*' must come first in the select list", self.peek())
-            self.in_select = True
             expanding = len(self.expanding)
+            self.in_select = True
             expr = self.expr()
             self.in_select = False
             name = expr.name
-            if len(self.expanding) > expanding:
-                name = self.expanding_item(expanding, expr)
-            if type(name) is Spread:
-                pass  # changed_cols: its columns are named by its prefix
-            elif self.accept("AS"):
+            if self.accept("AS"):
                 name = self.name("a field alias")
                 self.aliases.add(name)
             elif name is None:
                 name = f"kuiper_field_{unnamed}"
                 unnamed += 1
+            if len(self.expanding) > expanding:  # changed_cols, unnest: whole items
+                name = self.expanding_item(expanding, expr, name)
             items.append((name, expr))
             if not self.accept_op(","):
                 return select_all, items
@@ -904,6 +907,8 @@ class _Parser:
     def call(self) -> Expr:
         token = self.take()
         upper = token.text
+        if upper in _EXPANDING_OR_COUNTING:  # row_number, last_hit_*, unnest, extract, changed_cols
+            return self.special_call(token)
         if upper in _WINDOWS:
             raise self.error(f"the window {upper} belongs in GROUP BY", token)
         if upper in _AGGREGATES:
@@ -916,12 +921,6 @@ class _Parser:
             self.expect_op("(")
             self.expect_op(")")
             return event_time_expr()
-        if upper == "ROW_NUMBER":
-            return self.row_number(token)
-        if upper in ("LAST_HIT_COUNT", "LAST_HIT_TIME"):
-            return self.last_hit(token)
-        if upper in ("UNNEST", "EXTRACT", "CHANGED_COLS"):
-            return self.expanding_call(token)
         if upper in _NOT_RUN:
             raise self.error(f"the function {upper} is not supported by ekws rules", token)
         if upper in _ANALYTIC and upper.lower() not in analytic.ANALYTIC:
@@ -991,6 +990,13 @@ class _Parser:
         self.row_numbers.append(token)
         return make_literal(1)._replace(name="row_number")
 
+    def special_call(self, token: _Token) -> Expr:
+        if token.text == "ROW_NUMBER":
+            return self.row_number(token)
+        if token.text in ("LAST_HIT_COUNT", "LAST_HIT_TIME"):
+            return self.last_hit(token)
+        return self.expanding_call(token)
+
     def last_hit(self, token: _Token) -> Expr:
         """``last_hit_count()`` / ``last_hit_time()``: the records sent before this one, the last's time."""
         self.expect_op("(")
@@ -998,10 +1004,10 @@ class _Parser:
             raise self.error(f"{token.text.lower()}: Expect 0 arguments but found 1.", self.peek())
         self.expect_op(")")
         self.row_numbers.append(token)
-        if self.hits is None:
-            self.hits = analytic.Hits()
-            self.analytics.append(self.hits)
-        hits = self.hits
+        if self.last_hits is None:
+            self.last_hits = analytic.Hits()
+            self.analytics.append(self.last_hits)
+        hits = self.last_hits
         if token.text == "LAST_HIT_COUNT":
             return Expr(lambda d, m: hits.count, "last_hit_count", False)
         return Expr(lambda d, m: hits.time, "last_hit_time", False)
@@ -1064,22 +1070,24 @@ class _Parser:
         self.expanding.append((token, expr))
         return expr
 
-    def expanding_item(self, before: int, expr: Expr) -> Optional[str]:
-        """The key of a select item that holds ``unnest``/``changed_cols``: it must be the whole
-        item, and a query has one ``unnest`` at most (eKuiper's parser rules)."""
+    def expanding_item(self, before: int, expr: Expr, name: str) -> str:
+        """The key of a select item that holds ``unnest``/``changed_cols`` (``name``: its alias or
+        given name): it must be the whole item, and a query has one ``unnest`` at most (eKuiper's
+        parser rules)."""
         token, inner = self.expanding[before]
         if inner is not expr or len(self.expanding) > before + 1:
             if token.text != "CHANGED_COLS":
                 raise self.error("select clause shouldn't has nested set-returning-functions", token)
             raise self.error("changed_cols must be a select item of its own", token)
         if token.text == "CHANGED_COLS":
-            if self.at("AS"):
-                raise self.error("changed_cols: name its columns with its prefix, not AS", self.peek())
+            alias = self.tokens[self.i - 2]
+            if alias.text == "AS":  # the alias was just read
+                raise self.error("changed_cols: name its columns with its prefix, not AS", alias)
             return Spread(f"changed_cols_{before}")
         if self.unnest_key is not None:
             raise self.error("select clause shouldn't has multi set-returning-functions", token)
-        self.unnest_key = self.name("a field alias") if self.accept("AS") else str(expr.name)
-        return self.unnest_key
+        self.unnest_key = name
+        return name
 
     def state_window(self) -> WindowSpec:
         """``STATEWINDOW(begin[, emit]) [OVER (PARTITION BY expr, ...)]`` (the ``(`` taken)."""

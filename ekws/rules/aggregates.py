@@ -16,6 +16,16 @@ One difference, on purpose: ``avg`` divides as a float even when every value
 is an integer. eKuiper truncates only for ``bigint`` typed fields; a JSON
 number in a schemaless eKuiper stream is a float64, so ``avg(temperature)``
 over ``25`` and ``30`` is ``27.5`` there, as it is here.
+
+Incremental state (:data:`INCREMENTAL`): ``count sum avg min max stddev
+stddevs var vars last_value`` also exist as accumulators that take one value
+at a time and keep O(1) state, so a window that needs no rows keeps none
+(:mod:`ekws.rules.grouping` decides). They give the results the row-based
+functions give over the same values in the same order, errors included (a
+wrong value is remembered and raised when the window fires): ``sum`` and
+``avg`` keep Shewchuk's exact partials, whose ``fsum`` is the ``fsum`` of all
+the values; ``stddev``/``var`` are the same Welford steps. Only ``last_value``
+needs the row's time (event time may bring a row older than the last).
 """
 
 from __future__ import annotations
@@ -27,7 +37,7 @@ from typing import Any, Optional
 
 from .expr import EvalError, kind_of
 
-__all__ = ["AGGREGATES", "aggregate"]
+__all__ = ["AGGREGATES", "INCREMENTAL", "Accumulator", "aggregate"]
 
 Values = Sequence[Any]
 
@@ -219,3 +229,213 @@ AGGREGATES: dict[str, tuple[Callable[..., Any], int, int]] = {
 def aggregate(name: str, values: Values, *extra: Any) -> Any:
     """Run the aggregate ``name`` over ``values`` (``deduplicate``: rows, values, all)."""
     return AGGREGATES[name][0](values, *extra)
+
+
+# --------------------------------------------------------------------------- incremental
+
+
+class Accumulator:
+    """One aggregate of one group, a value at a time; ``result`` raises what the row-based
+    function would have raised over the same values."""
+
+    __slots__ = ("bad",)
+
+    def __init__(self) -> None:
+        self.bad: Optional[Exception] = None
+
+    def add(self, value: Any, at: int) -> None:
+        raise NotImplementedError
+
+    def fail(self, exc: Exception) -> None:
+        """The argument's expression raised on a row: the window fails with the first."""
+        if self.bad is None:
+            self.bad = exc
+
+    def result(self) -> Any:
+        if self.bad is not None:
+            raise self.bad
+        return self.value()
+
+    def value(self) -> Any:
+        raise NotImplementedError
+
+
+def _not_number(name: str, v: Any) -> EvalError:
+    return EvalError(f"{name}() needs numbers, got {kind_of(v)} {v!r:.40}")
+
+
+class _Count(Accumulator):
+    __slots__ = ("n", "star")
+
+    def __init__(self, star: bool) -> None:
+        super().__init__()
+        self.n = 0
+        self.star = star
+
+    def add(self, value: Any, at: int) -> None:
+        if self.star or value is not None:
+            self.n += 1
+
+    def value(self) -> Any:
+        return self.n
+
+
+class _Sum(Accumulator):
+    """``sum`` and ``avg``: the exact int sum, and Shewchuk's partials (math.fsum's own
+    algorithm, kept between rows) of every value as a float, plus the plain running sum
+    ``fsum``'s failure falls back to (inf + -inf, or past the float range)."""
+
+    __slots__ = ("name", "n", "ints", "floats", "partials", "plain", "exact")
+
+    def __init__(self, name: str) -> None:
+        super().__init__()
+        self.name = name
+        self.n = 0
+        self.ints = 0
+        self.floats = False
+        self.partials: list[float] = []
+        self.plain = 0.0
+        self.exact = True  # the partials are exact (every value finite, no overflow)
+
+    def add(self, value: Any, at: int) -> None:
+        if value is None or self.bad is not None:
+            return
+        kind = type(value)
+        if kind is int:
+            self.ints += value
+        elif kind is float:
+            self.floats = True
+        else:
+            self.bad = _not_number(self.name, value)
+            return
+        self.n += 1
+        x = float(value)
+        self.plain += x
+        if not self.exact:
+            return
+        if x - x != 0.0:  # inf or nan: fsum answers with the plain sum's value or fails
+            self.exact = False
+            return
+        partials = self.partials
+        i = 0
+        for y in partials:
+            if abs(x) < abs(y):
+                x, y = y, x
+            hi = x + y
+            lo = y - (hi - x)
+            if lo:
+                partials[i] = lo
+                i += 1
+            x = hi
+        if x - x != 0.0:  # overflow: fsum raises, the plain sum is the answer
+            self.exact = False
+        partials[i:] = [x]
+
+    def total(self) -> float:
+        if self.exact:
+            return math.fsum(self.partials)
+        return self.plain
+
+    def value(self) -> Any:
+        if self.n == 0:
+            return None
+        if self.name == "avg":
+            return self.total() / self.n
+        return self.total() if self.floats else self.ints
+
+
+class _Extreme(Accumulator):
+    __slots__ = ("name", "greater", "best", "kind")
+
+    def __init__(self, name: str) -> None:
+        super().__init__()
+        self.name = name
+        self.greater = name == "max"
+        self.best: Any = None
+        self.kind = ""
+
+    def add(self, value: Any, at: int) -> None:
+        if value is None or self.bad is not None:
+            return
+        kind = kind_of(value)
+        if not self.kind:
+            self.kind = kind
+            self.best = value
+            if kind not in ("number", "string"):
+                self.bad = EvalError(f"{self.name}() needs numbers or strings, got {kind} {value!r:.40}")
+            return
+        if kind != self.kind:
+            self.bad = EvalError(f"{self.name}() needs numbers or strings, got {kind} {value!r:.40}")
+            return
+        if (value > self.best) if self.greater else (value < self.best):
+            self.best = value
+
+    def value(self) -> Any:
+        return self.best
+
+
+class _Welford(Accumulator):
+    __slots__ = ("name", "sample", "root", "n", "mean", "m2")
+
+    def __init__(self, name: str, sample: bool, root: bool) -> None:
+        super().__init__()
+        self.name, self.sample, self.root = name, sample, root
+        self.n, self.mean, self.m2 = 0, 0.0, 0.0
+
+    def add(self, value: Any, at: int) -> None:
+        if value is None or self.bad is not None:
+            return
+        if type(value) is not int and type(value) is not float:
+            self.bad = _not_number(self.name, value)
+            return
+        self.n += 1
+        delta = value - self.mean
+        self.mean += delta / self.n
+        self.m2 += delta * (value - self.mean)
+
+    def value(self) -> Any:
+        if self.n == 0 or (self.sample and self.n == 1):
+            return None
+        var = self.m2 / (self.n - 1 if self.sample else self.n)
+        return math.sqrt(var) if self.root else var
+
+
+class _LastValue(Accumulator):
+    """The value of the latest row (by time; of equal times, the last to come)."""
+
+    __slots__ = ("ignore_null", "seen", "last", "last_at", "present", "present_at")
+
+    def __init__(self, ignore_null: Any) -> None:
+        super().__init__()
+        self.ignore_null = ignore_null
+        self.seen = False
+        self.last: Any = None
+        self.last_at = 0
+        self.present: Any = None
+        self.present_at: Optional[int] = None
+
+    def add(self, value: Any, at: int) -> None:
+        if not self.seen or at >= self.last_at:
+            self.seen, self.last, self.last_at = True, value, at
+        if value is not None and (self.present_at is None or at >= self.present_at):
+            self.present, self.present_at = value, at
+
+    def value(self) -> Any:
+        if type(self.ignore_null) is not bool:
+            raise EvalError(f"last_value() needs a boolean second argument, got {self.ignore_null!r:.40}")
+        return self.present if self.ignore_null else self.last
+
+
+# name -> a new accumulator, from (star, the further arguments' constant values)
+INCREMENTAL: dict[str, Callable[[bool, Sequence[Any]], Accumulator]] = {
+    "count": lambda star, extra: _Count(star),
+    "sum": lambda star, extra: _Sum("sum"),
+    "avg": lambda star, extra: _Sum("avg"),
+    "max": lambda star, extra: _Extreme("max"),
+    "min": lambda star, extra: _Extreme("min"),
+    "stddev": lambda star, extra: _Welford("stddev", False, True),
+    "stddevs": lambda star, extra: _Welford("stddevs", True, True),
+    "var": lambda star, extra: _Welford("var", False, False),
+    "vars": lambda star, extra: _Welford("vars", True, False),
+    "last_value": lambda star, extra: _LastValue(extra[0]),
+}

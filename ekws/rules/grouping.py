@@ -11,34 +11,150 @@ aggregate reads that row, as eKuiper's does.
 
 With an aggregate or a ``GROUP BY`` field, a window gives one row per group
 (in the order the groups first appeared); without, one row per record.
+
+Incremental: when the query is aggregated and every aggregate has an
+accumulator (:data:`~ekws.rules.aggregates.INCREMENTAL`, with constant further
+arguments), a tumbling or count window keeps no rows: each row goes straight
+into its window's :class:`Groups` (per group: its first row and one
+accumulator per aggregate, O(groups) memory), and the aggregate expressions
+read the accumulators when the window fires (``WindowContext.accs``). Any
+other query keeps the rows and computes at the end; both give the same rows.
+
+A window holds at most ``max_groups`` groups (:class:`GroupLimit`, the rule
+option ``maxWindowGroups``): a row that would open one more is dropped,
+counted and logged once, in both ways of computing.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Optional
+from typing import Any, NamedTuple, Optional
 
 from .. import Message
-from .aggregates import AGGREGATES, deduplicate
+from .aggregates import AGGREGATES, INCREMENTAL, Accumulator, deduplicate
 from .expr import EvalError, Expr, Fn, Record
 from .window import Emission, StateConditions, WindowSpec
 
-__all__ = ["Grouping", "WindowContext", "aggregate_expr", "event_time_expr", "window_bound_expr"]
+__all__ = ["AggSpec", "GroupLimit", "Grouping", "Groups", "WindowContext", "aggregate_expr",
+           "event_time_expr", "window_bound_expr"]
+
+logger = logging.getLogger(__name__)
 
 
 class WindowContext(Message):
     """The message an expression sees in a window: a group's rows and the window's bounds."""
 
-    __slots__ = ("rows", "window_start", "window_end")
+    __slots__ = ("rows", "window_start", "window_end", "accs")
 
     def __init__(self, first: Message, rows: Sequence[Message], start: int, end: int,
-                 timestamp: Optional[int] = None) -> None:
+                 timestamp: Optional[int] = None,
+                 accs: Optional[Sequence[Accumulator]] = None) -> None:
         super().__init__(first.data, first.peer, first.timestamp if timestamp is None else timestamp)
         self.rows = rows
         self.window_start = start
         self.window_end = end
+        self.accs = accs  # incremental: the group's accumulators, by AggSpec slot
+
+
+class AggSpec(NamedTuple):
+    """One aggregate call of the query, numbered (``slot``) in the order the parser met it."""
+
+    name: str
+    arg: Optional[Fn]  # None: ``*``
+    extras: tuple[Any, ...]  # the further arguments' values, or None where one is not a literal
+    incremental: bool
+
+    def accumulator(self) -> Accumulator:
+        return INCREMENTAL[self.name](self.arg is None, self.extras)
+
+
+class GroupLimit:
+    """A rule's limit of groups per window, and the rows it refused (logged once)."""
+
+    def __init__(self, max_groups: int = 10_000) -> None:
+        self.max_groups = max_groups
+        self.dropped = 0
+
+    def refuse(self) -> None:
+        if not self.dropped:
+            logger.warning("a window holds %d groups, its limit (maxWindowGroups): rows of further "
+                           "groups are dropped (and counted) until it fires", self.max_groups)
+        self.dropped += 1
+
+
+class _Group:
+    __slots__ = ("first", "first_at", "first_seq", "accs")
+
+    def __init__(self, first: Message, at: int, seq: int, accs: list[Accumulator]) -> None:
+        self.first = first
+        self.first_at = at
+        self.first_seq = seq
+        self.accs = accs
+
+
+class Groups:
+    """One window's groups, aggregated as its rows come (the incremental window's rows)."""
+
+    __slots__ = ("_keys", "_specs", "_limit", "groups", "error", "first", "_seq", "_sorted", "_latest")
+
+    def __init__(self, keys: tuple[Fn, ...], specs: tuple[AggSpec, ...], limit: GroupLimit) -> None:
+        self._keys = keys
+        self._specs = specs
+        self._limit = limit
+        self.groups: dict[tuple[Any, ...], _Group] = {}
+        self.error: Optional[Exception] = None  # a GROUP BY key raised: the window fails, as row-based
+        self.first: Optional[Message] = None  # a row of the window (its peer for sendError)
+        self._seq = 0
+        self._sorted = True  # groups are in the order of their first rows' times
+        self._latest = 0  # the latest first row's time
+
+    def __len__(self) -> int:
+        return len(self.groups)
+
+    def add(self, msg: Message, at: int) -> None:
+        if self.first is None:
+            self.first = msg
+        if self.error is not None:
+            return
+        d = msg.data
+        try:
+            key = tuple([_hashable(k(d, msg)) for k in self._keys])
+        except Exception as exc:
+            self.error = exc
+            return
+        self._seq += 1
+        group = self.groups.get(key)
+        if group is None:
+            if len(self.groups) >= self._limit.max_groups:
+                self._limit.refuse()
+                return
+            group = self.groups[key] = _Group(msg, at, self._seq, [s.accumulator() for s in self._specs])
+            if at < self._latest:
+                self._sorted = False
+            else:
+                self._latest = at
+        elif at < group.first_at:  # event time: an older row is the group's first
+            group.first, group.first_at, group.first_seq = msg, at, self._seq
+            self._sorted = False
+        for spec, acc in zip(self._specs, group.accs):
+            if spec.arg is None:
+                acc.add(d, at)
+                continue
+            try:
+                value = spec.arg(d, msg)
+            except Exception as exc:
+                acc.fail(exc)
+                continue
+            acc.add(value, at)
+
+    def ordered(self) -> list[_Group]:
+        groups = list(self.groups.values())
+        if not self._sorted:
+            groups.sort(key=lambda g: (g.first_at, g.first_seq))
+        return groups
 
 
 def _rows(m: Message, name: str) -> Sequence[Message]:
@@ -48,8 +164,34 @@ def _rows(m: Message, name: str) -> Sequence[Message]:
     return rows  # type: ignore[no-any-return]
 
 
-def aggregate_expr(name: str, args: Sequence[Expr], star: bool) -> Expr:
-    """``name(args)`` over the group's rows; ``star``: the argument is ``*`` (the whole row)."""
+def aggregate_expr(name: str, args: Sequence[Expr], star: bool, slot: int = -1) -> Expr:
+    """``name(args)`` over the group's rows; ``star``: the argument is ``*`` (the whole row).
+
+    ``slot``: its :class:`AggSpec`'s number; an incremental window's context carries the
+    accumulators, and the expression reads its own."""
+    expr = _row_aggregate_expr(name, args, star)
+    if slot < 0 or name not in INCREMENTAL:
+        return expr
+    rows_fn = expr.fn
+
+    def incremental(d: Record, m: Message) -> Any:
+        accs = getattr(m, "accs", None)
+        if accs is not None:
+            return accs[slot].result()
+        return rows_fn(d, m)
+    return Expr(incremental, name, False)
+
+
+def agg_spec(name: str, args: Sequence[Expr], star: bool) -> AggSpec:
+    """The :class:`AggSpec` of ``name(args)``: incremental when it has an accumulator and its
+    further arguments are literals."""
+    extras = tuple(a.fn({}, None) if a.const else None  # type: ignore[arg-type]
+                   for a in args[1:])
+    incremental = name in INCREMENTAL and all(a.const for a in args[1:])
+    return AggSpec(name, None if star else args[0].fn, extras, incremental)
+
+
+def _row_aggregate_expr(name: str, args: Sequence[Expr], star: bool) -> Expr:
     fn = AGGREGATES[name][0]
     extras = [a.fn for a in args[1:]]
     if name == "count" and star:
@@ -110,20 +252,43 @@ class Grouping:
     project: Callable[[Message], Record]
     trigger: Optional[Fn] = None  # SLIDINGWINDOW ... OVER (WHEN cond)
     state: Optional[StateConditions] = None  # STATEWINDOW's conditions
+    aggs: tuple[AggSpec, ...] = ()  # every aggregate call, by slot
+    needs_rows: bool = True  # False: aggregated, and every aggregate has an accumulator
+
+    @property
+    def incremental(self) -> bool:
+        """Whether its window keeps groups of accumulators instead of rows."""
+        window = self.window
+        return not self.needs_rows and (window.kind == "tumbling" or (
+            window.kind == "count" and window.count == window.count_interval))
+
+    def new_groups(self, limit: GroupLimit) -> Groups:
+        """An empty incremental window (see :attr:`incremental`)."""
+        return Groups(self.keys, self.aggs, limit)
 
     def triggers(self, msg: Message) -> bool:
         """Whether a row triggers a sliding window (every row, without OVER (WHEN ...))."""
         return self.trigger is None or self.trigger(msg.data, msg) is True
 
-    def evaluate(self, emission: Emission) -> list[tuple[Record, Message]]:
-        """The output rows of one fired window, each with the context it was computed in."""
-        start, end, rows = emission
-        if not rows:
-            return []
-        if self.aggregated:
+    def evaluate(self, emission: Emission, limit: Optional[GroupLimit] = None
+                 ) -> list[tuple[Record, Message]]:
+        """The output rows of one fired window, each with the context it was computed in.
+
+        ``limit``: the groups a window may hold (row-based; an incremental window's
+        :class:`Groups` applied it as rows came)."""
+        start, end, rows = emission[:3]
+        groups = emission.groups
+        contexts: list[Message]
+        if groups is not None:
+            if groups.error is not None:
+                raise groups.error
             # A group's time (event_time(), meta(timestamp)) is the window's end, as in eKuiper.
-            contexts: list[Message] = [WindowContext(group[0], group, start, end, end)
-                                       for group in self._groups(rows)]
+            contexts = [WindowContext(g.first, (), start, end, end, g.accs) for g in groups.ordered()]
+        elif not rows:
+            return []
+        elif self.aggregated:
+            contexts = [WindowContext(group[0], group, start, end, end)
+                        for group in self._groups(rows, limit)]
         else:
             contexts = [WindowContext(row, (row,), start, end) for row in rows]
         if self.having is not None:
@@ -135,12 +300,20 @@ class Grouping:
             contexts = contexts[:self.limit]
         return [(self.project(c), c) for c in contexts]
 
-    def _groups(self, rows: Sequence[Message]) -> list[list[Message]]:
+    def _groups(self, rows: Sequence[Message], limit: Optional[GroupLimit]) -> list[list[Message]]:
         if not self.keys:
             return [list(rows)]
         groups: dict[tuple[Any, ...], list[Message]] = {}
         keys = self.keys
+        most = limit.max_groups if limit is not None else None
         for row in rows:
             key = tuple(_hashable(k(row.data, row)) for k in keys)
-            groups.setdefault(key, []).append(row)
+            group = groups.get(key)
+            if group is None:
+                if most is not None and len(groups) >= most:
+                    assert limit is not None
+                    limit.refuse()
+                    continue
+                group = groups[key] = []
+            group.append(row)
         return list(groups.values())

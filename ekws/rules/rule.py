@@ -16,6 +16,7 @@ from typing import Any, Optional, Union
 from .. import EkwsError, Message, Peer, Runtime, Status, StreamNotFound, Subscription
 from ..actions import Action, ActionSpec
 from .definition import RuleDef
+from .grouping import GroupLimit
 from .window import Emission, EventWindowRunner, WindowRunner
 
 __all__ = ["RUNNING", "STOPPED", "Rule"]
@@ -108,6 +109,7 @@ class Rule:
         self.filter = _Node("filter") if query.has_where else None
         self.window = _Node("window") if query.grouping is not None else None
         self.windows_out = 0  # windows that fired with rows
+        self.group_limit = GroupLimit(self.definition.options.max_window_groups)
         self.project = _Node("project")
         self.nodes = [_Node(f"action {spec.kind} #{spec.index}") for spec in self.definition.actions]
         # The hot path counts three numbers; every node's in/out derives from them.
@@ -151,13 +153,18 @@ class Rule:
             grouping = definition.query.grouping
             if grouping is not None:
                 trigger = grouping.triggers if grouping.trigger else None
+                limit = self.group_limit
+                # Incremental (aggregates with accumulators): the window keeps groups, not rows.
+                groups = (lambda: grouping.new_groups(limit)) if grouping.incremental else None
                 if options.is_event_time:
                     self._window = EventWindowRunner(grouping.window, self._on_window, trigger=trigger,
                                                      late_tolerance=options.late_tolerance,
-                                                     state=grouping.state)
+                                                     state=grouping.state, groups=groups,
+                                                     max_rows=options.max_window_rows)
                 else:
                     self._window = WindowRunner(grouping.window, self._on_window, trigger=trigger,
-                                                state=grouping.state)
+                                                state=grouping.state, groups=groups,
+                                                max_rows=options.max_window_rows)
             self._sub = self._runtime.subscribe(
                 definition.query.stream, self._on_message, self._on_error, self._on_status,
                 buffer_length=options.buffer_length, overflow=options.overflow)
@@ -315,12 +322,13 @@ class Rule:
         assert grouping is not None and self.window is not None
         self.windows_out += 1
         try:
-            results = grouping.evaluate(emission)
+            results = grouping.evaluate(emission, self.group_limit)
         except Exception as exc:
             node = self.window
             node.failed(self.id, exc, trace=not isinstance(exc, EkwsError))
             if self.definition.options.send_error:
-                self._send_error(f"{node.name}: {exc}", emission.rows[0].peer)
+                peer = emission.peer or Peer(self.definition.query.stream, "", "", 0)
+                self._send_error(f"{node.name}: {exc}", peer)
             self._flush()
             return
         for record, context in results:
@@ -438,6 +446,7 @@ class Rule:
             runner = self._window
             out[f"op_{n}_window_0_dropped_total"] = runner.state.dropped if runner is not None else 0
             out[f"op_{n}_window_0_late_total"] = runner.late if runner is not None else 0
+            out[f"op_{n}_window_0_groups_dropped_total"] = self.group_limit.dropped
             n += 1
             out.update(self.project.metrics(f"op_{n}_project_0", self.windows_out, self.projected))
         else:

@@ -106,7 +106,7 @@ from .expr import (
     query_fns,
 )
 from .functions import analytic
-from .grouping import Grouping, aggregate_expr, event_time_expr, window_bound_expr
+from .grouping import AggSpec, Grouping, agg_spec, aggregate_expr, event_time_expr, window_bound_expr
 from .window import UNITS, StateConditions, WindowSpec
 
 __all__ = ["EvalError", "FieldRef", "Query", "SQLError", "check_fields", "parse_query"]
@@ -338,6 +338,7 @@ class _Parser:
         self.in_where = False
         self.in_aggregate = False
         self.aggregate_tokens: list[_Token] = []
+        self.agg_specs: list[AggSpec] = []  # every aggregate call, by slot (incremental windows)
         self.tail_aliases: Optional[dict[str, Expr]] = None  # HAVING and ORDER BY read select aliases
         self.window_filter: Optional[Expr] = None
         self.window_trigger: Optional[Fn] = None
@@ -465,9 +466,11 @@ class _Parser:
                 and_expr(where, self.window_filter))
             _, run = query_fns(True, [], taken)
             window, keys, having, order, limit = grouping_parts
-            grouping = Grouping(window, keys, bool(self.aggregate_tokens or keys), having, order, limit,
+            aggregated = bool(self.aggregate_tokens or keys)
+            grouping = Grouping(window, keys, aggregated, having, order, limit,
                                 projector if projector is not None else lambda m: dict(m.data),
-                                self.window_trigger, self.state_conditions)
+                                self.window_trigger, self.state_conditions, tuple(self.agg_specs),
+                                not aggregated or not all(a.incremental for a in self.agg_specs))
         elif self.aggregate_tokens:
             token = self.aggregate_tokens[0]
             raise self.error(f"the aggregate function {token.text} needs a window: add GROUP BY "
@@ -969,7 +972,8 @@ class _Parser:
                              f"got {given}", token)
         if star and name not in ("count", "collect", "merge_agg", "deduplicate", "last_value"):
             raise self.error(f"{name}(*) is not supported: name a field", token)
-        return aggregate_expr(name, args, star)
+        self.agg_specs.append(agg_spec(name, args, star))
+        return aggregate_expr(name, args, star, len(self.agg_specs) - 1)
 
     def meta(self) -> Expr:
         if self.peek().kind == "string":

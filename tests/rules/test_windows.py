@@ -25,6 +25,7 @@ from hypothesis import strategies as st
 import ekws
 from ekws.rules.aggregates import aggregate
 from ekws.rules.expr import EvalError
+from ekws.rules.grouping import GroupLimit
 from ekws.rules.manager import RuleManager
 from ekws.rules.sql import SQLError, parse_query
 from ekws.rules.window import (
@@ -54,12 +55,25 @@ PEER = ekws.Peer("demo", "", "", 0)
 
 def run(sql: str, records: list[tuple[int, dict[str, Any]]], until: int,
         start: int = START) -> list[list[dict[str, Any]]]:
-    """Each window's output rows: the records arrive at their times, the clock stops at ``until``."""
+    """Each window's output rows: the records arrive at their times, the clock stops at ``until``.
+
+    A query the window computes incrementally runs both ways, which must agree."""
+    out = _run(sql, records, until, start, False)
+    grouping = parse_query(sql).grouping
+    if grouping is not None and grouping.incremental:
+        assert _run(sql, records, until, start, True) == out
+    return out
+
+
+def _run(sql: str, records: list[tuple[int, dict[str, Any]]], until: int, start: int,
+         incremental: bool) -> list[list[dict[str, Any]]]:
     query = parse_query(sql)
     assert query.grouping is not None
     grouping = query.grouping
+    limit = GroupLimit()
     state = WindowState(grouping.window, start, trigger=grouping.triggers if grouping.trigger else None,
-                        state=grouping.state)
+                        state=grouping.state,
+                        groups=(lambda: grouping.new_groups(limit)) if incremental else None)
     emissions: list[Emission] = []
     for at, record in records:
         emissions += state.fire(at - 1)  # deadlines before this record
@@ -282,7 +296,17 @@ DEMO_E = [  # mock_data.go "demoE": the stream's TIMESTAMP is "ts"; they arrive 
 
 def run_event(sql: str, records: list[dict[str, Any]],
               tolerance: int) -> tuple[list[list[dict[str, Any]]], int]:
-    """Event time as a rule runs it: every record moves the watermark, those the WHERE takes enter."""
+    """Event time as a rule runs it: every record moves the watermark, those the WHERE takes enter
+    (both ways, when the query is incremental)."""
+    out = _run_event(sql, records, tolerance, False)
+    grouping = parse_query(sql).grouping
+    if grouping is not None and grouping.incremental:
+        assert _run_event(sql, records, tolerance, True) == out
+    return out
+
+
+def _run_event(sql: str, records: list[dict[str, Any]], tolerance: int,
+               incremental: bool) -> tuple[list[list[dict[str, Any]]], int]:
     query = parse_query(sql)
     grouping = query.grouping
     assert grouping is not None
@@ -292,8 +316,10 @@ def run_event(sql: str, records: list[dict[str, Any]],
         rows = [row for row, _ in grouping.evaluate(emission)]
         if rows:
             out.append(rows)
+    limit = GroupLimit()
     runner = EventWindowRunner(grouping.window, emit, late_tolerance=tolerance,
-                               trigger=grouping.triggers if grouping.trigger else None)
+                               trigger=grouping.triggers if grouping.trigger else None,
+                               groups=(lambda: grouping.new_groups(limit)) if incremental else None)
     for record in records:
         msg = ekws.Message(dict(record), PEER, record["ts"])
         if query.run(msg) is None:

@@ -13,7 +13,7 @@ import logging
 import os
 import threading
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from .codec import make_decoder
 from .config import SourceProps, WebsocketConfig, load_websocket_config
@@ -27,10 +27,33 @@ from .wire.broadcast import Broadcaster
 from .wire.client import ClientSource
 from .wire.server import ServerRoute, SharedServer
 
-if TYPE_CHECKING:  # pragma: no cover
-    from .rules.continuous import ContinuousQuery
-
 logger = logging.getLogger(__name__)
+
+
+class RunningQuery(Protocol):
+    """What :meth:`Runtime.query` returns (an ``ekws.rules.continuous.ContinuousQuery``,
+    not imported here: the engine loads only when a script asks for it)."""
+
+    @property
+    def closed(self) -> bool: ...
+
+    @property
+    def records_in(self) -> int: ...  # records the stream delivered
+
+    @property
+    def results(self) -> int: ...  # rows handed to on_result
+
+    @property
+    def late(self) -> int: ...  # event time: records later than the watermark, dropped
+
+    @property
+    def dropped(self) -> int: ...  # rows a window dropped over maxWindowRows or maxWindowGroups
+
+    def close(self) -> None: ...
+
+    def __enter__(self) -> Any: ...
+
+    def __exit__(self, *exc_info: object) -> None: ...
 
 
 class _State(enum.Enum):
@@ -140,7 +163,7 @@ class Runtime:
     def query(self, sql: str, on_result: Callable[[Message], Any],
               on_error: Callable[[EkwsError], Any] | None = None, *, is_event_time: bool = False,
               late_tolerance: int = 0, max_window_rows: int = 100_000, max_window_groups: int = 10_000,
-              buffer_length: int | None = None, overflow: str | None = None) -> ContinuousQuery:
+              buffer_length: int | None = None, overflow: str | None = None) -> RunningQuery:
         """Run a rule's SQL over its stream; ``on_result`` gets each output row as a Message.
 
         ``SELECT avg(temperature) AS t FROM demo GROUP BY TUMBLINGWINDOW(ss, 10)``

@@ -268,10 +268,15 @@ class WindowState:
         return []
 
     @property
+    def incremental(self) -> bool:
+        """Whether it keeps groups of accumulators, not rows."""
+        return self._new_groups is not None
+
+    @property
     def held(self) -> int:
         """Rows held (row-based) or groups held (incremental): what the window's memory is."""
         if self._new_groups is not None:
-            return sum(len(g) for g in self._buckets.values())
+            return sum(len(g) for g in list(self._buckets.values()))  # read from another thread
         return len(self.rows) + self._held
 
     def _state_add(self, msg: Message, now: int) -> list[Emission]:

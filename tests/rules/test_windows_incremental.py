@@ -215,3 +215,25 @@ def test_a_rule_counts_rows_and_groups_over_its_limits(rules: RuleManager, runti
     with pytest.raises(ValueError, match="maxWindowGroups"):
         rules.create({"id": "bad", "sql": "SELECT count(*) FROM demo GROUP BY COUNTWINDOW(2)",
                       "actions": [{"log": {}}], "options": {"maxWindowGroups": 0}})
+
+
+def test_the_window_op_has_ekuipers_metrics_and_ekws_limits(rules: RuleManager, runtime: ekws.Runtime,
+                                                             caplog: pytest.LogCaptureFixture) -> None:
+    # eKuiper's op metrics: internal/topo/node/metric/stats_manager.go MetricNames (no connection_*
+    # for an op), as window_rule_test.go expects them under op_2_window_0_ without a WHERE.
+    caplog.set_level(logging.INFO, logger="ekws.actions.log")
+    rules.create({"id": "m", "sql": "SELECT d, avg(t) AS a FROM demo WHERE t > 0 GROUP BY d, COUNTWINDOW(2)",
+                  "actions": [{"log": {}}]})
+    send(runtime, {"d": 1, "t": 1}, {"d": 2, "t": 0}, {"d": 1, "t": 3}, {"d": 3, "t": 5})
+    assert wait_until(lambda: rules.status("m")["op_3_window_0_records_in_total"] == 3, timeout=5)
+    status = rules.status("m")
+    window = {k[len("op_3_window_0_"):]: v for k, v in status.items() if k.startswith("op_3_window_0_")}
+    assert list(window) == ["records_in_total", "records_out_total", "messages_processed_total",
+                            "process_latency_us", "buffer_length", "last_invocation", "exceptions_total",
+                            "last_exception", "last_exception_time", "dropped_total",
+                            "groups_dropped_total", "late_total", "held_rows", "held_groups"]
+    assert window["records_out_total"] == 1 and window["messages_processed_total"] == 3
+    assert window["held_groups"] == 1 and window["held_rows"] == 0  # d = 3 waits, as an accumulator
+    assert window["last_invocation"] > 0 and window["exceptions_total"] == 0
+    assert status["op_2_filter_0_records_out_total"] == 3
+    assert _logged(caplog, "m") == [{"d": 1, "a": 2.0}]

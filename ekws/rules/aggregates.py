@@ -10,7 +10,9 @@ Null handling is eKuiper's (``internal/binder/function/funcs_agg.go`` and
 values (``count(*)`` counts rows); ``avg``, ``sum``, ``max``, ``min`` and the
 statistics of no value are null; ``median`` of no value is 0. A value of the
 wrong kind (a string in ``sum``) is an :class:`EvalError` for the window, as
-eKuiper's run error is.
+eKuiper's run error is. ``sum`` and ``avg`` add floats in the rows' order, as
+eKuiper's ``float64 +=`` does (so the last digit is eKuiper's, not ``math.fsum``'s);
+a sum of integers only is exact.
 
 One difference, on purpose: ``avg`` divides as a float even when every value
 is an integer. eKuiper truncates only for ``bigint`` typed fields; a JSON
@@ -53,23 +55,25 @@ def _numbers(name: str, values: Values) -> list[Any]:
     return out
 
 
-def _fsum(numbers: list[Any]) -> float:
-    try:
-        return math.fsum(numbers)  # exact: the order the rows came in does not change the sum
-    except (ValueError, OverflowError):  # inf + -inf, or past the float range: what Go's += gives
-        return float(sum(float(v) for v in numbers))
+def _total(numbers: list[Any]) -> float:
+    # eKuiper's sliceFloatTotal: float64 additions in the rows' order (an int is made a float
+    # as it is added), so a sum of 0.1, 0.2 and 0.3 is 0.6000000000000001 here as there.
+    total = 0.0
+    for v in numbers:
+        total += v
+    return total
 
 
 def _sum(values: Values) -> Any:
     numbers = _numbers("sum", values)
     if not numbers:
         return None
-    return _fsum(numbers) if any(type(v) is float for v in numbers) else sum(numbers)
+    return _total(numbers) if any(type(v) is float for v in numbers) else sum(numbers)
 
 
 def _avg(values: Values) -> Any:
     numbers = _numbers("avg", values)
-    return _fsum(numbers) / len(numbers) if numbers else None
+    return _total(numbers) / len(numbers) if numbers else None
 
 
 def _extreme(name: str, pick: Callable[..., Any]) -> Callable[[Values], Any]:
@@ -281,11 +285,9 @@ class _Count(Accumulator):
 
 
 class _Sum(Accumulator):
-    """``sum`` and ``avg``: the exact int sum, and Shewchuk's partials (math.fsum's own
-    algorithm, kept between rows) of every value as a float, plus the plain running sum
-    ``fsum``'s failure falls back to (inf + -inf, or past the float range)."""
+    """``sum`` and ``avg``: the exact int sum, and the float sum in the rows' order."""
 
-    __slots__ = ("name", "n", "ints", "floats", "partials", "plain", "exact")
+    __slots__ = ("name", "n", "ints", "floats", "total", "overflow")
 
     def __init__(self, name: str) -> None:
         super().__init__()
@@ -293,55 +295,35 @@ class _Sum(Accumulator):
         self.n = 0
         self.ints = 0
         self.floats = False
-        self.partials: list[float] = []
-        self.plain = 0.0
-        self.exact = True  # the partials are exact (every value finite, no overflow)
+        self.total = 0.0
+        self.overflow: Optional[OverflowError] = None  # an int past the float range
 
     def add(self, value: Any, at: int) -> None:
         if value is None or self.bad is not None:
             return
         kind = type(value)
-        if kind is int:
-            self.ints += value
-        elif kind is float:
+        if kind is float:
             self.floats = True
+        elif kind is int:
+            self.ints += value
         else:
             self.bad = _not_number(self.name, value)
             return
         self.n += 1
-        x = float(value)
-        self.plain += x
-        if not self.exact:
-            return
-        if x - x != 0.0:  # inf or nan: fsum answers with the plain sum's value or fails
-            self.exact = False
-            return
-        partials = self.partials
-        i = 0
-        for y in partials:
-            if abs(x) < abs(y):
-                x, y = y, x
-            hi = x + y
-            lo = y - (hi - x)
-            if lo:
-                partials[i] = lo
-                i += 1
-            x = hi
-        if x - x != 0.0:  # overflow: fsum raises, the plain sum is the answer
-            self.exact = False
-        partials[i:] = [x]
-
-    def total(self) -> float:
-        if self.exact:
-            return math.fsum(self.partials)
-        return self.plain
+        try:
+            self.total += value
+        except OverflowError as exc:  # raised if the float sum is asked for, as row-based
+            if self.overflow is None:
+                self.overflow = exc
 
     def value(self) -> Any:
         if self.n == 0:
             return None
+        if self.overflow is not None and (self.floats or self.name == "avg"):
+            raise self.overflow
         if self.name == "avg":
-            return self.total() / self.n
-        return self.total() if self.floats else self.ints
+            return self.total / self.n
+        return self.total if self.floats else self.ints
 
 
 class _Extreme(Accumulator):
@@ -356,6 +338,11 @@ class _Extreme(Accumulator):
 
     def add(self, value: Any, at: int) -> None:
         if value is None or self.bad is not None:
+            return
+        plain = type(value)
+        if (plain is float or plain is int) and self.kind == "number":  # the common case, first
+            if (value > self.best) if self.greater else (value < self.best):
+                self.best = value
             return
         kind = kind_of(value)
         if not self.kind:

@@ -30,12 +30,13 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from functools import partial
 from typing import Any, NamedTuple, Optional
 
 from .. import Message
 from .aggregates import AGGREGATES, INCREMENTAL, Accumulator, deduplicate
-from .expr import EvalError, Expr, Fn, Record
+from .expr import MAX_INLINE, EvalError, Expr, Fn, Record, inline
 from .window import Emission, StateConditions, WindowSpec
 
 __all__ = ["AggSpec", "GroupLimit", "Grouping", "Groups", "WindowContext", "aggregate_expr",
@@ -63,7 +64,7 @@ class AggSpec(NamedTuple):
     """One aggregate call of the query, numbered (``slot``) in the order the parser met it."""
 
     name: str
-    arg: Optional[Fn]  # None: ``*``
+    arg: Optional[Expr]  # None: ``*``
     extras: tuple[Any, ...]  # the further arguments' values, or None where one is not a literal
     incremental: bool
 
@@ -96,15 +97,18 @@ class _Group:
 
 
 class Groups:
-    """One window's groups, aggregated as its rows come (the incremental window's rows)."""
+    """One window's groups, aggregated as its rows come (the incremental window's rows).
 
-    __slots__ = ("_keys", "_specs", "_limit", "groups", "error", "first", "_seq", "_sorted", "_latest")
+    ``add(msg, at)`` is the query's own function (:func:`_adder`), bound to this window."""
 
-    def __init__(self, keys: tuple[Fn, ...], specs: tuple[AggSpec, ...], limit: GroupLimit) -> None:
-        self._keys = keys
+    __slots__ = ("add", "_specs", "_limit", "groups", "error", "first", "_seq", "_sorted", "_latest")
+
+    def __init__(self, adder: Callable[[Groups, Message, int], None], specs: tuple[AggSpec, ...],
+                 limit: GroupLimit) -> None:
+        self.add: Callable[[Message, int], None] = partial(adder, self)
         self._specs = specs
         self._limit = limit
-        self.groups: dict[tuple[Any, ...], _Group] = {}
+        self.groups: dict[Any, _Group] = {}
         self.error: Optional[Exception] = None  # a GROUP BY key raised: the window fails, as row-based
         self.first: Optional[Message] = None  # a row of the window (its peer for sendError)
         self._seq = 0
@@ -114,47 +118,90 @@ class Groups:
     def __len__(self) -> int:
         return len(self.groups)
 
-    def add(self, msg: Message, at: int) -> None:
+    def key_failed(self, msg: Message, exc: Exception) -> None:
         if self.first is None:
             self.first = msg
-        if self.error is not None:
-            return
-        d = msg.data
-        try:
-            key = tuple([_hashable(k(d, msg)) for k in self._keys])
-        except Exception as exc:
-            self.error = exc
-            return
+        self.error = exc
+
+    def open(self, key: Any, msg: Message, at: int) -> Optional[_Group]:
+        """The slow path of ``add``: a new group (None over the limit), or an older first row."""
+        if self.first is None:
+            self.first = msg
         self._seq += 1
         group = self.groups.get(key)
-        if group is None:
-            if len(self.groups) >= self._limit.max_groups:
-                self._limit.refuse()
-                return
-            group = self.groups[key] = _Group(msg, at, self._seq, [s.accumulator() for s in self._specs])
-            if at < self._latest:
-                self._sorted = False
-            else:
-                self._latest = at
-        elif at < group.first_at:  # event time: an older row is the group's first
+        if group is not None:  # event time: an older row is the group's first
             group.first, group.first_at, group.first_seq = msg, at, self._seq
             self._sorted = False
-        for spec, acc in zip(self._specs, group.accs):
-            if spec.arg is None:
-                acc.add(d, at)
-                continue
-            try:
-                value = spec.arg(d, msg)
-            except Exception as exc:
-                acc.fail(exc)
-                continue
-            acc.add(value, at)
+            return group
+        if len(self.groups) >= self._limit.max_groups:
+            self._limit.refuse()
+            return None
+        group = self.groups[key] = _Group(msg, at, self._seq, [s.accumulator() for s in self._specs])
+        if at < self._latest:
+            self._sorted = False
+        else:
+            self._latest = at
+        return group
 
     def ordered(self) -> list[_Group]:
         groups = list(self.groups.values())
         if not self._sorted:
             groups.sort(key=lambda g: (g.first_at, g.first_seq))
         return groups
+
+
+def _adder(keys: Sequence[Expr], specs: Sequence[AggSpec]) -> Callable[[Groups, Message, int], None]:
+    """The hot path of an incremental window, generated once per query as the projection is
+    (:func:`~ekws.rules.expr.query_fns`): the key and each aggregate's argument inline, one
+    dict lookup, one ``add`` per aggregate. Only generated names reach the source."""
+    namespace: dict[str, Any] = {"_h": _hashable}
+    codes: list[str] = []
+    for expr in keys:
+        code, env = inline(expr)
+        if len(code) > MAX_INLINE:
+            code, env = f"_kf{len(codes)}(d, m)", {f"_kf{len(codes)}": expr.fn}
+        namespace.update(env)
+        codes.append(f"_h({code})")
+    key = "()" if not codes else codes[0] if len(codes) == 1 else f"({', '.join(codes)},)"
+    lines = ["def add(g, m, at):",
+             "    if g.error is not None:",
+             "        return",
+             "    d = m.data",
+             "    try:",
+             f"        key = {key}",
+             "    except Exception as exc:",
+             "        g.key_failed(m, exc)",
+             "        return",
+             "    group = g.groups.get(key)",
+             "    if group is None or at < group.first_at:",
+             "        group = g.open(key, m, at)",
+             "        if group is None:",
+             "            return",
+             "    a = group.accs"]
+    for n, spec in enumerate(specs):
+        if spec.arg is None:
+            code = "d"
+        else:
+            code, env = inline(spec.arg)
+            if len(code) > MAX_INLINE:
+                code, env = f"_af{n}(d, m)", {f"_af{n}": spec.arg.fn}
+            namespace.update(env)
+        lines += ["    try:",
+                  f"        a[{n}].add({code}, at)",
+                  "    except Exception as exc:",
+                  f"        a[{n}].fail(exc)"]
+    exec("\n".join(lines) + "\n", namespace)  # noqa: S102 - generated from the fixed template above
+    return namespace["add"]  # type: ignore[no-any-return]
+
+
+def _key_fn(keys: tuple[Fn, ...]) -> Callable[[Record, Message], Any]:
+    """A group's key from its GROUP BY expressions (one: the value itself, made hashable)."""
+    if not keys:
+        return lambda d, m: ()
+    if len(keys) == 1:
+        only = keys[0]
+        return lambda d, m: _hashable(only(d, m))
+    return lambda d, m: tuple([_hashable(k(d, m)) for k in keys])
 
 
 def _rows(m: Message, name: str) -> Sequence[Message]:
@@ -188,7 +235,7 @@ def agg_spec(name: str, args: Sequence[Expr], star: bool) -> AggSpec:
     extras = tuple(a.fn({}, None) if a.const else None  # type: ignore[arg-type]
                    for a in args[1:])
     incremental = name in INCREMENTAL and all(a.const for a in args[1:])
-    return AggSpec(name, None if star else args[0].fn, extras, incremental)
+    return AggSpec(name, None if star else args[0], extras, incremental)
 
 
 def _row_aggregate_expr(name: str, args: Sequence[Expr], star: bool) -> Expr:
@@ -223,9 +270,14 @@ def event_time_expr() -> Expr:
 
 
 def _hashable(value: Any) -> Any:
+    kind = type(value)
+    if kind is str or kind is int or kind is float or value is None:
+        return value  # 1 and 1.0 are one group, as they are equal
+    if kind is bool:
+        return (True, value)  # True and 1 are different groups
     if isinstance(value, (dict, list)):
-        return json.dumps(value, sort_keys=True, default=str)
-    return (type(value) is bool, value)  # True and 1 are different groups
+        return ("json", json.dumps(value, sort_keys=True, default=str))
+    return ("other", value)
 
 
 def _sort_key(value: Any) -> tuple[int, Any]:
@@ -254,17 +306,25 @@ class Grouping:
     state: Optional[StateConditions] = None  # STATEWINDOW's conditions
     aggs: tuple[AggSpec, ...] = ()  # every aggregate call, by slot
     needs_rows: bool = True  # False: aggregated, and every aggregate has an accumulator
+    key_exprs: tuple[Expr, ...] = ()  # the GROUP BY expressions of ``keys``, for the incremental add
+    _add: Optional[Callable[[Groups, Message, int], None]] = field(default=None, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        if self.incremental:
+            object.__setattr__(self, "_add", _adder(self.key_exprs, self.aggs))
 
     @property
     def incremental(self) -> bool:
         """Whether its window keeps groups of accumulators instead of rows."""
         window = self.window
-        return not self.needs_rows and (window.kind == "tumbling" or (
-            window.kind == "count" and window.count == window.count_interval))
+        if self.needs_rows or len(self.key_exprs) != len(self.keys):
+            return False
+        return window.kind == "tumbling" or (window.kind == "count" and window.count == window.count_interval)
 
     def new_groups(self, limit: GroupLimit) -> Groups:
         """An empty incremental window (see :attr:`incremental`)."""
-        return Groups(self.keys, self.aggs, limit)
+        assert self._add is not None, "not an incremental query"
+        return Groups(self._add, self.aggs, limit)
 
     def triggers(self, msg: Message) -> bool:
         """Whether a row triggers a sliding window (every row, without OVER (WHEN ...))."""
@@ -303,11 +363,11 @@ class Grouping:
     def _groups(self, rows: Sequence[Message], limit: Optional[GroupLimit]) -> list[list[Message]]:
         if not self.keys:
             return [list(rows)]
-        groups: dict[tuple[Any, ...], list[Message]] = {}
-        keys = self.keys
+        groups: dict[Any, list[Message]] = {}
+        key_of = _key_fn(self.keys)
         most = limit.max_groups if limit is not None else None
         for row in rows:
-            key = tuple(_hashable(k(row.data, row)) for k in keys)
+            key = key_of(row.data, row)
             group = groups.get(key)
             if group is None:
                 if most is not None and len(groups) >= most:

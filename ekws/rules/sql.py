@@ -339,6 +339,7 @@ class _Parser:
         self.in_aggregate = False
         self.aggregate_tokens: list[_Token] = []
         self.agg_specs: list[AggSpec] = []  # every aggregate call, by slot (incremental windows)
+        self.group_keys: list[Expr] = []  # GROUP BY expressions besides the window
         self.tail_aliases: Optional[dict[str, Expr]] = None  # HAVING and ORDER BY read select aliases
         self.window_filter: Optional[Expr] = None
         self.window_trigger: Optional[Fn] = None
@@ -470,7 +471,8 @@ class _Parser:
             grouping = Grouping(window, keys, aggregated, having, order, limit,
                                 projector if projector is not None else lambda m: dict(m.data),
                                 self.window_trigger, self.state_conditions, tuple(self.agg_specs),
-                                not aggregated or not all(a.incremental for a in self.agg_specs))
+                                not aggregated or not all(a.incremental for a in self.agg_specs),
+                                tuple(self.group_keys))
         elif self.aggregate_tokens:
             token = self.aggregate_tokens[0]
             raise self.error(f"the aggregate function {token.text} needs a window: add GROUP BY "
@@ -498,7 +500,9 @@ class _Parser:
                         raise self.error("GROUP BY takes one window", token)
                     window = self.window()
                 else:
-                    keys.append(self.expr().fn)
+                    key_expr = self.expr()
+                    keys.append(key_expr.fn)
+                    self.group_keys.append(key_expr)
                 if not self.accept_op(","):
                     break
         self.tail_aliases = {name: expr for name, expr in items}

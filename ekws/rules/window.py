@@ -130,6 +130,7 @@ class WindowState:
             spec.kind == "count" and spec.count == spec.count_interval))
         self._new_groups = groups if incremental else None
         self._buckets: dict[int, Any] = {}  # incremental: window end (count: 0) -> its Groups
+        self._current: Any = None  # incremental tumbling: the groups of the window ending at _next
         self.conditions = state  # STATEWINDOW: its conditions; rows per partition below
         self._parts: dict[Any, tuple[int, list[Message]]] = {}  # partition -> (start, rows) while open
         self._held = 0
@@ -223,6 +224,7 @@ class WindowState:
                 self._next = at + spec.length
                 start = self._last_trigger or at - spec.length
                 if self._new_groups is not None:
+                    self._current = None
                     groups = self._buckets.pop(at, None)
                     if groups is not None and (len(groups) or groups.error is not None):
                         out.append(Emission(start, at, [], groups))
@@ -264,8 +266,19 @@ class WindowState:
         groups = self._buckets.get(end)
         if groups is None:
             groups = self._buckets[end] = self._new_groups()
+        if end == nxt:
+            self._current = groups
         groups.add(msg, now)
         return []
+
+    def aggregate_now(self, msg: Message, now: int) -> bool:
+        """The hot path of an incremental tumbling window on processing time: the row into the
+        next window's groups; False if it is not that simple (call :meth:`add`)."""
+        groups = self._current
+        if groups is None or now >= self._next:  # type: ignore[operator]  # _next is set: tumbling
+            return False
+        groups.add(msg, now)
+        return True
 
     @property
     def incremental(self) -> bool:
@@ -415,6 +428,8 @@ class WindowRunner:
         self._stopped = False
         self.records_in = 0
         self.late = 0  # processing time: no record is late
+        self._moves = spec.kind in ("session", "sliding")  # whether a row moves the next deadline
+        self._fast = groups is not None and spec.kind == "tumbling"
         self.state = WindowState(spec, self._now(), max_rows, trigger, state, groups)
         with self._lock:
             self._reschedule()
@@ -427,8 +442,14 @@ class WindowRunner:
             if self._stopped:
                 return
             self.records_in += 1
-            self._send(self.state.add(msg, self._now()))
-            self._reschedule()
+            now = int(self._clock() * 1000)
+            if self._fast and self.state.aggregate_now(msg, now):
+                return
+            emissions = self.state.add(msg, now)
+            if emissions:
+                self._send(emissions)
+            if self._moves:
+                self._reschedule()
 
     def observe(self, msg: Message) -> None:
         """A record the WHERE dropped: nothing to do on processing time."""

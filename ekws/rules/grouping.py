@@ -39,8 +39,8 @@ from .aggregates import AGGREGATES, INCREMENTAL, Accumulator, deduplicate
 from .expr import MAX_INLINE, EvalError, Expr, Fn, Record, inline
 from .window import Emission, StateConditions, WindowSpec
 
-__all__ = ["AggSpec", "GroupLimit", "Grouping", "Groups", "WindowContext", "aggregate_expr",
-           "event_time_expr", "window_bound_expr"]
+__all__ = ["AggSpec", "GroupLimit", "Grouping", "Groups", "HitState", "WindowContext", "aggregate_expr",
+           "event_time_expr", "hit_expr", "window_bound_expr"]
 
 logger = logging.getLogger(__name__)
 
@@ -48,7 +48,7 @@ logger = logging.getLogger(__name__)
 class WindowContext(Message):
     """The message an expression sees in a window: a group's rows and the window's bounds."""
 
-    __slots__ = ("rows", "window_start", "window_end", "accs")
+    __slots__ = ("rows", "window_start", "window_end", "accs", "hits")
 
     def __init__(self, first: Message, rows: Sequence[Message], start: int, end: int,
                  timestamp: Optional[int] = None,
@@ -58,6 +58,37 @@ class WindowContext(Message):
         self.window_start = start
         self.window_end = end
         self.accs = accs  # incremental: the group's accumulators, by AggSpec slot
+        self.hits: Optional[tuple[int, int]] = None  # last_agg_hit_count()/_time() for this row
+
+
+class HitState:
+    """eKuiper's ``last_agg_hit_count()`` and ``last_agg_hit_time()`` (funcs_global_state.go):
+    a rule's count of rows emitted and the time (window end) of the last one. A row reads the
+    values before it counts; used in HAVING, only a row that passes counts."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.time = 0
+
+    def reset(self) -> None:
+        self.count = self.time = 0
+
+    def hit(self, at: int) -> tuple[int, int]:
+        before = (self.count, self.time)
+        self.count += 1
+        self.time = at
+        return before
+
+
+def hit_expr(name: str, hits: HitState) -> Expr:
+    """``last_agg_hit_count()`` / ``last_agg_hit_time()``: the row's values, or (in HAVING,
+    before the row counts) the rule's."""
+    index = 0 if name == "last_agg_hit_count" else 1
+
+    def hit(d: Record, m: Message) -> Any:
+        values = getattr(m, "hits", None)
+        return (values if values is not None else (hits.count, hits.time))[index]
+    return Expr(hit, name, False)
 
 
 class AggSpec(NamedTuple):
@@ -307,6 +338,8 @@ class Grouping:
     aggs: tuple[AggSpec, ...] = ()  # every aggregate call, by slot
     needs_rows: bool = True  # False: aggregated, and every aggregate has an accumulator
     key_exprs: tuple[Expr, ...] = ()  # the GROUP BY expressions of ``keys``, for the incremental add
+    hits: Optional[HitState] = field(default=None, compare=False)  # last_agg_hit_*() used
+    hits_in_having: bool = False  # ... in HAVING: a row counts when it passes
     _add: Optional[Callable[[Groups, Message, int], None]] = field(default=None, compare=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -351,13 +384,25 @@ class Grouping:
                         for group in self._groups(rows, limit)]
         else:
             contexts = [WindowContext(row, (row,), start, end) for row in rows]
+        hits = self.hits
         if self.having is not None:
             having = self.having
-            contexts = [c for c in contexts if having(c.data, c) is True]
+            if hits is not None and self.hits_in_having:
+                kept = []
+                for c in contexts:  # one at a time: a row that passes counts before the next
+                    if having(c.data, c) is True:
+                        c.hits = hits.hit(end)  # type: ignore[attr-defined]
+                        kept.append(c)
+                contexts = kept
+            else:
+                contexts = [c for c in contexts if having(c.data, c) is True]
         for key, descending in reversed(self.order):
             contexts.sort(key=lambda c: _sort_key(key(c.data, c)), reverse=descending)
         if self.limit is not None:
             contexts = contexts[:self.limit]
+        if hits is not None and not self.hits_in_having:
+            for c in contexts:
+                c.hits = hits.hit(end)  # type: ignore[attr-defined]
         return [(self.project(c), c) for c in contexts]
 
     def _groups(self, rows: Sequence[Message], limit: Optional[GroupLimit]) -> list[list[Message]]:

@@ -433,3 +433,38 @@ def test_one_pass_statistics_agree_with_the_two_pass_formulas(values: list[Any])
     expected = sum((x - mean) ** 2 for x in numbers) / len(numbers)
     assert got == pytest.approx(expected, rel=1e-6, abs=1e-6)
     assert aggregate("avg", values) == pytest.approx(mean, rel=1e-9, abs=1e-9)
+
+
+def test_last_agg_hit_count_and_time_in_having() -> None:
+    # TestEventWindowRule1 (window_rule_test.go; lateTolerance 1 s): the alias lc in HAVING counts
+    # only the rows that pass; event_time() of a group is its window's end
+    sql = ("SELECT count(*), last_agg_hit_time() as lt, last_agg_hit_count() as lc, event_time() as et "
+           "FROM demoE GROUP BY HOPPINGWINDOW(ss, 2, 1) HAVING lc < 4")
+    out, _ = run_event(sql, DEMO_E, 1000)
+    assert out == [
+        [{"count": 1, "lc": 0, "lt": 0, "et": 1541152487000}],
+        [{"count": 2, "lc": 1, "lt": 1541152487000, "et": 1541152488000}],
+        [{"count": 2, "lc": 2, "lt": 1541152488000, "et": 1541152489000}],
+        [{"count": 2, "lc": 3, "lt": 1541152489000, "et": 1541152490000}]]
+
+
+def test_last_agg_hit_time_against_the_last_value() -> None:
+    # TestEventWindowRule0 (window_rule_test.go; lateTolerance 1 s)
+    sql = ("SELECT count(*), event_time() as et FROM demoE GROUP BY HOPPINGWINDOW(ss, 2, 1) "
+           "HAVING last_value(et, true) - last_agg_hit_time() > 1500")
+    out, _ = run_event(sql, DEMO_E, 1000)
+    assert out == [[{"count": 1, "et": 1541152487000}], [{"count": 2, "et": 1541152490000}]]
+
+
+def test_last_agg_hit_count_in_select_counts_every_row_and_restarts_from_zero() -> None:
+    sql = "SELECT d, last_agg_hit_count() AS n FROM s GROUP BY d, COUNTWINDOW(2)"
+    records = [(START + n, {"d": n % 2}) for n in range(4)]
+    assert run(sql, records, START + 10) == [[{"d": 0, "n": 0}, {"d": 1, "n": 1}],
+                                             [{"d": 0, "n": 2}, {"d": 1, "n": 3}]]
+    query = parse_query(sql)
+    assert query.grouping is not None and query.grouping.hits is not None
+    query.grouping.hits.hit(5)
+    query.reset()
+    assert (query.grouping.hits.count, query.grouping.hits.time) == (0, 0)
+    with pytest.raises(SQLError, match="needs a window"):
+        parse_query("SELECT last_agg_hit_count() FROM s")

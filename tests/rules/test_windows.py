@@ -383,6 +383,8 @@ def test_a_real_event_time_rule_counts_late_records(rules: RuleManager, runtime:
 _WINDOW_SQL = [
     "SELECT count(*), avg(temperature) AS avg_temp, max(humidity) AS max_hum FROM demo "
     "GROUP BY TUMBLINGWINDOW(ss, 5) HAVING avg_temp > 30",
+    "SELECT a, sum(x) + min(b) AS s, stddevs(x), last_value(s, false), last_agg_hit_count() FROM demo "
+    "GROUP BY a, b, TUMBLINGWINDOW(ss, 1) HAVING var(x) > 0 ORDER BY s LIMIT 3",
     "SELECT a, collect(b)[0] AS c, sum(x) FROM demo WHERE x > 1 GROUP BY a, COUNTWINDOW(3, 1) "
     "ORDER BY c DESC LIMIT 2",
     "SELECT *, window_start() FROM demo GROUP BY SLIDINGWINDOW(ss, 5, 1) FILTER (WHERE a = 1) "
@@ -419,6 +421,14 @@ def test_mutated_window_queries_raise_only_rule_sql_errors(base: str, edits: lis
         query.grouping.evaluate(Emission(0, 10, msgs))
     except EvalError:
         pass
+    if query.grouping.incremental:  # the accumulators' way too, the same errors only
+        groups = query.grouping.new_groups(GroupLimit())
+        for msg in msgs:
+            groups.add(msg, msg.timestamp)
+        try:
+            query.grouping.evaluate(Emission(0, 10, [], groups))
+        except EvalError:
+            pass
 
 
 @settings(max_examples=200, deadline=None)

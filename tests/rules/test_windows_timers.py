@@ -80,7 +80,8 @@ def test_windows_fire_on_time_under_load() -> None:
     base = sorted(probe)
     assert min(values) >= 0  # never early
     median, base_median = statistics.median(values), statistics.median(base)
-    assert median < base_median + 50, (median, base_median)
+    others = sorted(t.name for t in threads)
+    assert median < base_median + 50, (median, base_median, others)
     p90, base_p90 = values[len(values) * 9 // 10], base[len(base) * 9 // 10]
     assert p90 < base_p90 + 100, (p90, base_p90)
 

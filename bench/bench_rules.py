@@ -47,9 +47,12 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-import ekws
-from bench.common import ROOT, write_etc
-from ekws.rules.manager import RuleManager
+if "--window" in sys.argv:  # before ekws is imported: its file action reads EKWS_JSON then
+    os.environ.setdefault("EKWS_JSON", "stdlib")
+
+import ekws  # noqa: E402
+from bench.common import ROOT, write_etc  # noqa: E402
+from ekws.rules.manager import RuleManager  # noqa: E402
 
 SQL = "SELECT device, temperature, humidity * 1.0 AS h FROM b WHERE humidity > 50 AND status = 'ok'"
 FUNCTIONS_SQL = ("SELECT device, round(temperature, 1) AS t, upper(status) AS s, "
@@ -147,8 +150,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--window", action="store_true",
                         help="avg and max per device over 1,000 devices, a tumbling window of 1 s")
     args = parser.parse_args(argv)
-    if args.window:
-        os.environ.setdefault("EKWS_JSON", "stdlib")  # read when each run's decoder is made
     sql = WINDOW_SQL if args.window else FUNCTIONS_SQL if args.functions else SQL
     stream = "s" if args.window else "b"
     counter = "op_2_window_0_records_in_total" if args.window else "sink_file_0_0_records_out_total"

@@ -74,7 +74,11 @@ Output keys: an alias, else a field's last name (``a.b`` gives ``b``,
 ``kuiper_field_<n>`` (the n-th unnamed expression, from 0), as eKuiper names
 them. ``SELECT *`` passes the record itself; ``SELECT *, x AS y`` adds to a copy.
 
-Refused, each with its position: ``last_agg_hit_*``, multi-column
+``last_agg_hit_count()`` and ``last_agg_hit_time()`` (a window query's
+count of emitted rows and the window end of the last, before this row; in
+HAVING only a row that passes counts) are :mod:`ekws.rules.grouping`'s.
+
+Refused, each with its position: multi-column
 ``changed_cols``, analytic functions in a window query, JOIN, ``* EXCEPT``/``*
 REPLACE``, array slices, a second stream, select aliases used in later select
 items, and an unknown function. Every parse problem is a :class:`SQLError`.
@@ -114,7 +118,16 @@ from .expr import (
     unnest_rows,
 )
 from .functions import analytic
-from .grouping import Grouping, aggregate_expr, event_time_expr, window_bound_expr
+from .grouping import (
+    AggSpec,
+    Grouping,
+    HitState,
+    agg_spec,
+    aggregate_expr,
+    event_time_expr,
+    hit_expr,
+    window_bound_expr,
+)
 from .window import UNITS, StateConditions, WindowSpec
 
 __all__ = ["EvalError", "FieldRef", "Query", "SQLError", "check_fields", "parse_query"]
@@ -170,7 +183,7 @@ _WINDOWS = frozenset((
     "TUMBLINGWINDOW", "HOPPINGWINDOW", "SLIDINGWINDOW", "SESSIONWINDOW", "COUNTWINDOW", "STATEWINDOW",
 ))
 _AGGREGATES = frozenset(name.upper() for name in AGGREGATES)
-_NOT_RUN = frozenset(("FIRST_VALUE", "ROW_NUMBER", "LAST_AGG_HIT_COUNT", "LAST_AGG_HIT_TIME"))
+_NOT_RUN = frozenset(("FIRST_VALUE", "ROW_NUMBER"))
 _ANALYTIC = frozenset((
     "LAG", "LATEST", "CHANGED_COL", "HAD_CHANGED", "CHANGED_COLS", "ACC_SUM", "ACC_AVG", "ACC_MIN",
     "ACC_MAX", "ACC_COUNT",
@@ -297,6 +310,8 @@ class Query:
         """Empty the analytic functions' state (a rule starting again starts from nothing)."""
         for node in self.analytics:
             node.reset()
+        if self.grouping is not None and self.grouping.hits is not None:
+            self.grouping.hits.reset()  # last_agg_hit_count() starts from 0 again
 
     def matches(self, msg: Message) -> bool:
         """True when the record passes the WHERE clause (always, without one)."""
@@ -384,6 +399,14 @@ class _Parser:
         self.in_where = False
         self.in_aggregate = False
         self.aggregate_tokens: list[_Token] = []
+        self.agg_specs: list[AggSpec] = []  # every aggregate call, by slot (incremental windows)
+        self.group_keys: list[Expr] = []  # GROUP BY expressions besides the window
+        self.hits = HitState()  # last_agg_hit_count() and last_agg_hit_time()
+        self.uses_hits = False
+        self.hits_in_having = False
+        self.in_having = False
+        self.hit_calls = 0
+        self.hit_aliases: set[str] = set()  # select aliases of expressions calling last_agg_hit_*
         self.tail_aliases: Optional[dict[str, Expr]] = None  # HAVING and ORDER BY read select aliases
         self.window_filter: Optional[Expr] = None
         self.window_trigger: Optional[Fn] = None
@@ -519,9 +542,13 @@ class _Parser:
                 and_expr(where, self.window_filter))
             _, run = query_fns(True, [], taken)
             window, keys, having, order, limit = grouping_parts
-            grouping = Grouping(window, keys, bool(self.aggregate_tokens or keys), having, order, limit,
+            aggregated = bool(self.aggregate_tokens or keys)
+            grouping = Grouping(window, keys, aggregated, having, order, limit,
                                 projector if projector is not None else lambda m: dict(m.data),
-                                self.window_trigger, self.state_conditions)
+                                self.window_trigger, self.state_conditions, tuple(self.agg_specs),
+                                not aggregated or not all(a.incremental for a in self.agg_specs),
+                                tuple(self.group_keys), self.hits if self.uses_hits else None,
+                                self.hits_in_having)
         elif self.aggregate_tokens:
             token = self.aggregate_tokens[0]
             raise self.error(f"the aggregate function {token.text} needs a window: add GROUP BY "
@@ -554,7 +581,9 @@ class _Parser:
                         raise self.error("GROUP BY takes one window", token)
                     window = self.window()
                 else:
-                    keys.append(self.expr().fn)
+                    key_expr = self.expr()
+                    keys.append(key_expr.fn)
+                    self.group_keys.append(key_expr)
                 if not self.accept_op(","):
                     break
         self.tail_aliases = {name: expr for name, expr in items}
@@ -564,7 +593,9 @@ class _Parser:
         limit: Optional[int] = None
         if self.at("HAVING"):
             having_token = self.take()
+            self.in_having = True
             having = self.expr().fn
+            self.in_having = False
             if window is None:
                 raise self.error("HAVING needs a GROUP BY window", having_token)
         order: list[tuple[Fn, bool]] = []
@@ -676,9 +707,12 @@ class _Parser:
                 raise self.error("'*' must come first in the select list", self.peek())
             expanding = len(self.expanding)
             self.in_select = True
+            calls = self.hit_calls
             expr = self.expr()
             self.in_select = False
             name = expr.name
+            if self.hit_calls > calls and self.at("AS"):
+                self.hit_aliases.add(str(self.peek(1).value))
             if self.accept("AS"):
                 name = self.name("a field alias")
                 self.aliases.add(name)
@@ -855,6 +889,8 @@ class _Parser:
         first = str(token.value)
         if self.tail_aliases is not None and first in self.tail_aliases and not (
                 self.at_op(".") or self.at_op("->") or self.at_op("[")):
+            if self.in_having and first in self.hit_aliases:  # HAVING lc < 4, lc a hit count
+                self.hits_in_having = True
             return self.tail_aliases[first]
         if self.in_select and first in self.aliases:
             raise self.error(f"{first!r} is an earlier select alias; referring to select aliases "
@@ -921,6 +957,17 @@ class _Parser:
             self.expect_op("(")
             self.expect_op(")")
             return event_time_expr()
+        if upper in ("LAST_AGG_HIT_COUNT", "LAST_AGG_HIT_TIME"):
+            if self.in_where:
+                raise self.error(f"the aggregate function {upper} is not allowed in WHERE (use HAVING)",
+                                 token)
+            self.expect_op("(")
+            self.expect_op(")")
+            self.aggregate_tokens.append(token)
+            self.uses_hits = True
+            self.hit_calls += 1
+            self.hits_in_having = self.hits_in_having or self.in_having
+            return hit_expr(upper.lower(), self.hits)
         if upper in _NOT_RUN:
             raise self.error(f"the function {upper} is not supported by ekws rules", token)
         if upper in _ANALYTIC and upper.lower() not in analytic.ANALYTIC:
@@ -1143,7 +1190,8 @@ class _Parser:
                              f"got {given}", token)
         if star and name not in ("count", "collect", "merge_agg", "deduplicate", "last_value"):
             raise self.error(f"{name}(*) is not supported: name a field", token)
-        return aggregate_expr(name, args, star)
+        self.agg_specs.append(agg_spec(name, args, star))
+        return aggregate_expr(name, args, star, len(self.agg_specs) - 1)
 
     def meta(self) -> Expr:
         if self.peek().kind == "string":

@@ -162,7 +162,10 @@ class ContinuousQuery:
             else:
                 window.add(msg)
             return
-        if record is not None:
+        if isinstance(record, list):  # unnest()/extract(): one record became several rows
+            for row in record:
+                self._deliver(Result(row, msg.peer, msg.timestamp))
+        elif record is not None:
             self._deliver(Result(record if record is not msg.data else dict(record), msg.peer, msg.timestamp))
 
     def _on_window(self, emission: Emission) -> None:

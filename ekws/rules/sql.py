@@ -78,8 +78,8 @@ them. ``SELECT *`` passes the record itself; ``SELECT *, x AS y`` adds to a copy
 count of emitted rows and the window end of the last, before this row; in
 HAVING only a row that passes counts) are :mod:`ekws.rules.grouping`'s.
 
-Refused, each with its position: multi-column
-``changed_cols``, analytic functions in a window query, JOIN, ``* EXCEPT``/``*
+Refused, each with its position: the expanding and counting functions
+and analytic functions in a window query, JOIN, ``* EXCEPT``/``*
 REPLACE``, array slices, a second stream, select aliases used in later select
 items, and an unknown function. Every parse problem is a :class:`SQLError`.
 """

@@ -51,6 +51,14 @@ def test_without_a_window_each_record_the_where_passes_is_a_result(runtime: ekws
     assert result.meta["window_start"] is None and got.empty()
 
 
+def test_unnest_gives_one_result_per_element(runtime: ekws.Runtime) -> None:
+    got: queue.Queue[ekws.Message] = queue.Queue()
+    with runtime.query("SELECT d, unnest(xs) AS x FROM demo", got.put):
+        send(runtime, {"d": "a", "xs": [1, 2]})
+        rows = [got.get(timeout=5).data, got.get(timeout=5).data]
+    assert rows == [{"d": "a", "x": 1}, {"d": "a", "x": 2}] and got.empty()
+
+
 def test_errors_go_to_on_error(runtime: ekws.Runtime) -> None:
     errors: queue.Queue[ekws.EkwsError] = queue.Queue()
 

@@ -63,7 +63,7 @@ logger = logging.getLogger(__name__)
 STOP_TIMEOUT = 5.0  # seconds to wait, at stop, for the broker to acknowledge what is queued
 ACK_TIMEOUT = 10.0  # seconds the cache's sender waits for one acknowledgement before it tries again
 _TEMPLATE_RE = re.compile(r"\{\{\s*\.([^{}\s]+)\s*\}\}|\{([^{}\s]+)\}")
-_BRACES_RE = re.compile(r"\{([^{}\s]+)\}")
+_BRACES_RE = re.compile(r"(?<!\{)\{([^{}\s]+)\}(?!\})")  # ekws's {field}, not a {{...}}
 _SCHEMES = {"tcp": (1883, False), "mqtt": (1883, False), "ssl": (8883, True), "tls": (8883, True),
             "mqtts": (8883, True)}
 
@@ -102,7 +102,7 @@ def parse(props: Props) -> MqttConfig:
     topic = props.string("topic", required=True)
     template: Optional[Template] = None
     if _TEMPLATE_RE.search(topic):
-        go_form = topic if "{{" in topic else _BRACES_RE.sub(lambda m: "{{." + m.group(1) + "}}", topic)
+        go_form = _BRACES_RE.sub(lambda m: "{{." + m.group(1) + "}}", topic)
         try:
             template = compile_template(go_form, "topic")
         except TemplateError as exc:

@@ -75,8 +75,10 @@ def test_ekuipers_doc_rules_over_rest_carry_a_real_clients_records_to_files(serv
         for record in records:
             ws.send(json.dumps(record))
         assert wait_until(lambda: len(read_lines(star)) == 3 and len(read_lines(hot)) == 2)
-    assert read_lines(star) == records
-    assert read_lines(hot) == [{"temperature": 34.5, "humidity": 60.2}, {"temperature": 31, "humidity": None}]
+    # As eKuiper writes them: a line a message, the JSON array of its rows (sendSingle false), and no
+    # null columns (sendNilField false).
+    assert read_lines(star) == [[record] for record in records]
+    assert read_lines(hot) == [[{"temperature": 34.5, "humidity": 60.2}], [{"temperature": 31}]]
     assert service.json("GET", "/rules") == (200, [{"id": "rule1", "status": "running"},
                                                    {"id": "rule_temp_alert", "status": "running"}])
     assert service.json("GET", "/rules/rule_temp_alert") == (200, rule)

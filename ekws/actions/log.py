@@ -5,8 +5,9 @@ logs it: ``sink result for rule r1: [{"a":1}]`` (the encoded message: the
 JSON array of an emission's rows by default, one row with ``sendSingle``, a
 ``dataTemplate``'s text), on the ``ekws.actions.log`` logger at ``level``.
 
-In ``ekws run`` the records are also the service's output: one JSON line per
-record on stdout, ``{"data": {...}, "meta": {...}}`` (the service calls
+In ``ekws run`` the records are the service's output: one JSON line per
+record on stdout (and eKuiper's line is logged at DEBUG, not to print each
+record twice), ``{"data": {...}, "meta": {...}}`` (the service calls
 :func:`set_output` with its printer), whatever ``sendSingle`` says, so
 ``ekws run -c etc`` shows the demo stream's records through the same
 machinery a user extends.
@@ -50,10 +51,13 @@ class LogAction(Action):
         self._rule = name.split(",")[0]
 
     def deliver(self, item: Item) -> None:
-        if logger.isEnabledFor(self._level):
-            text = item.payload.decode("utf-8", "replace")
-            logger.log(self._level, "sink result for %s: %s", self._rule, text)
         output = _output
+        # With the service's stdout, eKuiper's line goes to the log at DEBUG: the records are
+        # already on stdout, and INFO would print every record twice.
+        level = self._level if output is None else logging.DEBUG
+        if logger.isEnabledFor(level):
+            text = item.payload.decode("utf-8", "replace")
+            logger.log(level, "sink result for %s: %s", self._rule, text)
         if output is not None:
             for row in item.rows():
                 output(Message(row, item.peer, item.timestamp))

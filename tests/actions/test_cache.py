@@ -70,7 +70,8 @@ def test_disk_cache_is_bounded_drops_the_oldest_and_counts(data_dir: Path) -> No
     for n in range(8):
         queue.push(b"%d" % n)
     assert len(queue) == 5 and queue.dropped == 3
-    assert queue.metrics() == {"buffer_length": 5, "cache_length": 5, "cache_disk_length": 3, "dropped_total": 3}
+    assert queue.metrics() == {"buffer_length": 5, "cache_length": 5, "cache_disk_length": 3,
+                               "dropped_total": 3}
     assert drain(queue) == [b"3", b"4", b"5", b"6", b"7"]
     queue.close()
 
@@ -112,7 +113,8 @@ def test_websocket_cache_keeps_records_across_an_outage_and_a_rule_restart(
     send(runtime, *({"n": n} for n in range(30)))
     assert wait_until(lambda: rules.status("wc")["sink_websocket_0_0_cache_length"] == 30)
     status = rules.status("wc")
-    assert status["sink_websocket_0_0_cache_disk_length"] == 26 and status["sink_websocket_0_0_buffer_length"] == 30
+    assert status["sink_websocket_0_0_cache_disk_length"] == 26
+    assert status["sink_websocket_0_0_buffer_length"] == 30
     rules.restart("wc")  # the memory part goes to disk at stop and comes back at start
     assert wait_until(lambda: rules.status("wc")["sink_websocket_0_0_cache_length"] == 30)
     send(runtime, *({"n": n} for n in range(30, 40)))

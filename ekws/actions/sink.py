@@ -330,6 +330,9 @@ class Sink:
         self.asynchronous: bool = getattr(action, "asynchronous", False)
         self._drop_nil = drop_nil
         self._plain = not conf.transforms and not conf.send_single
+        # The common case, kept short: no batch, no omitIfEmpty, no transform, delivered in the caller.
+        self._direct = not (conf.batch_size or conf.linger or conf.omit_if_empty or conf.transforms
+                            or conf.run_async)
         self._batch: list[Message] = []
         self._batch_since = 0.0
         self._lock = threading.Lock()  # the batch: the rule's worker, a window's timer, the linger thread
@@ -371,7 +374,15 @@ class Sink:
 
     def send(self, msg: Message) -> None:
         """A one-record emission (a plain rule's output, a sendError record)."""
-        self.emit([msg])
+        if not self._direct:
+            self.emit([msg])
+            return
+        data = msg.data
+        if self._drop_nil and None in data.values():
+            data = msg.data = without_nil(data)
+        value = data if self.conf.send_single else [data]
+        self.action.deliver(Item(value, value, msg.peer, msg.timestamp))
+        self.delivered += 1
 
     def emit(self, msgs: list[Message]) -> None:
         """An emission: the rows a window fired, or one record."""

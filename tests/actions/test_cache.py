@@ -132,18 +132,19 @@ def test_websocket_cache_keeps_records_across_an_outage_and_a_rule_restart(
 
 # --------------------------------------------------------------------------- mqtt + Mosquitto
 
-paho = pytest.importorskip("paho.mqtt.client", reason="paho-mqtt is not installed (pip install 'ekws[mqtt]')")
-
-from test_actions_mqtt import MOSQUITTO, Broker, Subscriber  # noqa: E402 - needs paho, checked above
+@pytest.fixture
+def mq() -> Any:
+    """test_actions_mqtt's Broker and Subscriber; it skips without paho-mqtt (the [mqtt] extra)."""
+    return pytest.importorskip("test_actions_mqtt")
 
 
 @pytest.fixture
-def broker(tmp_path: Path) -> Iterator[Broker]:
-    if MOSQUITTO is None:
+def broker(tmp_path: Path, mq: Any) -> Iterator[Any]:
+    if mq.MOSQUITTO is None:
         pytest.skip("mosquitto is not installed: run .ci/install-mosquitto.sh")
     folder = tmp_path / "broker"
     folder.mkdir()
-    b = Broker(folder)
+    b = mq.Broker(folder)
     b.start()
     yield b
     b.stop()
@@ -157,8 +158,8 @@ def mqtt_rule(rule_id: str, port: int, **extra: Any) -> dict[str, Any]:
 
 
 def test_mqtt_cache_across_a_broker_restart_and_a_rule_restart(rules: RuleManager, runtime: ekws.Runtime,
-                                                                broker: Broker) -> None:
-    sub = Subscriber(broker.port, "cached/#")
+                                                                broker: Any, mq: Any) -> None:
+    sub = mq.Subscriber(broker.port, "cached/#")
     try:
         rules.create(mqtt_rule("mc", broker.port))
         assert wait_until(lambda: rules.status("mc")["sink_mqtt_0_0_connection_status"] == 1, timeout=10)
@@ -234,8 +235,8 @@ class Device:
 
 
 def test_mqtt_cache_across_a_broker_outage_and_a_process_restart(tmp_path: Path, data_dir: Path,
-                                                                 broker: Broker) -> None:
-    sub = Subscriber(broker.port, "cached/#")
+                                                                 broker: Any, mq: Any) -> None:
+    sub = mq.Subscriber(broker.port, "cached/#")
     rule = mqtt_rule("dev", broker.port)
     device = Device(tmp_path, data_dir, rule)
     try:

@@ -228,6 +228,12 @@ def test_common_props_are_checked_by_name(props: dict[str, Any], error: str) -> 
         parse_action({"log": props}, 0)
 
 
+def test_enable_cache_is_for_actions_with_one_far_end() -> None:
+    with pytest.raises(ActionError, match="websocket #0: enableCache: the websocket action has no far end"):
+        parse_action({"websocket": {"addr": "", "enableCache": True}}, 0)  # server mode: clients come and go
+    assert parse_action({"websocket": {"addr": "127.0.0.1:1", "enableCache": True}}, 0).sink.cache is not None
+
+
 def test_common_props_parse_with_eKuipers_defaults() -> None:
     conf = parse_action({"log": {}}, 0).sink
     assert (conf.send_single, conf.omit_if_empty, conf.buffer_length, conf.concurrency, conf.batch_size,

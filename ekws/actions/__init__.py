@@ -6,16 +6,19 @@ checked when the rule is created (:func:`parse_action`: every error is an
 and started each time the rule starts. Modules are imported only when a rule
 names them, so ``mqtt`` needs paho-mqtt only where it is used.
 
-The rule calls :meth:`Action.send` once per output record, from its one
-worker thread; :meth:`Action.flush` when no more records are waiting (a file
-action writes through a buffer and flushes then: one flush per burst, not per
-record). A raising ``send`` is counted for that action alone. Actions that
-deliver in the background (``websocket``, ``mqtt``) count what they delivered
-themselves and say so with ``asynchronous = True``.
-
-Common props accepted by every action, as eKuiper spells them:
-``sendSingle`` (records are always sent one by one), ``omitIfEmpty`` (skip
-``{}``), ``format`` (``json`` only), ``concurrency`` (1 only).
+The rule hands each emission to the action's :class:`~ekws.actions.sink.Sink`
+(:meth:`ActionSpec.build`), which applies eKuiper's common sink props
+(``sendSingle``, ``dataTemplate``, ``fields``, ``dataField``, ``omitIfEmpty``,
+batching, ``runAsync``, the cache: see :mod:`ekws.actions.sink`) once for
+every kind and calls :meth:`Action.deliver` with each outgoing
+:class:`~ekws.actions.sink.Item` (its ``value`` and its encoded ``payload``),
+from the rule's worker thread unless ``runAsync``; :meth:`Action.flush` when
+no more records are waiting (a file action writes through a buffer and
+flushes then: one flush per burst, not per record). A raising ``deliver`` is
+counted for that action alone. Actions that deliver in the background
+(``websocket``, ``mqtt``) count what they delivered themselves and say so
+with ``asynchronous = True``; those two also take the queue the sink gives
+them (:attr:`Action.queue`: memory, or the disk cache with ``enableCache``).
 """
 
 from __future__ import annotations
@@ -28,9 +31,10 @@ from typing import Any, ClassVar, Optional
 from .. import EkwsError, Message, Runtime, props
 from ..errors import ConfigError
 from .jsonout import dumps, dumps_line, dumps_lines
+from .sink import Item, Sink, SinkConf, parse_common
 
-__all__ = ["KINDS", "Action", "ActionError", "ActionSpec", "Props", "dumps", "dumps_line", "dumps_lines",
-           "parse_action"]
+__all__ = ["KINDS", "Action", "ActionError", "ActionSpec", "Item", "Props", "Sink", "SinkConf", "dumps",
+           "dumps_line", "dumps_lines", "parse_action"]
 
 # kind -> module; each module has ``parse(props: Props) -> config`` and ``ACTION`` (the class).
 KINDS: dict[str, str] = {
@@ -52,15 +56,22 @@ class Action:
     """One running action of one rule. Subclasses implement :meth:`send`."""
 
     asynchronous: ClassVar[bool] = False  # counts its own records_out_total
+    # The module's answer to "can enableCache replace this action's queue?", per config.
 
     def __init__(self, config: Any, name: str) -> None:
         self.config = config
         self.name = name  # "rule r1, action file #0": for logs and errors
         # The rule's runtime, set before start(): the server-mode websocket action mounts on it.
         self.runtime: Optional[Runtime] = None
+        # enableCache: (its conf, a table name unique to rule and action), set before start().
+        self.cache: Optional[tuple[Any, str]] = None
 
     def start(self) -> None:
         """Open what the action needs (a file, a connection). Errors stop the rule's start."""
+
+    def deliver(self, item: Item) -> None:
+        """Send one outgoing message; the default hands :meth:`send` a Message of its value."""
+        self.send(Message(item.value, item.peer, item.timestamp))
 
     def send(self, msg: Message) -> None:
         raise NotImplementedError
@@ -84,10 +95,17 @@ class ActionSpec:
     index: int
     config: Any
     factory: Callable[[Any, str], Action]
-    omit_if_empty: bool = False
+    sink: SinkConf
 
-    def build(self, rule_id: str) -> Action:
-        return self.factory(self.config, f"rule {rule_id}, action {self.kind} #{self.index}")
+    def build(self, rule_id: str, *, drop_nil: bool = False) -> Sink:
+        """The action of a starting rule behind its common pipeline.
+
+        ``drop_nil``: leave null columns out of each row (the rule's ``sendNilField`` false).
+        """
+        action = self.factory(self.config, f"rule {rule_id}, action {self.kind} #{self.index}")
+        if self.sink.cache is not None:
+            action.cache = (self.sink.cache, f"{rule_id}/{self.kind}/{self.index}")
+        return Sink(self.sink, action, drop_nil=drop_nil)
 
 
 class Props:
@@ -185,11 +203,13 @@ def parse_action(entry: Any, index: int) -> ActionSpec:
     if kind not in KINDS:
         raise ActionError(f"action #{index}: unknown action kind {kind!r}; ekws has {', '.join(KINDS)}")
     props = Props(kind, index, raw)
-    props.boolean("sendSingle", True)
-    omit = props.boolean("omitIfEmpty", False)
-    props.choice("format", "json", ("json",))
-    props.choice("concurrency", 1, (1,))
     module = importlib.import_module(KINDS[kind])
     config = module.parse(props)
+    sink = parse_common(kind, props, caches=getattr(module, "can_cache", _never)(config),
+                        concurrent=getattr(module, "CONCURRENT", False))
     props.check_unknown()
-    return ActionSpec(kind, index, config, module.ACTION, omit)
+    return ActionSpec(kind, index, config, module.ACTION, sink)
+
+
+def _never(config: Any) -> bool:
+    return False

@@ -1,4 +1,8 @@
-"""The ``file`` action: records appended as JSON lines.
+"""The ``file`` action: messages appended as lines (JSON lines unless a ``dataTemplate`` says otherwise).
+
+One line per outgoing message, as eKuiper's file sink with ``fileType: lines``:
+the JSON array of an emission's rows by default, one row a line with
+``sendSingle: true`` (see :mod:`ekws.actions.sink`).
 
 Props:
 
@@ -31,7 +35,7 @@ from dataclasses import dataclass
 from typing import IO, Any, Optional
 
 from .. import Message
-from . import Action, Props, dumps_line, dumps_lines
+from . import Action, Item, Props, dumps_line, dumps_lines
 
 FLUSH_EVERY = 256
 _SIZE_RE = re.compile(r"\s*([0-9]+)\s*(b|k|kb|kib|m|mb|mib|g|gb|gib)?\s*", re.IGNORECASE)
@@ -86,7 +90,7 @@ class FileAction(Action):
         self._file: Optional[IO[bytes]] = None
         self._size = 0
         self._limit = config.rotate_size or float("inf")
-        self._batch: list[dict[str, Any]] = []  # records sent since the last write
+        self._batch: list[Item] = []  # messages sent since the last write
         self._pending = 0  # lines written since the last flush
         self._write: Callable[[bytes], int] = _closed
         self.rotations = 0
@@ -102,25 +106,33 @@ class FileAction(Action):
         self._size = self._file.tell()
         self._write = self._file.write
 
-    def send(self, msg: Message) -> None:
+    def deliver(self, item: Item) -> None:
         batch = self._batch
-        batch.append(msg.data)
+        batch.append(item)
         if len(batch) >= FLUSH_EVERY:
             self.flush()
 
+    def send(self, msg: Message) -> None:  # the Action interface; the sink calls deliver()
+        self.deliver(Item(msg.data, msg.data, msg.peer, msg.timestamp))
+
     def _write_batch(self) -> None:
         """Encode the records collected so far and write them as lines."""
-        records, self._batch = self._batch, []
-        if not records:
+        items, self._batch = self._batch, []
+        if not items:
             return
         if self._file is None:
             raise OSError("the file is closed")
-        lines = len(records)
-        try:
-            block = dumps_lines(records)
-        except (TypeError, ValueError, OverflowError, RecursionError):
-            block = self._encode_each(records)
-            lines = block.count(b"\n")  # JSON text holds no raw line break
+        lines = len(items)
+        if any(item.encoded for item in items):  # a template's text: written as it is, a line each
+            block = b"".join([item.payload + b"\n" for item in items])
+            lines = block.count(b"\n")
+        else:
+            records = [item.value for item in items]
+            try:
+                block = dumps_lines(records)
+            except (TypeError, ValueError, OverflowError, RecursionError):
+                block = self._encode_each(records)
+                lines = block.count(b"\n")  # JSON text holds no raw line break
         if self._size + len(block) > self._limit:
             for line in block.splitlines(keepends=True):
                 self._write_line(line)
@@ -130,7 +142,7 @@ class FileAction(Action):
         self._pending += lines
         self.written += lines
 
-    def _encode_each(self, records: list[dict[str, Any]]) -> bytes:
+    def _encode_each(self, records: list[Any]) -> bytes:
         lines = []
         for record in records:
             try:

@@ -1,11 +1,16 @@
-"""The ``log`` action: one line per record, as eKuiper's log sink prints.
+"""The ``log`` action: what eKuiper's log sink writes, and the service's record output.
 
-In ``ekws run`` the line is the service's record output: one JSON line per
-record on stdout, ``{"data": {...}, "meta": {...}}`` (the service calls
-:func:`set_output` with its printer), so ``ekws run -c etc`` shows the demo
-stream's records through the same machinery a user extends. Without an
-output (a :class:`~ekws.rules.manager.RuleManager` used on its own) lines go
-to the ``ekws.actions.log`` logger at ``level``.
+Every outgoing message is logged as eKuiper's ``internal/io/sink/log_sink.go``
+logs it: ``sink result for rule r1: [{"a":1}]`` (the encoded message: the
+JSON array of an emission's rows by default, one row with ``sendSingle``, a
+``dataTemplate``'s text), on the ``ekws.actions.log`` logger at ``level``.
+
+In ``ekws run`` the records are the service's output: one JSON line per
+record on stdout (and eKuiper's line is logged at DEBUG, not to print each
+record twice), ``{"data": {...}, "meta": {...}}`` (the service calls
+:func:`set_output` with its printer), whatever ``sendSingle`` says, so
+``ekws run -c etc`` shows the demo stream's records through the same
+machinery a user extends.
 
 Props: ``level`` (``debug``, ``info`` default, ``warning``, ``error``; the
 logger's level, not used for the service's stdout).
@@ -18,7 +23,7 @@ from collections.abc import Callable
 from typing import Any, Optional
 
 from .. import Message
-from . import Action, Props, dumps
+from . import Action, Item, Props
 
 logger = logging.getLogger(__name__)
 
@@ -45,12 +50,20 @@ class LogAction(Action):
         self._level: int = config
         self._rule = name.split(",")[0]
 
-    def send(self, msg: Message) -> None:
+    def deliver(self, item: Item) -> None:
         output = _output
+        # With the service's stdout, eKuiper's line goes to the log at DEBUG: the records are
+        # already on stdout, and INFO would print every record twice.
+        level = self._level if output is None else logging.DEBUG
+        if logger.isEnabledFor(level):
+            text = item.payload.decode("utf-8", "replace")
+            logger.log(level, "sink result for %s: %s", self._rule, text)
         if output is not None:
-            output(msg)
-        elif logger.isEnabledFor(self._level):
-            logger.log(self._level, "sink result for %s: %s", self._rule, dumps(msg.data).decode("utf-8"))
+            for row in item.rows():
+                output(Message(row, item.peer, item.timestamp))
+
+    def send(self, msg: Message) -> None:  # the Action interface; the sink calls deliver()
+        self.deliver(Item(msg.data, msg.data, msg.peer, msg.timestamp))
 
 
 ACTION = LogAction

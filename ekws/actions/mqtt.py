@@ -19,6 +19,18 @@ paho's queue (up to ``bufferLength``, then dropped and counted) and go out,
 in order, once it is back; unacknowledged ones are sent again. QoS 0 messages
 published while disconnected are dropped and counted (at most once).
 ``records_out_total`` counts what the broker acknowledged (QoS 0: written).
+
+With ``enableCache`` (see :mod:`ekws.actions.sink`), messages go to the
+disk cache (:class:`~ekws.actions.cache.DiskCache`) instead of paho's
+queue, and the action's sender thread publishes them one at a time, in
+order, each removed only once the broker acknowledged it (eKuiper's
+synchronous resend): a broker outage, a rule restart or a service restart
+loses nothing (use QoS 1: a QoS 0 message written to a dying connection is
+gone). After a reconnect the backlog is resent ``resendInterval`` apart.
+
+The topic may hold eKuiper's dynamic props: ``{{.field}}`` (any template of
+:mod:`ekws.actions.template`, applied to the row, or to the list of rows
+without ``sendSingle``: ``{{index . 0 "topic"}}``) or ekws's ``{field}``.
 """
 
 from __future__ import annotations
@@ -34,7 +46,9 @@ from urllib.parse import urlsplit
 
 from .. import ConfigError, Message, SourceProps
 from ..wire.tls import client_context
-from . import Action, ActionError, Props, dumps
+from . import Action, ActionError, Item, Props
+from .cache import CacheConf, DiskCache
+from .template import Template, TemplateError, compile_template
 
 paho: Any  # typed loosely on purpose: mypy must pass with and without the [mqtt] extra
 try:
@@ -47,7 +61,9 @@ except ImportError:  # pragma: no cover - the [mqtt] extra is optional
 logger = logging.getLogger(__name__)
 
 STOP_TIMEOUT = 5.0  # seconds to wait, at stop, for the broker to acknowledge what is queued
+ACK_TIMEOUT = 10.0  # seconds the cache's sender waits for one acknowledgement before it tries again
 _TEMPLATE_RE = re.compile(r"\{\{\s*\.([^{}\s]+)\s*\}\}|\{([^{}\s]+)\}")
+_BRACES_RE = re.compile(r"(?<!\{)\{([^{}\s]+)\}(?!\})")  # ekws's {field}, not a {{...}}
 _SCHEMES = {"tcp": (1883, False), "mqtt": (1883, False), "ssl": (8883, True), "tls": (8883, True),
             "mqtts": (8883, True)}
 
@@ -58,7 +74,7 @@ class MqttConfig:
     port: int
     tls: Optional[SourceProps]  # the TLS props, when the scheme is ssl/mqtts
     topic: str
-    template: bool
+    template: Optional[Template]  # the topic's {{...}} or {field} parts, as a template
     qos: int
     client_id: str
     username: Optional[str]
@@ -84,8 +100,14 @@ def parse(props: Props) -> MqttConfig:
     except ValueError:
         raise props.fail("server", f"bad port in {server!r}") from None
     topic = props.string("topic", required=True)
-    template = bool(_TEMPLATE_RE.search(topic))
-    if not topic or (not template and ("+" in topic or "#" in topic)):
+    template: Optional[Template] = None
+    if _TEMPLATE_RE.search(topic):
+        go_form = _BRACES_RE.sub(lambda m: "{{." + m.group(1) + "}}", topic)
+        try:
+            template = compile_template(go_form, "topic")
+        except TemplateError as exc:
+            raise props.fail("topic", str(exc)) from None
+    if not topic or (template is None and ("+" in topic or "#" in topic)):
         raise props.fail("topic", f"expected a topic to publish to (no wildcards), got {topic!r}")
     tls = SourceProps(
         name=props.where, scheme="wss",
@@ -111,12 +133,8 @@ def parse(props: Props) -> MqttConfig:
     )
 
 
-def _lookup(record: Any, path: str) -> Any:
-    for step in path.split("."):
-        if not isinstance(record, dict) or step not in record:
-            raise ValueError(f"the topic template needs field {path!r}, missing in the record")
-        record = record[step]
-    return record
+def can_cache(config: Any) -> bool:
+    return True
 
 
 class MqttAction(Action):
@@ -134,6 +152,12 @@ class MqttAction(Action):
         self.pending = 0  # published, not yet acknowledged
         self.connected = False
         self.connects = 0
+        self._cache: Optional[DiskCache] = None
+        self._cond = threading.Condition()  # the cache, connected, the acknowledgement awaited
+        self._acks: set[int] = set()  # mids acknowledged since the cache's sender last published
+        self._stopping = threading.Event()
+        self._sender: Optional[threading.Thread] = None
+        self._resend = 0.0
 
     def start(self) -> None:
         config = self._config
@@ -150,6 +174,11 @@ class MqttAction(Action):
             client.tls_set_context(context)
             if config.tls.insecure_skip_verify:
                 client.tls_insecure_set(True)
+        if self.cache is not None:
+            conf, table = self.cache
+            assert isinstance(conf, CacheConf)
+            self._cache = DiskCache(conf, table)
+            self._resend = conf.resend_interval
         client.max_queued_messages_set(config.buffer_length)
         client.reconnect_delay_set(config.reconnect_min, config.reconnect_max)
         client.on_connect = self._on_connect
@@ -159,14 +188,36 @@ class MqttAction(Action):
         client.connect_async(config.host, config.port, keepalive=config.keep_alive)
         self._client = client
         client.loop_start()
+        if self._cache is not None:
+            self._sender = threading.Thread(target=self._drain, name=f"ekws-action-mqtt-{id(self):x}")
+            self._sender.start()
 
-    def send(self, msg: Message) -> None:
+    def send(self, msg: Message) -> None:  # the Action interface; the sink calls deliver()
+        self.deliver(Item(msg.data, msg.data, msg.peer, msg.timestamp))
+
+    def _topic(self, item: Item) -> str:
+        template = self._config.template
+        if template is None:
+            return self._config.topic
+        try:
+            topic = template.render(item.source)
+        except TemplateError as exc:
+            raise ActionError(f"topic: {exc}") from None
+        if "<no value>" in topic:
+            raise ActionError(f"the topic template {self._config.topic!r} needs a field the record lacks")
+        return topic
+
+    def deliver(self, item: Item) -> None:
         config = self._config
-        topic = config.topic
-        if config.template:
-            data = msg.data
-            topic = _TEMPLATE_RE.sub(lambda m: str(_lookup(data, m.group(1) or m.group(2))), topic)
-        info = self._client.publish(topic, dumps(msg.data), qos=config.qos, retain=config.retained)
+        topic = self._topic(item)
+        cache = self._cache
+        if cache is not None:
+            # The topic travels with the payload: "topic\0payload" (a topic holds no NUL).
+            with self._cond:
+                cache.push(topic.encode("utf-8") + b"\0" + item.payload)
+                self._cond.notify_all()
+            return
+        info = self._client.publish(topic, item.payload, qos=config.qos, retain=config.retained)
         rc = info.rc
         if rc == paho.MQTT_ERR_SUCCESS or (rc == paho.MQTT_ERR_NO_CONN and config.qos > 0):
             with self._lock:
@@ -177,10 +228,58 @@ class MqttAction(Action):
         if rc not in (paho.MQTT_ERR_NO_CONN, paho.MQTT_ERR_QUEUE_SIZE):
             raise ActionError(f"publish to {topic!r} failed: {paho.error_string(rc)}")
 
+    def _drain(self) -> None:
+        """enableCache: publish the oldest cached message, wait for its acknowledgement, repeat."""
+        cache, cond, config = self._cache, self._cond, self._config
+        assert cache is not None
+        backlog = 0
+        was_connected = False
+        while not self._stopping.is_set():
+            with cond:
+                if not self.connected or not len(cache):
+                    was_connected = was_connected and self.connected
+                    cond.wait(0.5)
+                    continue
+                if not was_connected:  # (re)connected: what waits now is resent resendInterval apart
+                    was_connected, backlog = True, len(cache) if self._resend else 0
+                entry = cache.peek()
+                client = self._client
+            if entry is None or client is None:
+                continue
+            topic, _, payload = entry.partition(b"\0")
+            with cond:
+                self._acks.clear()
+            # Not under our lock: paho calls on_publish holding its own message lock, which publish takes.
+            info = client.publish(topic.decode("utf-8"), payload, qos=config.qos, retain=config.retained)
+            with cond:
+                mid = info.mid
+                if info.rc == paho.MQTT_ERR_SUCCESS:
+                    cond.wait_for(lambda mid=mid: mid in self._acks or not self.connected  # type: ignore[misc]
+                                  or self._stopping.is_set(), ACK_TIMEOUT)
+                if mid in self._acks:
+                    cache.ack()
+                    self.records_out += 1
+                else:
+                    cache.release()  # not acknowledged: sent again (after the reconnect)
+                    if self.connected and not self._stopping.is_set():
+                        cond.wait(0.5)
+                    continue
+            if backlog:
+                backlog -= 1
+                self._stopping.wait(self._resend)
+
     def close(self) -> None:
         client, self._client = self._client, None
         if client is None:
             return
+        self._stopping.set()
+        if self._sender is not None:
+            with self._cond:
+                self._cond.notify_all()
+            self._sender.join(STOP_TIMEOUT + ACK_TIMEOUT)
+            assert self._cache is not None
+            with self._cond:
+                self._cache.close()  # what is left waits on disk for the next start
         deadline = time.monotonic() + STOP_TIMEOUT
         while self.connected and self.pending > 0 and time.monotonic() < deadline:
             time.sleep(0.01)  # paho has no flush(); its thread delivers meanwhile
@@ -188,7 +287,7 @@ class MqttAction(Action):
         client.loop_stop()
 
     def metrics(self) -> dict[str, Any]:
-        return {
+        out = {
             "records_out_total": self.records_out,
             "exceptions_total": self.exceptions,
             "last_exception": self.last_exception,
@@ -197,6 +296,9 @@ class MqttAction(Action):
             "connection_status": 1 if self.connected else -1,
             "connects_total": self.connects,
         }
+        if self._cache is not None:
+            out.update(self._cache.metrics())
+        return out
 
     # -- paho's network thread ------------------------------------------------------------------
 
@@ -204,7 +306,9 @@ class MqttAction(Action):
         if reason.is_failure:
             self._failed(f"connection refused: {reason}")
             return
-        self.connected = True
+        with self._cond:
+            self.connected = True
+            self._cond.notify_all()
         self.connects += 1
         logger.info("%s: connected to %s:%s", self.name, self._config.host, self._config.port)
 
@@ -213,11 +317,18 @@ class MqttAction(Action):
 
     def _on_disconnect(self, client: Any, userdata: Any, flags: Any, reason: Any, properties: Any) -> None:
         was = self.connected
-        self.connected = False
+        with self._cond:
+            self.connected = False
+            self._cond.notify_all()
         if was and self._client is not None:
             self._failed(f"disconnected: {reason}")
 
     def _on_publish(self, client: Any, userdata: Any, mid: int, reason: Any, properties: Any) -> None:
+        if self._cache is not None:
+            with self._cond:
+                self._acks.add(mid)
+                self._cond.notify_all()
+            return
         with self._lock:
             self.records_out += 1
             self.pending = max(self.pending - 1, 0)

@@ -1,5 +1,11 @@
 """The ``python`` action: call ``"callable": "pkg.mod:fn"`` with each :class:`ekws.Message`.
 
+It gets one Message a record (``sendSingle`` is true by default here: the
+contract of this ekws-only action); with ``sendSingle: false`` its ``data``
+is the list of an emission's rows, and with a ``dataTemplate`` the text.
+``concurrency: N`` calls it from N threads (for a callable that waits on
+I/O); the order of calls is then not kept.
+
 The callable is imported when the rule is created, so a typo or an import
 error is an :class:`~ekws.actions.ActionError` then, not a failure per
 record. It runs in the rule's worker thread: a slow callable holds back the
@@ -17,6 +23,8 @@ from typing import Any
 
 from .. import Message
 from . import Action, Props
+
+CONCURRENT = True  # the sink may call it from several threads (concurrency > 1)
 
 
 def parse(props: Props) -> Callable[[Message], Any]:

@@ -8,12 +8,16 @@ source, ``scheme`` (ws/wss), ``tlsMinVersion``, ``connectTimeout``,
 ``maxDelay``, ``maxRetries``: the same jittered backoff as the source).
 ``bufferLength`` (default 1024) bounds the records waiting to be sent.
 
-Each record goes out as one text frame of JSON, in order, from the action's
-own thread: the rule never waits for the network. While the connection is
-down, records wait in the buffer and go out after the reconnect; when the
-buffer is full the oldest record is dropped and counted (``dropped_total``),
-never silently. A record whose send failed is sent again after the
-reconnect (at least once).
+Each outgoing message (see :mod:`ekws.actions.sink`: the JSON array of an
+emission's rows by default) goes out as one text frame, in order, from the
+action's own thread: the rule never waits for the network. While the
+connection is down, messages wait in the buffer and go out after the
+reconnect; when the buffer is full the oldest is dropped and counted
+(``dropped_total``), never silently. A message whose send failed is sent
+again after the reconnect (at least once). With ``enableCache`` the buffer
+is the disk cache (:class:`~ekws.actions.cache.DiskCache`): what waits
+survives a rule or service restart, and after a reconnect the backlog is
+resent ``resendInterval`` apart.
 
 What the server sends is read by ekws's own protocol code
 (:class:`ekws.wire.protocol.Connection`), not websocket-client's ``recv``, which
@@ -42,7 +46,6 @@ import logging
 import socket
 import ssl
 import threading
-from collections import deque
 from collections.abc import Iterator
 from typing import Any, Optional, Union
 
@@ -53,7 +56,8 @@ from ..backoff import backoff, should_retry
 from ..config import SourceProps, websocket_config_from_dict
 from ..wire.protocol import Connection, ConnectionState
 from ..wire.tls import client_context
-from . import Action, ActionError, Props, dumps
+from . import Action, ActionError, Item, Props
+from .cache import CacheConf, DiskCache, MemoryQueue
 
 logger = logging.getLogger(__name__)
 
@@ -117,6 +121,11 @@ def _parse_server(props: Props) -> ServerConfig:
     return ServerConfig(path, conf_key, buffer_length)
 
 
+def can_cache(config: Any) -> bool:
+    """enableCache: the client mode has one far end; the server mode's clients come and go."""
+    return isinstance(config, WebsocketConfig)
+
+
 def _factory(config: Any, name: str) -> Action:
     if isinstance(config, ServerConfig):
         return BroadcastAction(config, name)
@@ -145,12 +154,15 @@ class BroadcastAction(Action):
             raise ActionError(f"{self.name}: {exc}") from exc
         logger.info("%s: broadcasting on %s", self.name, self._broadcaster.url)
 
-    def send(self, msg: Message) -> None:
+    def deliver(self, item: Item) -> None:
         broadcaster = self._broadcaster
         if broadcaster is None:
             raise ActionError(f"{self.name}: not started")
-        if broadcaster.send_text(dumps(msg.data).decode("utf-8")):
+        if broadcaster.send_text(item.payload.decode("utf-8", "replace")):
             self.records_out += 1
+
+    def send(self, msg: Message) -> None:  # the Action interface; the sink calls deliver()
+        self.deliver(Item(msg.data, msg.data, msg.peer, msg.timestamp))
 
     def close(self) -> None:
         if self._broadcaster is not None:
@@ -177,13 +189,13 @@ class WebsocketAction(Action):
     def __init__(self, config: Any, name: str) -> None:
         super().__init__(config, name)
         self._config: WebsocketConfig = config
-        self._queue: deque[str] = deque()
+        self._queue: MemoryQueue = MemoryQueue(config.buffer_length)
+        self._resend = 0.0  # enableCache's resendInterval, seconds
         self._cond = threading.Condition()
         self._stopping = threading.Event()
         self._ws: Optional[websocket.WebSocket] = None
         self._ssl: Optional[ssl.SSLContext] = None
         self.records_out = 0
-        self.dropped = 0
         self.exceptions = 0
         self.last_exception: Optional[str] = None
         self.connected = False
@@ -193,16 +205,21 @@ class WebsocketAction(Action):
     def start(self) -> None:
         if self._config.props.scheme == "wss":
             self._ssl = client_context(self._config.props)  # a bad TLS file fails the start now
+        if self.cache is not None:
+            conf, table = self.cache
+            assert isinstance(conf, CacheConf)
+            self._queue = DiskCache(conf, table)
+            self._resend = conf.resend_interval
         self._thread.start()
 
-    def send(self, msg: Message) -> None:
-        text = dumps(msg.data).decode("utf-8")
+    def deliver(self, item: Item) -> None:
+        payload = item.payload
         with self._cond:
-            if len(self._queue) >= self._config.buffer_length:
-                self._queue.popleft()
-                self.dropped += 1
-            self._queue.append(text)
+            self._queue.push(payload)
             self._cond.notify()
+
+    def send(self, msg: Message) -> None:  # the Action interface; the sink calls deliver()
+        self.deliver(Item(msg.data, msg.data, msg.peer, msg.timestamp))
 
     def close(self) -> None:
         """Send what is buffered if connected (within STOP_TIMEOUT), then close with code 1000."""
@@ -215,14 +232,15 @@ class WebsocketAction(Action):
         if ws is not None:  # the thread is stuck in a send: cut it off
             _shutdown(ws)
             self._thread.join(STOP_TIMEOUT)
+        with self._cond:
+            self._queue.close()  # the disk cache keeps what is left for the next start
 
     def metrics(self) -> dict[str, Any]:
         return {
             "records_out_total": self.records_out,
             "exceptions_total": self.exceptions,
             "last_exception": self.last_exception,
-            "dropped_total": self.dropped,
-            "buffer_length": len(self._queue),
+            **self._queue.metrics(),
             "connection_status": 1 if self.connected else -1,
             "connects_total": self.connects,
         }
@@ -285,6 +303,8 @@ class WebsocketAction(Action):
         queue, cond = self._queue, self._cond
         conn = Connection(client=True, where=self._config.url, max_message_size=MAX_READ_MESSAGE)
         sent = 0
+        with cond:
+            backlog = len(queue) if self._resend else 0  # resent resendInterval apart
         while True:
             with cond:
                 if not queue:
@@ -292,16 +312,22 @@ class WebsocketAction(Action):
                         ws.close(websocket.STATUS_NORMAL, timeout=1)
                         return
                     cond.wait(IDLE_POLL)
-                text = queue.popleft() if queue else None
-            if text is None:
+                payload = queue.peek()
+            if payload is None:
                 _read(ws, conn)
                 continue
             try:
-                ws.send(text)
+                ws.send(payload.decode("utf-8", "replace"))
             except BaseException:
                 with cond:
-                    queue.appendleft(text)  # sent again after the reconnect
+                    queue.release()  # sent again after the reconnect
                 raise
+            with cond:
+                queue.ack()
+            if backlog:
+                backlog -= 1
+                if self._stopping.wait(self._resend):
+                    backlog = 0
             self.records_out += 1
             sent += 1
             if sent % READ_EVERY == 0:

@@ -66,6 +66,7 @@ class RuleOptions:
     buffer_length: Optional[int] = None  # None: the stream's bufferLength
     overflow: Optional[str] = None
     send_error: bool = False
+    send_nil: bool = False  # sendNilField: keep null columns in the output rows
     is_event_time: bool = False  # windows on the records' TIMESTAMP (isEventTime)
     late_tolerance: int = 0  # ms (lateTolerance)
     max_window_rows: int = 100_000  # rows a window holds (maxWindowRows); more are dropped, counted
@@ -98,7 +99,7 @@ _INERT_OPTIONS.update({
 # eKuiper options that only matter with what the above refuses (event time, qos > 0, a schedule),
 # or that tune its planner: any well-formed value is accepted, as ``describe rule`` prints them.
 _DURATION_OPTIONS = ("checkpointInterval", "forceExitTimeout")
-_IGNORED_OPTIONS = ("sendNil", "sendNilField", "planOptimizeStrategy")
+_IGNORED_OPTIONS = ("planOptimizeStrategy",)
 
 
 def parse_rule(body: Any, rule_id: Optional[str] = None) -> RuleDef:
@@ -169,6 +170,8 @@ def _options(raw: Any) -> RuleOptions:
             values["overflow"] = value
         elif key == "sendError":
             values["send_error"] = _check(key, props.boolean, value)
+        elif key in ("sendNilField", "sendNil"):
+            values["send_nil"] = _check(key, props.boolean, value)
         elif key == "isEventTime":
             values["is_event_time"] = _check(key, props.boolean, value)
         elif key == "lateTolerance":

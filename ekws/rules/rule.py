@@ -14,7 +14,7 @@ from collections.abc import Callable
 from typing import Any, Optional, Union
 
 from .. import EkwsError, Message, Peer, Runtime, Status, StreamNotFound, Subscription
-from ..actions import Action, ActionSpec
+from ..actions import ActionSpec, Sink
 from .definition import RuleDef
 from .grouping import Grouping, GroupLimit
 from .window import Emission, EventWindowRunner, WindowRunner
@@ -91,10 +91,10 @@ class Rule:
         self.last_stop: Optional[float] = None
         self.next_start: Optional[float] = None
         self._sub: Optional[Subscription] = None
-        self._actions: list[tuple[ActionSpec, Action, _Node]] = []
-        self._stopped_actions: list[tuple[ActionSpec, Action, _Node]] = []
+        self._actions: list[tuple[ActionSpec, Sink, _Node]] = []
+        self._stopped_actions: list[tuple[ActionSpec, Sink, _Node]] = []
         self._senders: list[tuple[Callable[[Message], None], _Node]] = []
-        self._omit = False
+        self._emitters: list[tuple[Callable[[list[Message]], None], _Node]] = []
         self._run = definition.query.run
         self._failures = 0  # consecutive failed starts / give-ups, for restartStrategy
         self._restart_cancel = threading.Event()
@@ -140,17 +140,19 @@ class Rule:
         definition = self.definition
         self._reset_nodes()
         self._stopped_actions = []
-        built: list[tuple[ActionSpec, Action, _Node]] = []
+        built: list[tuple[ActionSpec, Sink, _Node]] = []
+        # sendNilField false: null columns are left out, except those SELECT * passes on as they are.
+        drop_nil = not (definition.options.send_nil or definition.query.select_all)
         try:
             for spec, node in zip(definition.actions, self.nodes):
-                action = spec.build(self.id)
+                action = spec.build(self.id, drop_nil=drop_nil)
                 action.runtime = self._runtime
                 built.append((spec, action, node))
                 action.start()
             self._actions = built
             self._senders = [(action.send, node) for _, action, node in built]
+            self._emitters = [(action.emit, node) for _, action, node in built]
             definition.query.reset()  # analytic state starts empty, as eKuiper's
-            self._omit = any(spec.omit_if_empty for spec in definition.actions)
             options = definition.options
             grouping = definition.query.grouping
             if grouping is not None:
@@ -220,7 +222,7 @@ class Rule:
         if sub is not None:
             sub.close()  # delivers what was buffered to the actions first
         self._stop_window()  # a window that has not fired flushes nothing
-        self._actions, self._senders = [], []
+        self._actions, self._senders, self._emitters = [], [], []
         for _, action, _ in actions:
             _close_action(self.id, action)
         if was_running:
@@ -303,14 +305,11 @@ class Rule:
         # The message is this subscription's own (ekws.Message): it carries the
         # output record on to the actions, without a new object per record.
         msg.data = record
-        if self._omit and not record:
-            self._send_nonempty(msg)
-        else:
-            for send, node in self._senders:
-                try:
-                    send(msg)
-                except Exception as exc:
-                    node.failed(self.id, exc)
+        for send, node in self._senders:  # each action's Sink: omitIfEmpty, transform, delivery
+            try:
+                send(msg)
+            except Exception as exc:
+                node.failed(self.id, exc)
         sub = self._sub
         if sub is None or not sub.backlog:  # the last record for now: flush the file actions
             self._flush()
@@ -337,7 +336,7 @@ class Rule:
 
     def _on_window(self, emission: Emission) -> None:
         """A window fired (in the timer thread, or the worker's for count and sliding windows):
-        each output row goes to the actions as one record."""
+        its output rows go to each action as one emission (sendSingle decides one message or one a row)."""
         grouping = self.definition.query.grouping
         assert grouping is not None and self.window is not None
         self.windows_out += 1
@@ -360,15 +359,12 @@ class Rule:
                 self._send_error(f"{node.name}: {exc}", peer)
             self._flush()
             return
-        for record, context in results:
-            self.projected += 1
-            out = Message(record, context.peer, emission.end)
-            if self._omit and not record:
-                self._send_nonempty(out)
-                continue
-            for send, node in self._senders:
+        outs = [Message(record, context.peer, emission.end) for record, context in results]
+        self.projected += len(outs)
+        if outs:
+            for emit, node in self._emitters:
                 try:
-                    send(out)
+                    emit(outs)
                 except Exception as exc:
                     node.failed(self.id, exc)
         self._flush()
@@ -388,17 +384,6 @@ class Rule:
                 return
         self.passed += 1
         self._expression_failed(self.project, exc, msg)
-
-    def _send_nonempty(self, out: Message) -> None:
-        """An empty record: actions with omitIfEmpty skip it (and count it)."""
-        for spec, action, node in self._actions:
-            if spec.omit_if_empty:
-                node.omitted += 1
-                continue
-            try:
-                action.send(out)
-            except Exception as exc:
-                node.failed(self.id, exc)
 
     def _idle(self) -> None:
         sub = self._sub
@@ -525,7 +510,7 @@ class Rule:
         return out
 
 
-def _close_action(rule_id: str, action: Action) -> None:
+def _close_action(rule_id: str, action: Sink) -> None:
     try:
         action.close()
     except Exception:

@@ -45,8 +45,9 @@ def test_file_action_appends_json_lines_flushed_when_idle(rules: RuleManager, ru
     send(runtime, {"temperature": 60, "t": "ü"}, {"temperature": 10}, {"temperature": 70, "raw": [1, None]})
     # No close needed: the rule flushes (and fsyncs) once no record is waiting.
     assert wait_until(lambda: len(lines(out)) == 3)
-    assert lines(out) == [{"before": True}, {"temperature": 60, "t": "ü"},
-                          {"temperature": 70, "raw": [1, None]}]
+    # eKuiper's default (sendSingle false): a line a message, the JSON array of its rows.
+    assert lines(out) == [{"before": True}, [{"temperature": 60, "t": "ü"}],
+                          [{"temperature": 70, "raw": [1, None]}]]
     status = rules.status("f")
     assert status["sink_file_0_0_records_out_total"] == 2
     assert status["sink_file_0_0_file_size_bytes"] == out.stat().st_size
@@ -55,7 +56,7 @@ def test_file_action_appends_json_lines_flushed_when_idle(rules: RuleManager, ru
 def test_file_action_rotates_by_size(rules: RuleManager, runtime: ekws.Runtime, tmp_path: Path) -> None:
     out = tmp_path / "rot.jsonl"
     rules.create({"id": "rot", "stream": "demo", "actions": [
-        {"file": {"path": str(out), "rotateSize": "100b", "rotateCount": 2}}]})
+        {"file": {"path": str(out), "rotateSize": "100b", "rotateCount": 2, "sendSingle": True}}]})
     records = [{"n": n, "pad": "x" * 20} for n in range(12)]  # 31-32 bytes a line: 3 lines a file
     send(runtime, *records)
     assert wait_until(lambda: rules.status("rot")["sink_file_0_0_records_out_total"] == 12)
@@ -81,7 +82,7 @@ def test_file_action_missing_folder_fails_the_start_with_its_path(rules: RuleMan
     ({"path": "x", "rotateSize": "ten"}, "rotateSize: expected a size"),
     ({"path": "x", "fsync": "yes"}, "fsync: expected true or false"),
     ({"path": "x", "fileType": "csv"}, "fileType: expected one of lines"),
-    ({"path": "x", "format": "delimited"}, "format: expected one of json"),
+    ({"path": "x", "format": "delimited"}, "format: format 'delimited' is not supported by ekws actions"),
 ])
 def test_file_action_props_are_checked(props: dict[str, Any], match: str) -> None:
     with pytest.raises(ActionError, match=f"action file #3: {match}"):
@@ -97,8 +98,9 @@ def test_log_action_one_line_per_record(rules: RuleManager, runtime: ekws.Runtim
     rules.create({"id": "lg", "sql": "SELECT upper(name) AS name FROM demo", "actions": [{"log": {}}]})
     send(runtime, {"name": "a"}, {"name": "b"})
     assert wait_until(lambda: len([r for r in caplog.records if r.name == "ekws.actions.log"]) == 2)
+    # What eKuiper's log sink logs (internal/io/sink/log_sink.go): the rule id and the encoded message.
     assert [r.getMessage() for r in caplog.records if r.name == "ekws.actions.log"] == [
-        'sink result for rule lg: {"name":"A"}', 'sink result for rule lg: {"name":"B"}']
+        'sink result for rule lg: [{"name":"A"}]', 'sink result for rule lg: [{"name":"B"}]']
 
 
 # --------------------------------------------------------------------------- websocket
@@ -160,7 +162,7 @@ def receiver() -> Iterator[Receiver]:
 def test_websocket_action_sends_each_record_to_a_websockets_server(
         rules: RuleManager, runtime: ekws.Runtime, receiver: Receiver) -> None:
     rules.create({"id": "ws", "sql": "SELECT n, meta(stream) AS s FROM demo WHERE n % 2 = 0", "actions": [
-        {"websocket": {"addr": f"127.0.0.1:{receiver.port}", "path": "/api/sink"}}]})
+        {"websocket": {"addr": f"127.0.0.1:{receiver.port}", "path": "/api/sink", "sendSingle": True}}]})
     send(runtime, *({"n": n} for n in range(10)))
     assert receiver.wait_for(5)
     assert receiver.messages == [{"n": n, "s": "demo"} for n in range(0, 10, 2)]
@@ -172,7 +174,7 @@ def test_websocket_action_sends_each_record_to_a_websockets_server(
 def test_websocket_action_buffers_while_the_server_is_away(rules: RuleManager, runtime: ekws.Runtime,
                                                           receiver: Receiver) -> None:
     rules.create({"id": "ws", "stream": "demo", "actions": [
-        {"websocket": {"address": f"127.0.0.1:{receiver.port}", "path": "/in",
+        {"websocket": {"address": f"127.0.0.1:{receiver.port}", "path": "/in", "sendSingle": True,
                        "reconnect": {"initialDelay": "20ms", "maxDelay": "100ms"}}}]})
     send(runtime, {"n": 0})
     assert receiver.wait_for(1)
@@ -192,7 +194,7 @@ def test_websocket_action_buffers_while_the_server_is_away(rules: RuleManager, r
 def test_websocket_action_bound_drops_oldest_and_counts(rules: RuleManager, runtime: ekws.Runtime) -> None:
     port = free_port()  # nobody listens
     rules.create({"id": "ws", "stream": "demo", "actions": [
-        {"websocket": {"addr": f"127.0.0.1:{port}", "bufferLength": 5,
+        {"websocket": {"addr": f"127.0.0.1:{port}", "bufferLength": 5, "sendSingle": True,
                        "reconnect": {"initialDelay": "20ms", "maxDelay": "200ms"}}}]})
     send(runtime, *({"n": n} for n in range(12)))
     assert wait_until(lambda: rules.status("ws")["sink_websocket_0_0_dropped_total"] == 7)
@@ -214,7 +216,8 @@ def test_websocket_action_wss_with_mutual_tls(rules: RuleManager, runtime: ekws.
         tls = {"scheme": "wss", "rootCaPath": str(pki.ca_path), "tlsMinVersion": "1.2",
                "certificationPath": str(pki.client_cert_path), "privateKeyPath": str(pki.client_key_path)}
         rules.create({"id": "wss", "stream": "demo", "actions": [
-            {"websocket": {"addr": f"127.0.0.1:{receiver.port}", "path": "/secure", **tls}}]})
+            {"websocket": {"addr": f"127.0.0.1:{receiver.port}", "path": "/secure", "sendSingle": True,
+                           **tls}}]})
         other = make_pki(tmp_path, name="other")  # a CA the server's certificate does not chain to
         rules.create({"id": "untrusted", "stream": "demo", "actions": [
             {"websocket": {"addr": f"127.0.0.1:{receiver.port}", **tls, "rootCaPath": str(other.ca_path),
@@ -311,7 +314,7 @@ def test_lines_of_a_batch_match_each_record_alone(records: list[dict[str, Any]],
 
 
 def test_file_action_skips_a_record_json_cannot_hold_and_counts_it(tmp_path: Path) -> None:
-    spec = parse_action({"file": {"path": str(tmp_path / "out.jsonl")}}, 0)
+    spec = parse_action({"file": {"path": str(tmp_path / "out.jsonl"), "sendSingle": True}}, 0)
     action = spec.build("r")
     action.start()
     peer = ekws.Peer("demo", "", "", 0)

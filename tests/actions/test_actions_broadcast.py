@@ -14,7 +14,7 @@ import ekws
 from ekws.rules.manager import RuleManager
 
 RULE = {"id": "fan", "sql": "SELECT seq, v FROM demo WHERE seq >= 0",
-        "actions": [{"websocket": {"addr": "", "path": "/out"}}]}
+        "actions": [{"websocket": {"addr": "", "path": "/out", "sendSingle": True}}]}
 
 
 def url(runtime: ekws.Runtime, path: str) -> str:
@@ -55,7 +55,8 @@ def test_records_with_nobody_connected_are_counted(rules: RuleManager, runtime: 
 
 
 def test_a_stalled_client_does_not_block_the_rule(rules: RuleManager, runtime: ekws.Runtime) -> None:
-    rules.create({**RULE, "actions": [{"websocket": {"addr": "", "path": "/out", "bufferLength": 32}}]})
+    rules.create({**RULE, "actions": [{"websocket": {"addr": "", "path": "/out", "bufferLength": 32,
+                                                      "sendSingle": True}}]})
     status, stalled = raw_upgrade(runtime.server_address[1], "/out")  # type: ignore[index]
     assert status == 101
     stalled.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)

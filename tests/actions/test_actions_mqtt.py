@@ -132,13 +132,16 @@ def test_ekuiper_mqtt_rule_and_topic_templates(rules: RuleManager, runtime: ekws
         rules.create({"id": "fleet",
                       "sql": "SELECT temperature, device, meta(stream) AS s FROM demo WHERE device <> ''",
                       "actions": [{"mqtt": {"server": f"mqtt://127.0.0.1:{broker.port}", "qos": 2,
+                                            "sendSingle": True,  # as eKuiper's dynamic-topic example
                                             "topic": "devices/{{.s}}/{device}"}}]})
         assert wait_until(lambda: rules.status("rule1")["sink_mqtt_1_0_connection_status"] == 1
                           and rules.status("fleet")["sink_mqtt_0_0_connection_status"] == 1, timeout=10)
         send(runtime, {"device": "d1", "temperature": 20}, {"temperature": 21})
         assert sub.wait_for(3)
         got = sorted(sub.messages, key=lambda m: (m[0], json.dumps(m[1])))
-        assert got == [("demoSink", {"device": "d1", "temperature": 20}), ("demoSink", {"temperature": 21}),
+        # rule1 has eKuiper's default (sendSingle false): a message an emission, the array of its rows.
+        assert got == [("demoSink", [{"device": "d1", "temperature": 20}]),
+                       ("demoSink", [{"temperature": 21}]),
                        ("devices/demo/d1", {"temperature": 20, "device": "d1", "s": "demo"})]
         assert wait_until(lambda: rules.status("fleet")["sink_mqtt_0_0_records_out_total"] == 1)
     finally:
@@ -148,10 +151,11 @@ def test_ekuiper_mqtt_rule_and_topic_templates(rules: RuleManager, runtime: ekws
 def test_mqtt_template_field_missing_is_counted(rules: RuleManager, runtime: ekws.Runtime,
                                                 broker: Broker) -> None:
     rules.create({"id": "t", "stream": "demo",
-                  "actions": [{"mqtt": {"server": f"tcp://127.0.0.1:{broker.port}", "topic": "x/{device}"}}]})
+                  "actions": [{"mqtt": {"server": f"tcp://127.0.0.1:{broker.port}", "topic": "x/{device}",
+                                        "sendSingle": True}}]})
     send(runtime, {"temperature": 1})
     assert wait_until(lambda: rules.status("t")["sink_mqtt_0_0_exceptions_total"] == 1)
-    assert "needs field 'device'" in rules.status("t")["sink_mqtt_0_0_last_exception"]
+    assert "'x/{device}' needs a field the record lacks" in rules.status("t")["sink_mqtt_0_0_last_exception"]
     assert rules.status("t")["status"] == "running"
 
 
@@ -161,6 +165,7 @@ def test_mqtt_qos1_broker_restart_loses_nothing(rules: RuleManager, runtime: ekw
     try:
         rules.create({"id": "q1", "stream": "demo", "actions": [{"mqtt": {
             "server": f"tcp://127.0.0.1:{broker.port}", "topic": "out/n", "qos": 1, "clientId": "ekws-q1",
+            "sendSingle": True,
             "reconnect": {"initialDelay": "50ms", "maxDelay": "200ms"}}}]})
         assert wait_until(lambda: rules.status("q1")["sink_mqtt_0_0_connection_status"] == 1, timeout=10)
         send(runtime, *({"n": n} for n in range(10)))
@@ -198,7 +203,7 @@ def test_mqtt_over_tls(rules: RuleManager, runtime: ekws.Runtime, tmp_path: Path
     try:
         assert wait_until(lambda: not refuses(broker.tls_port))
         rules.create({"id": "tls", "stream": "demo", "actions": [{"mqtt": {
-            "server": f"ssl://127.0.0.1:{broker.tls_port}", "topic": "secure/x", "qos": 1,
+            "server": f"ssl://127.0.0.1:{broker.tls_port}", "topic": "secure/x", "qos": 1, "sendSingle": True,
             "rootCaPath": str(pki.ca_path)}}]})
         other = make_pki(tmp_path, name="other")
         rules.create({"id": "untrusted", "stream": "demo", "actions": [{"mqtt": {

@@ -19,7 +19,7 @@ import pytest
 from helpers.server import wait_until
 
 import ekws
-from ekws.actions import Action, parse_action
+from ekws.actions import parse_action
 from ekws.actions.websocket import MAX_READ_MESSAGE
 
 BIG = 32 * 1024 * 1024
@@ -95,9 +95,9 @@ def peer() -> Iterator[Peer]:
 def test_an_oversize_server_message_fails_with_1009_unbuffered_and_records_flow_after_reconnect(
         peer: Peer) -> None:
     assert BIG > 100 * MAX_READ_MESSAGE
-    spec = parse_action({"websocket": {"addr": f"127.0.0.1:{peer.port}", "path": "/sink",
+    spec = parse_action({"websocket": {"addr": f"127.0.0.1:{peer.port}", "path": "/sink", "sendSingle": True,
                                        "reconnect": {"initialDelay": "20ms", "maxDelay": "100ms"}}}, 0)
-    action: Action = spec.build("r")
+    action = spec.build("r")
     source = ekws.Peer("demo", "", "", 0)
     tracemalloc.start()
     try:

@@ -437,6 +437,6 @@ def test_the_getting_started_window_rule_through_the_cli(tmp_path):
             assert time.monotonic() < deadline, "no window was written"
             time.sleep(0.05)
         assert [json.loads(line) for line in out_file.read_text().splitlines()] == [
-            {"count": 2, "avg_temp": 32.5, "max_hum": 45}]
+            [{"count": 2, "avg_temp": 32.5, "max_hum": 45}]]  # eKuiper's file sink: an array an emission
         out = svc.cli("getstatus", "rule", "myRule")
         assert out.returncode == 0 and json.loads(out.stdout)["op_2_window_0_records_out_total"] == 1

@@ -59,9 +59,10 @@ def send(runtime: ekws.Runtime, *records: Any) -> None:
 
 
 def log_records(caplog: pytest.LogCaptureFixture, rule_id: str) -> list[dict[str, Any]]:
+    """The rows eKuiper's log sink logged: one JSON array an emission (sendSingle false, its default)."""
     prefix = f"sink result for rule {rule_id}: "
-    return [json.loads(r.getMessage()[len(prefix):]) for r in caplog.records
-            if r.name == "ekws.actions.log" and r.getMessage().startswith(prefix)]
+    return [row for r in caplog.records if r.name == "ekws.actions.log" and r.getMessage().startswith(prefix)
+            for row in json.loads(r.getMessage()[len(prefix):])]
 
 
 # --------------------------------------------------------------------------- eKuiper's bodies
@@ -100,7 +101,7 @@ def test_ekuiper_projection_and_where_rule_body_runs_unchanged(
     assert wait_until(lambda: rules.status("rule_temp_alert")["op_2_filter_0_records_in_total"] == 3)
     assert wait_until(lambda: len(log_records(caplog, "rule_temp_alert")) == 2)
     assert log_records(caplog, "rule_temp_alert") == [{"temperature": 34.5, "humidity": 60.2},
-                                                      {"temperature": 31, "humidity": None}]
+                                                      {"temperature": 31}]  # sendNilField false
     status = rules.status("rule_temp_alert")
     assert status["op_2_filter_0_records_out_total"] == 2
     assert status["op_3_project_0_records_out_total"] == 2
@@ -154,7 +155,8 @@ def test_failing_action_is_counted_and_never_stops_the_rule(rules: RuleManager, 
     assert status["sink_file_1_0_records_out_total"] == 20
     assert status["sink_python_2_0_records_out_total"] == 20
     assert wait_until(lambda: len(out.read_text().splitlines()) == 20)
-    assert [json.loads(line) for line in out.read_text().splitlines()] == [{"a": n} for n in range(20)]
+    # eKuiper's default (sendSingle false): one line a message, the JSON array of its rows.
+    assert [json.loads(line) for line in out.read_text().splitlines()] == [[{"a": n}] for n in range(20)]
 
 
 def test_expression_errors_are_per_record_and_sent_with_send_error(rules: RuleManager,
@@ -208,7 +210,7 @@ def test_last_rule_stopping_stops_the_shared_server(rules: RuleManager, runtime:
     send(runtime, {"x": 1})
     assert wait_until(lambda: rules.status("two")["sink_log_0_0_records_out_total"] == 1)
     # The count can lead the log line by a moment: wait for the line, not to log after teardown.
-    assert wait_until(lambda: 'sink result for rule two: {"x":1}' in caplog.text)
+    assert wait_until(lambda: 'sink result for rule two: [{"x":1}]' in caplog.text)
 
 
 def test_create_update_restart_delete(rules: RuleManager, runtime: ekws.Runtime) -> None:

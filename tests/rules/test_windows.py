@@ -263,9 +263,10 @@ def test_window_sql_refusals() -> None:
 
 
 def _logged(caplog: pytest.LogCaptureFixture, rule_id: str) -> list[dict[str, Any]]:
+    # eKuiper's log sink logs a window's rows as one JSON array (sendSingle false): the rows, in order.
     prefix = f"sink result for rule {rule_id}: "
-    return [json.loads(r.getMessage()[len(prefix):]) for r in caplog.records
-            if r.name == "ekws.actions.log" and r.getMessage().startswith(prefix)]
+    return [row for r in caplog.records if r.name == "ekws.actions.log" and r.getMessage().startswith(prefix)
+            for row in json.loads(r.getMessage()[len(prefix):])]
 
 
 def test_a_real_rule_emits_a_short_tumbling_window(rules: RuleManager, runtime: ekws.Runtime,

@@ -64,7 +64,7 @@ def test_a_declared_function_serves_a_rule_created_over_rest(tmp_path):
         with connect(_ws_url(svc, "/api/data"), open_timeout=5) as ws:
             for t in (0, 100, 21.3):
                 ws.send(json.dumps({"t": t}))
-            assert _lines(out, 2) == [{"f": 212.0}, {"f": 70.3}]
+            assert _lines(out, 2) == [[{"f": 212.0}], [{"f": 70.3}]]  # eKuiper's default: an array a line
         assert svc.stop() == 0
 
 

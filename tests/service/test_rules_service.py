@@ -75,8 +75,10 @@ def test_ekuipers_doc_rules_over_rest_carry_a_real_clients_records_to_files(serv
         for record in records:
             ws.send(json.dumps(record))
         assert wait_until(lambda: len(read_lines(star)) == 3 and len(read_lines(hot)) == 2)
-    assert read_lines(star) == records
-    assert read_lines(hot) == [{"temperature": 34.5, "humidity": 60.2}, {"temperature": 31, "humidity": None}]
+    # As eKuiper writes them: a line a message, the JSON array of its rows (sendSingle false), and no
+    # null columns (sendNilField false).
+    assert read_lines(star) == [[record] for record in records]
+    assert read_lines(hot) == [[{"temperature": 34.5, "humidity": 60.2}], [{"temperature": 31}]]
     assert service.json("GET", "/rules") == (200, [{"id": "rule1", "status": "running"},
                                                    {"id": "rule_temp_alert", "status": "running"}])
     assert service.json("GET", "/rules/rule_temp_alert") == (200, rule)
@@ -104,7 +106,8 @@ def test_the_getting_started_window_rule_over_rest_writes_one_average_per_window
                        {"temperature": 31, "humidity": 60}):
             ws.send(json.dumps(record))
         assert wait_until(lambda: read_lines(out), timeout=8)
-    assert read_lines(out) == [{"count": 3, "avg_temp": 32.166666666666664, "max_hum": 80}]
+    # eKuiper's file sink writes an emission as one JSON array (sendSingle false)
+    assert read_lines(out) == [[{"count": 3, "avg_temp": 32.166666666666664, "max_hum": 80}]]
     status, flat = service.json("GET", "/rules/myRule/status")
     assert flat["op_2_window_0_records_in_total"] == 3 and flat["sink_file_0_0_records_out_total"] == 1
     status, body = service.json("POST", "/rules", {"id": "w", "sql": "SELECT count(*) FROM demo",
@@ -170,7 +173,7 @@ def test_lifecycle_update_drop_and_the_stream_drop_check(service, tmp_path):
     assert service.json("GET", "/rules/rule1") == (200, new)
     with connect(ws_url(service, "/api/data"), open_timeout=5) as ws:
         ws.send('{"temperature": 5, "x": 1}')
-        assert wait_until(lambda: read_lines(out) == [{"t": 5}])
+        assert wait_until(lambda: read_lines(out) == [[{"t": 5}]])  # eKuiper's default: an array
     status, body = service.json("PUT", "/rules/rule1", {**new, "id": "other"})
     assert status == 400 and "differs" in body["message"]
     # A stream replaced under a running rule: the rule follows it.
@@ -179,7 +182,7 @@ def test_lifecycle_update_drop_and_the_stream_drop_check(service, tmp_path):
     assert service.json("GET", "/rules/rule1/status")[1]["status"] == "running"
     with connect(ws_url(service, "/moved"), open_timeout=5) as ws:
         ws.send('{"temperature": 6}')
-        assert wait_until(lambda: read_lines(out) == [{"t": 5}, {"t": 6}])
+        assert wait_until(lambda: read_lines(out) == [[{"t": 5}], [{"t": 6}]])
     assert service.request("DELETE", "/rules/rule1")[::2] == (200, "Rule rule1 is dropped.")
     assert service.json("GET", "/rules") == (200, [])
     assert service.request("DELETE", "/streams/demo")[0] == 200
@@ -271,7 +274,8 @@ def test_sigterm_delivers_what_the_rules_received_to_their_actions(tmp_path):
     (tmp_path / "slowsink.py").write_text("import time\n\ndef slow(msg):\n    time.sleep(0.002)\n")
     out = tmp_path / "all.jsonl"
     rule = {"id": "all", "sql": "SELECT n FROM websocketDemo WHERE n >= 0",
-            "actions": [{"python": {"callable": "slowsink:slow"}}, {"file": {"path": str(out)}}]}
+            "actions": [{"python": {"callable": "slowsink:slow"}},
+                        {"file": {"path": str(out), "sendSingle": True}}]}
     count = 600
     env = {"PYTHONPATH": f"{REPO}{os.pathsep}{tmp_path}"}
     with Service(write_etc(tmp_path, rules=[rule]), env=env) as svc, \

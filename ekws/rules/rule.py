@@ -315,18 +315,19 @@ class Rule:
             self._flush()
 
     def _send_rows(self, msg: Message, rows: list[dict[str, Any]]) -> None:
-        """Each row of an ``unnest`` as a record of its own (none for an empty array)."""
-        for row in rows:
-            self.projected += 1
-            out = Message(row, msg.peer, msg.timestamp)
-            if self._omit and not row:
-                self._send_nonempty(out)
-                continue
-            for send, node in self._senders:
+        """The rows of an ``unnest``: one emission, as a window's rows are (sendSingle decides
+        one message or one a row); an empty array sends nothing."""
+        outs = [Message(row, msg.peer, msg.timestamp) for row in rows]
+        self.projected += len(outs)
+        if outs:
+            for emit, node in self._emitters:
                 try:
-                    send(out)
+                    emit(outs)
                 except Exception as exc:
                     node.failed(self.id, exc)
+        sub = self._sub
+        if sub is None or not sub.backlog:
+            self._flush()
         self._idle()
 
     def _stop_window(self) -> None:

@@ -192,9 +192,10 @@ def test_incremental_and_row_based_agree_on_random_data(sql: str,
 
 
 def _logged(caplog: pytest.LogCaptureFixture, rule_id: str) -> list[dict[str, Any]]:
+    # eKuiper's log sink logs a window's rows as one JSON array (sendSingle false): the rows, in order.
     prefix = f"sink result for rule {rule_id}: "
-    return [json.loads(r.getMessage()[len(prefix):]) for r in caplog.records
-            if r.name == "ekws.actions.log" and r.getMessage().startswith(prefix)]
+    return [row for r in caplog.records if r.name == "ekws.actions.log" and r.getMessage().startswith(prefix)
+            for row in json.loads(r.getMessage()[len(prefix):])]
 
 
 def test_a_rule_counts_rows_and_groups_over_its_limits(rules: RuleManager, runtime: ekws.Runtime,

@@ -108,7 +108,18 @@ class StreamExists(StreamError, Exists):
 
 
 class ConnectError(EkwsError):
-    """A client-mode dial, TLS handshake or WebSocket handshake failed."""
+    """A client-mode dial, TLS handshake or WebSocket handshake failed.
+
+    When the server answered the upgrade with another HTTP status,
+    ``status`` is that status and ``body`` the response body (``ekws tail``
+    shows the service's own words for a refusal); otherwise ``status`` is
+    None and ``body`` empty.
+    """
+
+    def __init__(self, message: str, *, status: int | None = None, body: bytes = b"") -> None:
+        super().__init__(message)
+        self.status = status
+        self.body = body
 
 
 class ProtocolError(EkwsError):

@@ -452,6 +452,9 @@ def _upgrade(url: str, sock: socket.socket, props: SourceProps, deadline: float,
             why = "stopped"
         else:
             why = _why(exc, sock, props)
+        if isinstance(exc, websocket.WebSocketBadStatusException):
+            body = exc.resp_body if isinstance(exc.resp_body, bytes) else b""
+            raise ConnectError(f"cannot connect to {url}: {why}", status=exc.status_code, body=body) from exc
         raise ConnectError(f"cannot connect to {url}: {why}") from exc
     finally:
         watchdog.cancel()

@@ -76,13 +76,12 @@ items, and an unknown function. Every parse problem is a :class:`SQLError`.
 
 from __future__ import annotations
 
-import re
-from bisect import bisect_right
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple, Optional, cast
 
-from .. import EkwsError, Message
+from .. import Message, sqllex
+from ..errors import SQLError
 from . import functions
 from .aggregates import AGGREGATES
 from .expr import (
@@ -116,37 +115,12 @@ MAX_DEPTH = 64  # nesting of parentheses and operators: bounds the recursion on 
 
 
 
-class SQLError(EkwsError, ValueError):
-    """A rule's SQL is malformed or uses what ekws does not run.
-
-    ``line`` and ``column`` are 1-based and point at the offending token.
-    """
-
-    def __init__(self, message: str, *, line: int = 0, column: int = 0) -> None:
-        super().__init__(f"{message} at line {line}, column {column}" if line else message)
-        self.reason = message
-        self.line = line
-        self.column = column
-
-
 # --------------------------------------------------------------------------- tokens
 
 
-class _Token(NamedTuple):
-    kind: str  # "name", "quoted" (backquoted name), "number", "string", "op", "end"
-    text: str  # upper-cased for "name" when compared as a keyword; see .value
-    value: Any
-    pos: int
+# One lexer for rule SQL and CREATE STREAM (ekws.sqllex); the rules' dialect of it.
+_Token = sqllex.Token
 
-
-_TOKEN_RE = re.compile(r"""
-    (?P<space>\s+|/\*.*?\*/)
-  | (?P<number>(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?)
-  | (?P<name>[^\W\d]\w*)
-  | (?P<op>->|<>|!=|<=|>=|[-+*/%=<>(),.\[\]:;&|^!])
-""", re.VERBOSE | re.DOTALL)
-
-_ESCAPES = {"n": "\n", "t": "\t", "r": "\r", "\\": "\\", '"': '"', "'": "'"}
 
 RESERVED = frozenset((
     "SELECT", "FROM", "JOIN", "LEFT", "RIGHT", "FULL", "CROSS", "INNER", "ON", "WHERE", "GROUP", "ORDER",
@@ -169,70 +143,9 @@ _ANALYTIC = frozenset((
 ))
 
 
-class _Lexer:
+class _Lexer(sqllex.Lexer[SQLError]):
     def __init__(self, sql: str) -> None:
-        self.sql = sql
-        self._lines = [0] + [m.end() for m in re.finditer("\n", sql)]
-
-    def position(self, pos: int) -> tuple[int, int]:
-        line = bisect_right(self._lines, pos)
-        return line, pos - self._lines[line - 1] + 1
-
-    def error(self, message: str, pos: int) -> SQLError:
-        line, column = self.position(pos)
-        return SQLError(message, line=line, column=column)
-
-    def tokens(self) -> list[_Token]:
-        sql, pos, out = self.sql, 0, []
-        while pos < len(sql):
-            char = sql[pos]
-            if char in "\"'":
-                token, pos = self._string(pos)
-                out.append(token)
-                continue
-            if char == "`":
-                end = sql.find("`", pos + 1)
-                if end < 0:
-                    raise self.error("unterminated `quoted name`", pos)
-                if end == pos + 1:
-                    raise self.error("empty `quoted name`", pos)
-                out.append(_Token("quoted", sql[pos + 1:end], sql[pos + 1:end], pos))
-                pos = end + 1
-                continue
-            if sql.startswith("/*", pos) and sql.find("*/", pos + 2) < 0:
-                raise self.error("unterminated /* comment", pos)
-            match = _TOKEN_RE.match(sql, pos)
-            if match is None:
-                raise self.error(f"unexpected character {char!r}", pos)
-            kind, text = match.lastgroup, match.group()
-            if kind == "number":
-                value: Any = float(text) if any(c in text for c in ".eE") else int(text)
-                out.append(_Token("number", text, value, pos))
-            elif kind == "name":
-                out.append(_Token("name", text.upper(), text, pos))
-            elif kind == "op":
-                out.append(_Token("op", text, text, pos))
-            pos = match.end()
-        out.append(_Token("end", "", None, len(sql)))
-        return out
-
-    def _string(self, start: int) -> tuple[_Token, int]:
-        sql, quote = self.sql, self.sql[start]
-        parts: list[str] = []
-        pos = start + 1
-        while pos < len(sql):
-            char = sql[pos]
-            if char == quote:
-                return _Token("string", quote, "".join(parts), start), pos + 1
-            if char == "\\" and pos + 1 < len(sql):
-                nxt = sql[pos + 1]
-                # Unknown escapes keep their backslash: LIKE uses \% and \_.
-                parts.append(_ESCAPES.get(nxt, "\\" + nxt))
-                pos += 2
-                continue
-            parts.append(char)
-            pos += 1
-        raise self.error("unterminated string", start)
+        super().__init__(sql, sqllex.RULES, SQLError)
 
 
 def _describe(token: _Token) -> str:

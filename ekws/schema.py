@@ -9,9 +9,12 @@ the convenient one-shot form.
 Conversion rules (``None``, i.e. JSON ``null``, is kept as ``None`` for every
 type: it is SQL NULL, not a mismatch):
 
-* BIGINT: ``int``; a ``float`` with an integral value; a decimal string
-  (``"42"``, ``"4.0"``, ``"1e3"``). ``bool`` is not a number here.
-* FLOAT: ``int`` or ``float``; a decimal string. ``"NaN"``/``"inf"`` are not.
+* BIGINT: ``int``; a ``float`` with an integral value; a number string with
+  an integral value (``"42"``, ``"1_000"``, ``"4.0"``, ``"1e3"``). ``bool`` is not
+  a number here.
+* FLOAT: ``int`` or ``float``; a number string (``"2.5"``, ``"1_000"``, and the
+  specials ``"NaN"``, ``"inf"``, as eKuiper's ``cast`` reads them). Number
+  strings are read by :mod:`ekws.values`, the same grammar as rule ``cast()``.
 * STRING: ``str``; numbers become ``str(value)``; booleans ``"true"``/``"false"``.
 * BOOLEAN: ``bool``; ``"true"``/``"false"`` in any case.
 * DATETIME: an ``int`` (milliseconds since the epoch; an integral ``float`` is
@@ -39,11 +42,11 @@ import binascii
 import datetime
 import functools
 import json
-import re
 from dataclasses import dataclass
 from typing import Any, Callable, Final
 
 from .errors import DecodeError
+from .values import parse_float, parse_int
 
 __all__ = ["KINDS", "NO_DEFAULT", "Field", "FieldType", "convert_record", "convert_value", "make_converter"]
 
@@ -139,7 +142,6 @@ Converter = Callable[[Any], Any]
 RecordConverter = Callable[[dict[str, Any]], dict[str, Any]]
 
 _ABSENT: Final = object()
-_NUMBER = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
 
 
 class _Invalid(Exception):
@@ -183,18 +185,10 @@ def _to_bigint(value: Any) -> Any:
     if kind is float and value.is_integer():  # False for nan and inf
         return int(value)
     if kind is str:
-        text = value.strip()
-        if _NUMBER.fullmatch(text):
-            try:
-                return int(text)
-            except ValueError:  # "4.0", "1e3", or more digits than int() allows
-                try:
-                    number = float(text)
-                except ValueError:
-                    pass
-                else:
-                    if number.is_integer():
-                        return int(number)
+        try:
+            return parse_int(value)  # the one number grammar (ekws.values), as cast() reads it
+        except ValueError:
+            pass
     raise _Invalid("")
 
 
@@ -208,9 +202,10 @@ def _to_float(value: Any) -> Any:
         except OverflowError:
             pass
     elif kind is str:
-        text = value.strip()
-        if _NUMBER.fullmatch(text):
-            return float(text)
+        try:
+            return parse_float(value)
+        except ValueError:
+            pass
     raise _Invalid("")
 
 

@@ -161,13 +161,3 @@ def _quiet_stdout(out: TextIO) -> None:
         os.close(devnull)
     except (OSError, ValueError):
         pass
-
-
-def command(commands: Any, words: list[str]) -> int:
-    """The ``tail`` verb of :mod:`ekws.cli.commands`: ``ekws tail STREAM``."""
-    from .commands import UsageError
-
-    if len(words) != 1 or words[0].startswith("-"):
-        raise UsageError("tail STREAM (prints the stream's records as JSON lines until Ctrl-C)")
-    client = commands.client
-    return tail(client.host, client.port, client._token, words[0], commands.out, commands.err)

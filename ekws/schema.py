@@ -16,7 +16,8 @@ type: it is SQL NULL, not a mismatch):
   specials ``"NaN"``, ``"inf"``, as eKuiper's ``cast`` reads them). Number
   strings are read by :mod:`ekws.values`, the same grammar as rule ``cast()``.
 * STRING: ``str``; numbers become ``str(value)``; booleans ``"true"``/``"false"``.
-* BOOLEAN: ``bool``; ``"true"``/``"false"`` in any case.
+* BOOLEAN: ``bool``; ``"true"``/``"false"``, ``"t"``/``"f"``, ``"1"``/``"0"`` in any
+  case (:func:`ekws.values.parse_bool`, as rule ``cast()`` reads them).
 * DATETIME: an ``int`` (milliseconds since the epoch; an integral ``float`` is
   made an ``int``) or an ISO-8601 string. The value is *validated and kept as
   given*, not turned into :class:`datetime.datetime`, so records stay
@@ -46,7 +47,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Final
 
 from .errors import DecodeError
-from .values import parse_float, parse_int
+from .values import parse_bool, parse_float, parse_int
 
 __all__ = ["KINDS", "NO_DEFAULT", "Field", "FieldType", "convert_record", "convert_value", "make_converter"]
 
@@ -224,11 +225,10 @@ def _to_boolean(value: Any) -> Any:
     if type(value) is bool:
         return value
     if type(value) is str:
-        lowered = value.lower()
-        if lowered == "true":
-            return True
-        if lowered == "false":
-            return False
+        try:
+            return parse_bool(value)
+        except ValueError:
+            pass
     raise _Invalid("")
 
 

@@ -16,6 +16,10 @@ and ``ToInt`` with ``CONVERT_ALL``) parses with Go's ``strconv``, so
 * only ASCII digits count (Python's ``float()`` would also read other
   scripts' digits; Go's does not).
 
+Booleans are Go's ``strconv.ParseBool`` (eKuiper's ``ToBool`` and its JSON
+schema's BOOLEAN): ``true``/``false``, ``t``/``f``, ``1``/``0``, in any case
+(Go takes ``TRUE``, ``True`` and ``true`` only; ekws took any case before).
+
 Two leniencies ekws keeps where eKuiper refuses (both were ekws's behaviour
 before, in both places): white space around the number is ignored, and
 BIGINT text may be an integral float (``"4.0"``, ``"1e3"``; ``"4.5"`` is
@@ -25,7 +29,7 @@ refused, as eKuiper refuses it). Not read: Go's hexadecimal floats and
 
 from __future__ import annotations
 
-__all__ = ["parse_float", "parse_int"]
+__all__ = ["parse_bool", "parse_float", "parse_int"]
 
 MAX_TEXT = 4300  # characters: Python's default int() digit limit; longer text is no number here
 
@@ -62,3 +66,21 @@ def parse_int(text: str) -> int:
     if not number.is_integer():  # also False for nan and inf
         raise ValueError(f"not an integer: {text!r}")
     return int(number)
+
+
+_TRUE = frozenset(("true", "t", "1"))
+_FALSE = frozenset(("false", "f", "0"))
+
+
+def parse_bool(text: str) -> bool:
+    """The boolean that ``text`` spells (see the module docstring).
+
+    Raises:
+        ValueError: ``text`` is no boolean.
+    """
+    lowered = text.strip().lower()
+    if lowered in _TRUE:
+        return True
+    if lowered in _FALSE:
+        return False
+    raise ValueError(f"not a boolean: {text!r}")

@@ -16,7 +16,7 @@ from helpers.functions import call
 from ekws.errors import DecodeError
 from ekws.rules.expr import EvalError
 from ekws.schema import FieldType, convert_value
-from ekws.values import parse_float, parse_int
+from ekws.values import parse_bool, parse_float, parse_int
 
 BIGINT, FLOAT = FieldType("bigint"), FieldType("float")
 
@@ -78,3 +78,26 @@ def test_not_int_text(text: str) -> None:
 @pytest.mark.parametrize(("value", "expected"), [(42.9, 42), (True, 1), (-3.7, -3)])
 def test_cast_of_a_number_to_bigint_truncates_as_ekuiper_does(value: Any, expected: int) -> None:
     assert call("cast", value, "bigint") == expected
+
+
+BOOLEAN = FieldType("boolean")
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("true", True), ("TRUE", True), ("True", True), ("t", True), ("T", True), ("1", True),
+    ("false", False), ("FALSE", False), ("f", False), ("0", False), ("tRuE", True),
+])
+def test_bool_text_as_go_parse_bool_reads_it(text: str, expected: bool) -> None:
+    assert parse_bool(text) is expected
+    assert convert_value(text, BOOLEAN) is expected  # eKuiper's JSON schema: cast.ToBool on a string
+    assert call("cast", text, "boolean") is expected
+
+
+@pytest.mark.parametrize("text", ["yes", "", "2", "on"])
+def test_not_bool_text(text: str) -> None:
+    with pytest.raises(ValueError):
+        parse_bool(text)
+    with pytest.raises(EvalError, match="cannot cast"):
+        call("cast", text, "boolean")
+    with pytest.raises(DecodeError, match="expected BOOLEAN"):
+        convert_value(text, BOOLEAN)

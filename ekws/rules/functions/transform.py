@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from ...timestamps import parse_iso
-from ...values import parse_float, parse_int
+from ...values import parse_bool, parse_float, parse_int
 from ..expr import EvalError, kind_of
 from .args import INT, NUMBER, STRING, expect, go_str, to_float, to_int
 from .registry import NOT_CONST, Arg, register
@@ -49,11 +49,7 @@ def cast(value: Any, to: Any) -> Any:
             return go_str(value)
         if target == "boolean":
             if type(value) is str:
-                if value.lower() in ("true", "1", "t"):
-                    return True
-                if value.lower() in ("false", "0", "f"):
-                    return False
-                raise ValueError(value)
+                return parse_bool(value)
             if type(value) in (int, float, bool):
                 return bool(value)
             raise TypeError(value)

@@ -19,7 +19,8 @@ type: it is SQL NULL, not a mismatch):
 * BOOLEAN: ``bool``; ``"true"``/``"false"``, ``"t"``/``"f"``, ``"1"``/``"0"`` in any
   case (:func:`ekws.values.parse_bool`, as rule ``cast()`` reads them).
 * DATETIME: an ``int`` (milliseconds since the epoch; an integral ``float`` is
-  made an ``int``) or an ISO-8601 string. The value is *validated and kept as
+  made an ``int``) or an ISO-8601 string, read as ``cast(x, 'datetime')`` and
+  ``TIMESTAMP`` read it (:func:`ekws.timestamps.parse_iso`). The value is *validated and kept as
   given*, not turned into :class:`datetime.datetime`, so records stay
   JSON-serialisable for actions and the REST API.
 * BYTEA: ``bytes``; a base64 string is decoded to ``bytes``.
@@ -40,13 +41,13 @@ from __future__ import annotations
 
 import base64
 import binascii
-import datetime
 import functools
 import json
 from dataclasses import dataclass
 from typing import Any, Callable, Final
 
 from .errors import DecodeError
+from .timestamps import parse_iso
 from .values import parse_bool, parse_float, parse_int
 
 __all__ = ["KINDS", "NO_DEFAULT", "Field", "FieldType", "convert_record", "convert_value", "make_converter"]
@@ -239,12 +240,9 @@ def _to_datetime(value: Any) -> Any:
     if kind is float and value.is_integer():
         return int(value)
     if kind is str:
-        text = value.strip()
-        if text[-1:] in ("Z", "z"):  # fromisoformat accepts "Z" only from Python 3.11
-            text = text[:-1] + "+00:00"
         try:
-            datetime.datetime.fromisoformat(text)
-        except ValueError:
+            parse_iso(value)  # the ISO reader of cast(x, 'datetime') and TIMESTAMP (ekws.timestamps)
+        except (ValueError, OverflowError):
             pass
         else:
             return value

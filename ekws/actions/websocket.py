@@ -52,7 +52,7 @@ from typing import Any, Optional, Union
 from .. import Broadcaster, ConfigError, EkwsError, Message, ServerError
 from ..backoff import backoff, should_retry
 from ..config import SourceProps, websocket_config_from_dict
-from ..wire.client import dial
+from ..wire.client import close_connection, dial
 from ..wire.protocol import Connection, ConnectionState
 from ..wire.tls import client_context
 from . import Action, ActionError, Props, dumps
@@ -65,7 +65,6 @@ MAX_READ_MESSAGE = 64 * 1024  # bytes: the largest message read from the server 
 READ_CHUNK = 16 * 1024  # bytes per recv: memory held per read is this plus a partial frame
 MAX_READS = 64  # recv calls per read turn, so a chatty server never starves the sends
 STOP_TIMEOUT = 5.0
-CLOSE_GRACE = 1.0  # seconds the server gets to answer our close frame on stop
 _PASSED = ("scheme", "insecureSkipVerify", "rootCaPath", "certificationPath", "privateKeyPath",
            "tlsMinVersion", "connectTimeout", "reconnect", "requestHeader", "subprotocols")
 
@@ -313,7 +312,7 @@ class WebsocketAction(Action):
             with cond:
                 if not queue:
                     if self._stopping.is_set():
-                        _close(sock, conn)
+                        close_connection(sock, conn)  # code 1000, the answer awaited up to 1 s
                         return
                     cond.wait(IDLE_POLL)
                 text = queue.popleft() if queue else None
@@ -369,24 +368,6 @@ def _read(sock: socket.socket, conn: Connection) -> None:
                 raise EkwsError(f"{conn.where}: the server closed the connection (code {conn.close_code})")
     finally:
         sock.settimeout(timeout)
-
-
-def _close(sock: socket.socket, conn: Connection) -> None:
-    """The close handshake on stop: code 1000, then the server's answer for up to CLOSE_GRACE."""
-    conn.close(1000)
-    try:
-        sock.sendall(conn.data_to_send())
-        sock.settimeout(CLOSE_GRACE)
-        while conn.state is not ConnectionState.CLOSED:
-            data = sock.recv(READ_CHUNK)
-            if not data:
-                return
-            conn.receive_data(data)
-            owed = conn.data_to_send()
-            if owed:
-                sock.sendall(owed)
-    except (OSError, EkwsError):
-        pass
 
 
 def _shutdown(sock: socket.socket) -> None:

@@ -16,7 +16,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import sys
 import threading
 from typing import Any, TextIO
@@ -24,13 +23,12 @@ from urllib.parse import quote
 
 from ..config import SourceProps
 from ..errors import ConnectError, EkwsError
-from ..wire.client import dial
+from ..wire.client import close_connection, dial
 from ..wire.protocol import CLOSED, Connection
 
 OK, FAILED = 0, 1
 CONNECT_TIMEOUT = 10.0
 RECV_SIZE = 64 * 1024
-CLOSE_GRACE = 1.0  # seconds the service gets to answer our close frame
 
 
 def _refusal(exc: ConnectError) -> str:
@@ -123,27 +121,10 @@ def tail(host: str, port: int, token: str | None, stream: str, out: TextIO | Non
     finally:
         if previous is not None:
             signal.signal(signal.SIGINT, previous)
-        _close(sock, conn)
+        close_connection(sock, conn)
+        sock.close()
     print(f"ekws: tail {stream}: {shown} record(s) shown, {dropped} dropped", file=err)
     return code
-
-
-def _close(sock: socket.socket, conn: Connection) -> None:
-    """Close with code 1000 (unless closed already), wait briefly for the answer, close the socket."""
-    try:
-        if conn.state is not CLOSED:
-            conn.close(1000)
-            sock.sendall(conn.data_to_send())
-            sock.settimeout(CLOSE_GRACE)
-            while conn.state is not CLOSED:
-                data = sock.recv(RECV_SIZE)
-                if not data:
-                    break
-                conn.receive_data(data)
-    except (OSError, EkwsError):
-        pass
-    finally:
-        sock.close()
 
 
 def _close_text(conn: Connection) -> str:

@@ -347,6 +347,32 @@ def dial(url: str, props: SourceProps, stop: threading.Event | None = None, *,
     return sock
 
 
+def close_connection(sock: socket.socket, conn: Connection, code: int = 1000,
+                     grace: float = CLOSE_GRACE) -> None:
+    """The close handshake from our side on a dialled socket: send ``code``, wait up to ``grace``.
+
+    For the single-threaded users of :func:`dial` (the websocket action, ``ekws
+    tail``); nothing is raised, and the socket is left open for the caller to
+    close. A connection already closed only gets what it still owes sent.
+    """
+    try:
+        conn.close(code)
+        owed = conn.data_to_send()
+        if owed:
+            sock.sendall(owed)
+        sock.settimeout(grace)
+        while conn.state is not CLOSED:
+            data = sock.recv(RECV_SIZE)
+            if not data:
+                return
+            conn.receive_data(data)
+            owed = conn.data_to_send()
+            if owed:
+                sock.sendall(owed)
+    except (OSError, EkwsError):
+        pass
+
+
 def _timed_out(props: SourceProps) -> str:
     return (f"timed out: no answer within {props.connect_timeout:g} s "
             "(connectTimeout bounds TCP, TLS and the whole upgrade)")

@@ -313,8 +313,9 @@ def dial(url: str, props: SourceProps, stop: threading.Event | None = None, *,
          track: Callable[[socket.socket | None], None] | None = None) -> socket.socket:
     """Open a WebSocket connection to ``url``: TCP, TLS (wss) and the HTTP upgrade.
 
-    The one dial of client mode, used by :class:`ClientSource` and the
-    connectivity check, so that the check fails exactly where a stream would.
+    The one dial for every outgoing WebSocket: :class:`ClientSource`, the
+    client-mode ``websocket`` action, the connectivity check and ``ekws tail``,
+    so that the check fails exactly where a stream or an action would.
     ``props.connect_timeout`` is **one deadline** for all of it: the TCP
     connect, the TLS handshake and the whole upgrade (status line and every
     header line); a server that trickles its answer cannot stretch it. Each

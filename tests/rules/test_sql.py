@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import ekws
-from ekws.rules import sql as sqlmod
+from ekws import sqllex
 from ekws.rules.sql import EvalError, SQLError, parse_query
 
 PEER = ekws.Peer("demo", "/api/data", "10.0.0.7:5000", 3)
@@ -210,7 +210,7 @@ def test_compiled_once(monkeypatch: pytest.MonkeyPatch) -> None:
 
     def no_lexing(self: Any) -> Any:
         raise AssertionError("re-parsed while running")
-    monkeypatch.setattr(sqlmod._Lexer, "tokens", no_lexing)
+    monkeypatch.setattr(sqllex.Lexer, "tokens", no_lexing)  # the one lexer, rules and DDL
     msg = ekws.Message({"a": 2, "s": "XY".lower()}, PEER, 0)
     assert query.matches(msg) and query.project(msg) == {"b": 4, "lower": "xy"}
 

@@ -69,7 +69,9 @@ DDL = Dialect(ops=re.compile(r"[(),;=]"), signed_numbers=True, escapes={**_ESCAP
 RULES = Dialect(ops=re.compile(r"->|<>|!=|<=|>=|[-+*/%=<>(),.\[\]:;&|^!]"), signed_numbers=False,
                 escapes=_ESCAPES, strict_escapes=False)
 
-_SPACE = re.compile(r"(?:\s+|/\*.*?\*/)*", re.DOTALL)
+# White space and comments, as eKuiper's scanner skips them: ``/* ... */`` and ``--`` to the end
+# of the line (so ``a--1`` is ``a`` and a comment there, as in eKuiper, not ``a - -1``).
+_SPACE = re.compile(r"(?:\s+|/\*.*?\*/|--[^\n]*)*", re.DOTALL)
 _NUMBER = re.compile(r"(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
 _SIGNED_NUMBER = re.compile(r"[+-]?" + _NUMBER.pattern)
 _NAME = re.compile(r"[^\W\d]\w*")
@@ -106,7 +108,7 @@ class Lexer(Generic[E]):
                 return out
 
     def skip_space(self, pos: int, end: int | None = None) -> int:
-        """The offset of the next token at or after ``pos``: white space and ``/* */`` skipped."""
+        """The offset of the next token at or after ``pos``: white space and comments skipped."""
         sql = self.sql
         end = len(sql) if end is None else end
         match = _SPACE.match(sql, pos, end)

@@ -87,3 +87,14 @@ def test_one_parse_error_for_both_front_ends() -> None:
         rule_sql.parse_query("SELECT a\nFROM demo WHERE a = 'x")
     assert (rule.value.line, rule.value.column, type(rule.value)) == (2, 21, SQLError)
     assert rule.value.reason == "unterminated string: expected a closing '"
+
+
+def test_comments_are_skipped_as_ekuipers_scanner_skips_them() -> None:
+    # eKuiper internal/xsql/lexical.go: "--" to the end of the line and "/* ... */", in both statements
+    assert kinds("a -- to the end\n, b /* and\n this */ c--") == [
+        ("name", "a"), ("op", ","), ("name", "b"), ("name", "c"), ("end", None)]
+    stream = ddl.parse_stream("-- the demo stream\nCREATE STREAM demo /* schemaless */ () "
+                              'WITH (DATASOURCE="/a") -- done')
+    assert (stream.name, stream.datasource) == ("demo", "/a")
+    query = rule_sql.parse_query("SELECT a -- the field\nFROM demo /* WHERE a > 1 */")
+    assert query.stream == "demo" and not query.has_where

@@ -12,14 +12,14 @@ import itertools
 import logging
 import os
 import threading
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Callable, Mapping
+from typing import Any, Protocol
 
 from .codec import make_decoder
 from .config import SourceProps, WebsocketConfig, load_websocket_config
 from .ddl import StreamDef, parse_stream
-from .errors import ClosedError, StreamExists, StreamNotFound
-from .message import Source
+from .errors import ClosedError, EkwsError, StreamExists, StreamNotFound
+from .message import Message, Source
 from .signals import SignalWait
 from .stream import Stream
 from .subscription import OnError, OnMessage, OnStatus, Subscription
@@ -28,6 +28,32 @@ from .wire.client import ClientSource
 from .wire.server import ServerRoute, SharedServer
 
 logger = logging.getLogger(__name__)
+
+
+class RunningQuery(Protocol):
+    """What :meth:`Runtime.query` returns (an ``ekws.rules.continuous.ContinuousQuery``,
+    not imported here: the engine loads only when a script asks for it)."""
+
+    @property
+    def closed(self) -> bool: ...
+
+    @property
+    def records_in(self) -> int: ...  # records the stream delivered
+
+    @property
+    def results(self) -> int: ...  # rows handed to on_result
+
+    @property
+    def late(self) -> int: ...  # event time: records later than the watermark, dropped
+
+    @property
+    def dropped(self) -> int: ...  # rows a window dropped over maxWindowRows or maxWindowGroups
+
+    def close(self) -> None: ...
+
+    def __enter__(self) -> Any: ...
+
+    def __exit__(self, *exc_info: object) -> None: ...
 
 
 class _State(enum.Enum):
@@ -133,6 +159,34 @@ class Runtime:
             stream = self._get(name)
         return stream.subscribe(on_message, on_error, on_status, buffer_length=buffer_length,
                                 overflow=overflow, delivery=delivery)
+
+    def query(self, sql: str, on_result: Callable[[Message], Any],
+              on_error: Callable[[EkwsError], Any] | None = None, *, is_event_time: bool = False,
+              late_tolerance: int = 0, max_window_rows: int = 100_000, max_window_groups: int = 10_000,
+              buffer_length: int | None = None, overflow: str | None = None) -> RunningQuery:
+        """Run a rule's SQL over its stream; ``on_result`` gets each output row as a Message.
+
+        ``SELECT avg(temperature) AS t FROM demo GROUP BY TUMBLINGWINDOW(ss, 10)``
+        calls ``on_result`` once per window (per group) with ``data`` the row and
+        ``meta["window_start"]``, ``meta["window_end"]`` the window's bounds (ms);
+        a query without a window once per record its WHERE lets through. The
+        language is a rule's (see :mod:`ekws.rules.sql`); ``is_event_time``,
+        ``late_tolerance`` (ms), ``max_window_rows`` and ``max_window_groups``
+        are the rule options ``isEventTime``, ``lateTolerance``, ``maxWindowRows``
+        and ``maxWindowGroups``; ``buffer_length`` and ``overflow`` as in
+        :meth:`subscribe`. Returns a running :class:`~ekws.rules.continuous.ContinuousQuery`:
+        a context manager, or call its ``close()``.
+
+        Raises:
+            SQLError: the SQL does not parse, or uses what ekws does not run.
+            StreamNotFound, ClosedError, BindError, ServerError: as :meth:`subscribe`.
+        """
+        from .rules.continuous import ContinuousQuery  # the engine loads only when used
+
+        return ContinuousQuery(self, sql, on_result, on_error, is_event_time=is_event_time,
+                               late_tolerance=late_tolerance, max_window_rows=max_window_rows,
+                               max_window_groups=max_window_groups, buffer_length=buffer_length,
+                               overflow=overflow)
 
     # -- broadcast (the reverse direction: to clients of a path) -----------------------
 

@@ -315,8 +315,10 @@ def compile_formatter(fmt: str) -> Formatter:
         if char == "z":
             raise ValueError("zone names (z) are ambiguous and not supported: use Z or XXX (an offset)")
         if char == "S":
+            # eKuiper's S is Go's ".000": the dot comes with it (``ssSSS`` is "05.250"); after a
+            # written dot (``ss.SSS``, which gives "05..250" in eKuiper) ekws adds no second one.
             run = _run_length(fmt, index, char, 9)
-            parts.append(_fraction(run))
+            parts.append(_fraction(run, dot=not fmt.endswith(".", 0, index)))
             index += run
             continue
         if char in _SINGLE:
@@ -340,14 +342,13 @@ def compile_formatter(fmt: str) -> Formatter:
     return format_moment
 
 
-def _fraction(run: int) -> Formatter:
-    return lambda moment: f"{moment.microsecond:06d}000"[:run]
+def _fraction(run: int, dot: bool) -> Formatter:
+    lead = "." if dot else ""
+    return lambda moment: lead + f"{moment.microsecond:06d}000"[:run]
 
 
 def _offset(moment: datetime.datetime, colon: bool, minutes: bool = True) -> str:
-    delta = moment.utcoffset() or datetime.timedelta(0)
-    if not delta:
-        return "Z"
+    delta = moment.utcoffset() or datetime.timedelta(0)  # UTC is "+00:00", as Go's "-07:00"
     total = int(delta.total_seconds()) // 60
     sign = "-" if total < 0 else "+"
     hours, mins = divmod(abs(total), 60)

@@ -10,12 +10,24 @@ Null handling is eKuiper's (``internal/binder/function/funcs_agg.go`` and
 values (``count(*)`` counts rows); ``avg``, ``sum``, ``max``, ``min`` and the
 statistics of no value are null; ``median`` of no value is 0. A value of the
 wrong kind (a string in ``sum``) is an :class:`EvalError` for the window, as
-eKuiper's run error is.
+eKuiper's run error is. ``sum`` and ``avg`` add floats in the rows' order, as
+eKuiper's ``float64 +=`` does (so the last digit is eKuiper's, not ``math.fsum``'s);
+a sum of integers only is exact.
 
 One difference, on purpose: ``avg`` divides as a float even when every value
 is an integer. eKuiper truncates only for ``bigint`` typed fields; a JSON
 number in a schemaless eKuiper stream is a float64, so ``avg(temperature)``
 over ``25`` and ``30`` is ``27.5`` there, as it is here.
+
+Incremental state (:data:`INCREMENTAL`): ``count sum avg min max stddev
+stddevs var vars last_value`` also exist as accumulators that take one value
+at a time and keep O(1) state, so a window that needs no rows keeps none
+(:mod:`ekws.rules.grouping` decides). They give the results the row-based
+functions give over the same values in the same order, errors included (a
+wrong value is remembered and raised when the window fires): ``sum`` and
+``avg`` keep Shewchuk's exact partials, whose ``fsum`` is the ``fsum`` of all
+the values; ``stddev``/``var`` are the same Welford steps. Only ``last_value``
+needs the row's time (event time may bring a row older than the last).
 """
 
 from __future__ import annotations
@@ -27,7 +39,7 @@ from typing import Any, Optional
 
 from .expr import EvalError, kind_of
 
-__all__ = ["AGGREGATES", "aggregate"]
+__all__ = ["AGGREGATES", "INCREMENTAL", "Accumulator", "aggregate"]
 
 Values = Sequence[Any]
 
@@ -43,23 +55,25 @@ def _numbers(name: str, values: Values) -> list[Any]:
     return out
 
 
-def _fsum(numbers: list[Any]) -> float:
-    try:
-        return math.fsum(numbers)  # exact: the order the rows came in does not change the sum
-    except (ValueError, OverflowError):  # inf + -inf, or past the float range: what Go's += gives
-        return float(sum(float(v) for v in numbers))
+def _total(numbers: list[Any]) -> float:
+    # eKuiper's sliceFloatTotal: float64 additions in the rows' order (an int is made a float
+    # as it is added), so a sum of 0.1, 0.2 and 0.3 is 0.6000000000000001 here as there.
+    total = 0.0
+    for v in numbers:
+        total += v
+    return total
 
 
 def _sum(values: Values) -> Any:
     numbers = _numbers("sum", values)
     if not numbers:
         return None
-    return _fsum(numbers) if any(type(v) is float for v in numbers) else sum(numbers)
+    return _total(numbers) if any(type(v) is float for v in numbers) else sum(numbers)
 
 
 def _avg(values: Values) -> Any:
     numbers = _numbers("avg", values)
-    return _fsum(numbers) / len(numbers) if numbers else None
+    return _total(numbers) / len(numbers) if numbers else None
 
 
 def _extreme(name: str, pick: Callable[..., Any]) -> Callable[[Values], Any]:
@@ -219,3 +233,196 @@ AGGREGATES: dict[str, tuple[Callable[..., Any], int, int]] = {
 def aggregate(name: str, values: Values, *extra: Any) -> Any:
     """Run the aggregate ``name`` over ``values`` (``deduplicate``: rows, values, all)."""
     return AGGREGATES[name][0](values, *extra)
+
+
+# --------------------------------------------------------------------------- incremental
+
+
+class Accumulator:
+    """One aggregate of one group, a value at a time; ``result`` raises what the row-based
+    function would have raised over the same values."""
+
+    __slots__ = ("bad",)
+
+    def __init__(self) -> None:
+        self.bad: Optional[Exception] = None
+
+    def add(self, value: Any, at: int) -> None:
+        raise NotImplementedError
+
+    def fail(self, exc: Exception) -> None:
+        """The argument's expression raised on a row: the window fails with the first."""
+        if self.bad is None:
+            self.bad = exc
+
+    def result(self) -> Any:
+        if self.bad is not None:
+            raise self.bad
+        return self.value()
+
+    def value(self) -> Any:
+        raise NotImplementedError
+
+
+def _not_number(name: str, v: Any) -> EvalError:
+    return EvalError(f"{name}() needs numbers, got {kind_of(v)} {v!r:.40}")
+
+
+class _Count(Accumulator):
+    __slots__ = ("n", "star")
+
+    def __init__(self, star: bool) -> None:
+        super().__init__()
+        self.n = 0
+        self.star = star
+
+    def add(self, value: Any, at: int) -> None:
+        if self.star or value is not None:
+            self.n += 1
+
+    def value(self) -> Any:
+        return self.n
+
+
+class _Sum(Accumulator):
+    """``sum`` and ``avg``: the exact int sum, and the float sum in the rows' order."""
+
+    __slots__ = ("name", "n", "ints", "floats", "total", "overflow")
+
+    def __init__(self, name: str) -> None:
+        super().__init__()
+        self.name = name
+        self.n = 0
+        self.ints = 0
+        self.floats = False
+        self.total = 0.0
+        self.overflow: Optional[OverflowError] = None  # an int past the float range
+
+    def add(self, value: Any, at: int) -> None:
+        if value is None or self.bad is not None:
+            return
+        kind = type(value)
+        if kind is float:
+            self.floats = True
+        elif kind is int:
+            self.ints += value
+        else:
+            self.bad = _not_number(self.name, value)
+            return
+        self.n += 1
+        try:
+            self.total += value
+        except OverflowError as exc:  # raised if the float sum is asked for, as row-based
+            if self.overflow is None:
+                self.overflow = exc
+
+    def value(self) -> Any:
+        if self.n == 0:
+            return None
+        if self.overflow is not None and (self.floats or self.name == "avg"):
+            raise self.overflow
+        if self.name == "avg":
+            return self.total / self.n
+        return self.total if self.floats else self.ints
+
+
+class _Extreme(Accumulator):
+    __slots__ = ("name", "greater", "best", "kind")
+
+    def __init__(self, name: str) -> None:
+        super().__init__()
+        self.name = name
+        self.greater = name == "max"
+        self.best: Any = None
+        self.kind = ""
+
+    def add(self, value: Any, at: int) -> None:
+        if value is None or self.bad is not None:
+            return
+        plain = type(value)
+        if (plain is float or plain is int) and self.kind == "number":  # the common case, first
+            if (value > self.best) if self.greater else (value < self.best):
+                self.best = value
+            return
+        kind = kind_of(value)
+        if not self.kind:
+            self.kind = kind
+            self.best = value
+            if kind not in ("number", "string"):
+                self.bad = EvalError(f"{self.name}() needs numbers or strings, got {kind} {value!r:.40}")
+            return
+        if kind != self.kind:
+            self.bad = EvalError(f"{self.name}() needs numbers or strings, got {kind} {value!r:.40}")
+            return
+        if (value > self.best) if self.greater else (value < self.best):
+            self.best = value
+
+    def value(self) -> Any:
+        return self.best
+
+
+class _Welford(Accumulator):
+    __slots__ = ("name", "sample", "root", "n", "mean", "m2")
+
+    def __init__(self, name: str, sample: bool, root: bool) -> None:
+        super().__init__()
+        self.name, self.sample, self.root = name, sample, root
+        self.n, self.mean, self.m2 = 0, 0.0, 0.0
+
+    def add(self, value: Any, at: int) -> None:
+        if value is None or self.bad is not None:
+            return
+        if type(value) is not int and type(value) is not float:
+            self.bad = _not_number(self.name, value)
+            return
+        self.n += 1
+        delta = value - self.mean
+        self.mean += delta / self.n
+        self.m2 += delta * (value - self.mean)
+
+    def value(self) -> Any:
+        if self.n == 0 or (self.sample and self.n == 1):
+            return None
+        var = self.m2 / (self.n - 1 if self.sample else self.n)
+        return math.sqrt(var) if self.root else var
+
+
+class _LastValue(Accumulator):
+    """The value of the latest row (by time; of equal times, the last to come)."""
+
+    __slots__ = ("ignore_null", "seen", "last", "last_at", "present", "present_at")
+
+    def __init__(self, ignore_null: Any) -> None:
+        super().__init__()
+        self.ignore_null = ignore_null
+        self.seen = False
+        self.last: Any = None
+        self.last_at = 0
+        self.present: Any = None
+        self.present_at: Optional[int] = None
+
+    def add(self, value: Any, at: int) -> None:
+        if not self.seen or at >= self.last_at:
+            self.seen, self.last, self.last_at = True, value, at
+        if value is not None and (self.present_at is None or at >= self.present_at):
+            self.present, self.present_at = value, at
+
+    def value(self) -> Any:
+        if type(self.ignore_null) is not bool:
+            raise EvalError(f"last_value() needs a boolean second argument, got {self.ignore_null!r:.40}")
+        return self.present if self.ignore_null else self.last
+
+
+# name -> a new accumulator, from (star, the further arguments' constant values)
+INCREMENTAL: dict[str, Callable[[bool, Sequence[Any]], Accumulator]] = {
+    "count": lambda star, extra: _Count(star),
+    "sum": lambda star, extra: _Sum("sum"),
+    "avg": lambda star, extra: _Sum("avg"),
+    "max": lambda star, extra: _Extreme("max"),
+    "min": lambda star, extra: _Extreme("min"),
+    "stddev": lambda star, extra: _Welford("stddev", False, True),
+    "stddevs": lambda star, extra: _Welford("stddevs", True, True),
+    "var": lambda star, extra: _Welford("var", False, False),
+    "vars": lambda star, extra: _Welford("vars", True, False),
+    "last_value": lambda star, extra: _LastValue(extra[0]),
+}

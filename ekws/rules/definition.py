@@ -68,6 +68,8 @@ class RuleOptions:
     send_error: bool = False
     is_event_time: bool = False  # windows on the records' TIMESTAMP (isEventTime)
     late_tolerance: int = 0  # ms (lateTolerance)
+    max_window_rows: int = 100_000  # rows a window holds (maxWindowRows); more are dropped, counted
+    max_window_groups: int = 10_000  # groups a window holds (maxWindowGroups); the same
     restart: RestartStrategy = field(default_factory=RestartStrategy)
 
 
@@ -174,6 +176,10 @@ def _options(raw: Any) -> RuleOptions:
                 raise InvalidRule(f"options.lateTolerance: expected milliseconds or a duration like \"1s\", "
                                   f"got {value!r:.40}")
             values["late_tolerance"] = _duration_ms(value)
+        elif key == "maxWindowRows":
+            values["max_window_rows"] = _check(key, props.integer(1), value)
+        elif key == "maxWindowGroups":
+            values["max_window_groups"] = _check(key, props.integer(1), value)
         elif key == "restartStrategy":
             values["restart"] = _restart(value)
         elif key in _DURATION_OPTIONS:
@@ -187,7 +193,8 @@ def _options(raw: Any) -> RuleOptions:
                                   f"(only {_INERT_OPTIONS[key]!r})")
         elif key not in _IGNORED_OPTIONS:
             raise InvalidRule(f"options: unknown option {key!r}; ekws rules take bufferLength, overflow, "
-                              "sendError, restartStrategy, isEventTime and lateTolerance")
+                              "sendError, restartStrategy, isEventTime, lateTolerance, maxWindowRows "
+                              "and maxWindowGroups")
     return RuleOptions(**values)
 
 

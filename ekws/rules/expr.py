@@ -21,7 +21,7 @@ __all__ = [
     "between_op", "compare", "comparison_op", "const_value", "equal", "getter", "kind_of", "like_op",
     "like_regex", "make_literal", "or_op", "query_fns", "and_expr", "or_expr", "not_expr",
     "is_null_expr", "inline", "generated",
-    "call_expr",
+    "call_expr", "Rows", "Spread", "unnest_rows",
 ]
 
 Record = dict[str, Any]
@@ -124,6 +124,34 @@ class Expr(NamedTuple):
     # parenthesized), and the values its names stand for; None: call ``fn``.
     code: Optional[str] = None
     env: tuple[tuple[str, Any], ...] = ()
+
+
+class Spread(str):
+    """A select item's key whose value is a dict of columns spread into the output record
+    (``changed_cols``): the projection writes ``**value`` where the item stands."""
+
+
+class Rows(list):  # type: ignore[type-arg]
+    """Several output records from one input record (``unnest``): a rule sends each."""
+
+
+def unnest_rows(record: Record, key: str, name: str) -> Rows:
+    """eKuiper's ProjectSetOperator: one row per element of ``record[key]``, the other columns
+    beside it; an element that is an object gives its keys as columns instead of ``key``
+    (covering a column of the same name, as eKuiper's do)."""
+    values = record[key]
+    if type(values) is not list:
+        raise EvalError(f"the argument for the {name} function should be array")
+    rows = Rows()
+    for value in values:
+        if type(value) is dict:
+            row = {k: v for k, v in record.items() if k != key}
+            row.update(value)
+        else:
+            row = dict(record)
+            row[key] = value
+        rows.append(row)
+    return rows
 
 
 def make_literal(value: Any) -> Expr:
@@ -363,10 +391,14 @@ def call_expr(name: str, impl: Callable[..., Any], args: Sequence[Expr], *, mess
         code, more = inline(arg)
         env.update(more)
         codes.append(code)
-    if null_result is not ... and args:
+    if null_result is not ... and args and any(a.const and const_value(a) is None for a in args):
+        code = f"_z{n}"  # a null literal argument: the call is its null answer
+        env[code] = null_result
+    elif null_result is not ... and any(not a.const for a in args):
+        # Only what varies per record is tested for null; a literal is passed as it is.
         env[f"_z{n}"] = null_result
-        temps = [f"_a{n}_{i}" for i in range(len(codes))]
-        check = " or ".join(f"({t} := {c}) is None" for t, c in zip(temps, codes))
+        temps = [c if a.const else f"_a{n}_{i}" for i, (a, c) in enumerate(zip(args, codes))]
+        check = " or ".join(f"({t} := {c}) is None" for a, t, c in zip(args, temps, codes) if not a.const)
         call = f"_g{n}({', '.join((['m'] if message else []) + temps)})"
         code = f"(_z{n} if {check} else {call})"
     else:
@@ -442,7 +474,7 @@ def query_fns(select_all: bool, items: Sequence[tuple[str, Expr]], where: Option
             namespace[code] = expr.fn
             code += "(d, m)"
         namespace.update(env)
-        entries.append(f"k{n}: {code}")
+        entries.append(f"**{code}" if type(key) is Spread else f"k{n}: {code}")
     star = "**d, " if select_all else ""
     output = f"{{{star}{', '.join(entries)}}}" if items or not select_all else "d"
     condition = ""

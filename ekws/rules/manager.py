@@ -19,13 +19,20 @@ records), ``restartStrategy`` (``attempts``, ``delay`` ms, ``maxDelay`` ms,
 ``multiplier``, ``jitterFactor``: restarts after a failed start or a source
 that gave up), ``isEventTime`` and ``lateTolerance`` (ms: windows on the
 stream's ``TIMESTAMP`` with eKuiper's watermark, see
-:class:`~ekws.rules.window.EventWindowRunner`). eKuiper options that need what
+:class:`~ekws.rules.window.EventWindowRunner`), and ekws's window bounds
+``maxWindowRows`` (default 100,000) and ``maxWindowGroups`` (default 10,000):
+a row over either is dropped, counted in the window's status
+(``dropped_total``, ``groups_dropped_total``) and logged once. eKuiper options that need what
 ekws does not run (``qos`` > 0, ``cron`` ...) are refused unless they hold
 their default.
 
 A rule with a window (``GROUP BY TUMBLINGWINDOW(ss, 5)`` ...) hands its
 records to the window instead (:mod:`ekws.rules.window`); each window that
-fires sends its output rows to the actions one record at a time.
+fires sends its output rows to the actions one record at a time. A query
+whose aggregates all have accumulators (``count sum avg min max stddev var
+last_value`` ...) over a tumbling or count window keeps O(groups) state, not
+rows (:mod:`ekws.rules.grouping`); eKuiper does that only with
+``planOptimizeStrategy.enableIncrementalWindow``, ekws always (the same results).
 
 On a typed stream (``CREATE STREAM demo (temperature FLOAT, ...)``) every
 field the SQL reads must be declared (names under a STRUCT field too): a

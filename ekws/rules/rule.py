@@ -16,6 +16,7 @@ from typing import Any, Optional, Union
 from .. import EkwsError, Message, Peer, Runtime, Status, StreamNotFound, Subscription
 from ..actions import Action, ActionSpec
 from .definition import RuleDef
+from .grouping import Grouping, GroupLimit
 from .window import Emission, EventWindowRunner, WindowRunner
 
 __all__ = ["RUNNING", "STOPPED", "Rule"]
@@ -108,6 +109,9 @@ class Rule:
         self.filter = _Node("filter") if query.has_where else None
         self.window = _Node("window") if query.grouping is not None else None
         self.windows_out = 0  # windows that fired with rows
+        self.window_latency_us = 0  # the last fired window's evaluation and sending (process_latency_us)
+        self.window_invoked: Optional[float] = None  # when a window last fired (last_invocation)
+        self.group_limit = GroupLimit(self.definition.options.max_window_groups)
         self.project = _Node("project")
         self.nodes = [_Node(f"action {spec.kind} #{spec.index}") for spec in self.definition.actions]
         # The hot path counts three numbers; every node's in/out derives from them.
@@ -151,13 +155,18 @@ class Rule:
             grouping = definition.query.grouping
             if grouping is not None:
                 trigger = grouping.triggers if grouping.trigger else None
+                limit = self.group_limit
+                # Incremental (aggregates with accumulators): the window keeps groups, not rows.
+                groups = (lambda: grouping.new_groups(limit)) if grouping.incremental else None
                 if options.is_event_time:
                     self._window = EventWindowRunner(grouping.window, self._on_window, trigger=trigger,
                                                      late_tolerance=options.late_tolerance,
-                                                     state=grouping.state)
+                                                     state=grouping.state, groups=groups,
+                                                     max_rows=options.max_window_rows)
                 else:
                     self._window = WindowRunner(grouping.window, self._on_window, trigger=trigger,
-                                                state=grouping.state)
+                                                state=grouping.state, groups=groups,
+                                                max_rows=options.max_window_rows)
             self._sub = self._runtime.subscribe(
                 definition.query.stream, self._on_message, self._on_error, self._on_status,
                 buffer_length=options.buffer_length, overflow=options.overflow)
@@ -287,6 +296,9 @@ class Rule:
             window.add(msg)
             return
         self.passed += 1
+        if isinstance(record, list):  # unnest(): one record became several (ekws.rules.expr.Rows)
+            self._send_rows(msg, record)
+            return
         self.projected += 1
         # The message is this subscription's own (ekws.Message): it carries the
         # output record on to the actions, without a new object per record.
@@ -303,6 +315,21 @@ class Rule:
         if sub is None or not sub.backlog:  # the last record for now: flush the file actions
             self._flush()
 
+    def _send_rows(self, msg: Message, rows: list[dict[str, Any]]) -> None:
+        """Each row of an ``unnest`` as a record of its own (none for an empty array)."""
+        for row in rows:
+            self.projected += 1
+            out = Message(row, msg.peer, msg.timestamp)
+            if self._omit and not row:
+                self._send_nonempty(out)
+                continue
+            for send, node in self._senders:
+                try:
+                    send(out)
+                except Exception as exc:
+                    node.failed(self.id, exc)
+        self._idle()
+
     def _stop_window(self) -> None:
         window, self._window = self._window, None
         if window is not None:
@@ -314,13 +341,23 @@ class Rule:
         grouping = self.definition.query.grouping
         assert grouping is not None and self.window is not None
         self.windows_out += 1
+        self.window_invoked = time.time()
+        began = time.perf_counter()
         try:
-            results = grouping.evaluate(emission)
+            self._evaluate(grouping, emission)
+        finally:
+            self.window_latency_us = int((time.perf_counter() - began) * 1_000_000)
+
+    def _evaluate(self, grouping: Grouping, emission: Emission) -> None:
+        assert self.window is not None
+        try:
+            results = grouping.evaluate(emission, self.group_limit)
         except Exception as exc:
             node = self.window
             node.failed(self.id, exc, trace=not isinstance(exc, EkwsError))
             if self.definition.options.send_error:
-                self._send_error(f"{node.name}: {exc}", emission.rows[0].peer)
+                peer = emission.peer or Peer(self.definition.query.stream, "", "", 0)
+                self._send_error(f"{node.name}: {exc}", peer)
             self._flush()
             return
         for record, context in results:
@@ -404,6 +441,33 @@ class Rule:
 
     # -- status ----------------------------------------------------------------------------
 
+    def _window_metrics(self, prefix: str) -> dict[str, Any]:
+        """eKuiper's nine op metrics (internal/topo/node/metric/stats_manager.go), then ekws's:
+        rows dropped over maxWindowRows and over maxWindowGroups, late records (event time),
+        and what the window holds now (rows, or groups of an incremental window)."""
+        assert self.window is not None
+        runner = self._window
+        state = runner.state if runner is not None else None
+        incremental = state is not None and state.incremental
+        held = state.held if state is not None else 0
+        values = self.window.metrics(prefix, self.passed, self.windows_out)
+        return {
+            f"{prefix}_records_in_total": values[f"{prefix}_records_in_total"],
+            f"{prefix}_records_out_total": values[f"{prefix}_records_out_total"],
+            f"{prefix}_messages_processed_total": self.passed,
+            f"{prefix}_process_latency_us": self.window_latency_us,
+            f"{prefix}_buffer_length": 0,  # no queue between ekws's nodes: the subscription buffers
+            f"{prefix}_last_invocation": _ms(self.window_invoked),
+            f"{prefix}_exceptions_total": values[f"{prefix}_exceptions_total"],
+            f"{prefix}_last_exception": values[f"{prefix}_last_exception"],
+            f"{prefix}_last_exception_time": values[f"{prefix}_last_exception_time"],
+            f"{prefix}_dropped_total": state.dropped if state is not None else 0,
+            f"{prefix}_groups_dropped_total": self.group_limit.dropped,
+            f"{prefix}_late_total": runner.late if runner is not None else 0,
+            f"{prefix}_held_rows": 0 if incremental else held,
+            f"{prefix}_held_groups": held if incremental else 0,
+        }
+
     def status(self) -> dict[str, Any]:
         """eKuiper's flat status: state, times, then every node's metrics."""
         sub = self._sub
@@ -434,10 +498,7 @@ class Rule:
             out.update(self.filter.metrics(f"op_{n}_filter_0", self.received, self.passed))
             n += 1
         if self.window is not None:
-            out.update(self.window.metrics(f"op_{n}_window_0", self.passed, self.windows_out))
-            runner = self._window
-            out[f"op_{n}_window_0_dropped_total"] = runner.state.dropped if runner is not None else 0
-            out[f"op_{n}_window_0_late_total"] = runner.late if runner is not None else 0
+            out.update(self._window_metrics(f"op_{n}_window_0"))
             n += 1
             out.update(self.project.metrics(f"op_{n}_project_0", self.windows_out, self.projected))
         else:

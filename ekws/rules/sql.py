@@ -53,7 +53,13 @@ name and field names are case-sensitive, as in eKuiper):
 - analytic functions with state (:mod:`ekws.rules.functions.analytic`):
   ``lag latest changed_col had_changed acc_*``, each with an optional
   ``OVER ([PARTITION BY expr, ...] [WHEN condition])``, evaluated on every
-  record before the WHERE.
+  record before the WHERE;
+- select items that expand (per-record queries): ``changed_cols(prefix,
+  ignoreNull, col, ...)`` gives the changed columns as ``prefix + name``
+  (``*``: every field), ``unnest(array)`` (or ``extract(object)``) turns one
+  record into a row per element, ``row_number()`` is 1 (each record is its
+  own set); ``last_hit_count()``/``last_hit_time()``: the records the rule
+  sent before this one, and the event time of the last.
 
 Null semantics (eKuiper's): a missing field is null; a comparison, LIKE,
 IN or BETWEEN with a null operand is false; arithmetic of null is null;
@@ -68,7 +74,11 @@ Output keys: an alias, else a field's last name (``a.b`` gives ``b``,
 ``kuiper_field_<n>`` (the n-th unnamed expression, from 0), as eKuiper names
 them. ``SELECT *`` passes the record itself; ``SELECT *, x AS y`` adds to a copy.
 
-Refused, each with its position: ``last_agg_hit_*``, multi-column
+``last_agg_hit_count()`` and ``last_agg_hit_time()`` (a window query's
+count of emitted rows and the window end of the last, before this row; in
+HAVING only a row that passes counts) are :mod:`ekws.rules.grouping`'s.
+
+Refused, each with its position: multi-column
 ``changed_cols``, analytic functions in a window query, JOIN, ``* EXCEPT``/``*
 REPLACE``, array slices, a second stream, select aliases used in later select
 items, and an unknown function. Every parse problem is a :class:`SQLError`.
@@ -89,6 +99,7 @@ from .expr import (
     Expr,
     Fn,
     Record,
+    Spread,
     and_expr,
     arithmetic_op,
     between_op,
@@ -103,9 +114,19 @@ from .expr import (
     not_expr,
     or_expr,
     query_fns,
+    unnest_rows,
 )
 from .functions import analytic
-from .grouping import Grouping, aggregate_expr, event_time_expr, window_bound_expr
+from .grouping import (
+    AggSpec,
+    Grouping,
+    HitState,
+    agg_spec,
+    aggregate_expr,
+    event_time_expr,
+    hit_expr,
+    window_bound_expr,
+)
 from .window import UNITS, StateConditions, WindowSpec
 
 __all__ = ["EvalError", "FieldRef", "Query", "SQLError", "check_fields", "parse_query"]
@@ -136,7 +157,7 @@ _WINDOWS = frozenset((
     "TUMBLINGWINDOW", "HOPPINGWINDOW", "SLIDINGWINDOW", "SESSIONWINDOW", "COUNTWINDOW", "STATEWINDOW",
 ))
 _AGGREGATES = frozenset(name.upper() for name in AGGREGATES)
-_NOT_RUN = frozenset(("FIRST_VALUE", "ROW_NUMBER", "LAST_AGG_HIT_COUNT", "LAST_AGG_HIT_TIME"))
+_NOT_RUN = frozenset(("FIRST_VALUE", "ROW_NUMBER"))
 _ANALYTIC = frozenset((
     "LAG", "LATEST", "CHANGED_COL", "HAD_CHANGED", "CHANGED_COLS", "ACC_SUM", "ACC_AVG", "ACC_MIN",
     "ACC_MAX", "ACC_COUNT",
@@ -192,7 +213,8 @@ class Query:
     # the WHERE drops the message (``SELECT *``: the message's own record).
     run: Callable[[Message], Optional[Record]]
     references: tuple[FieldRef, ...] = ()  # every field read, in the order written (not meta())
-    analytics: tuple[analytic.Analytic, ...] = ()  # lag(), acc_sum() ...: state, updated by run()
+    # lag(), acc_sum() ... and changed_cols(): state, updated by run()
+    analytics: tuple[analytic.Stateful, ...] = ()
     # GROUP BY a window: the window, groups, HAVING, ORDER BY and LIMIT (``run`` is then
     # the WHERE alone: the record, or None); None for a per-record query.
     grouping: Optional[Grouping] = None
@@ -201,6 +223,8 @@ class Query:
         """Empty the analytic functions' state (a rule starting again starts from nothing)."""
         for node in self.analytics:
             node.reset()
+        if self.grouping is not None and self.grouping.hits is not None:
+            self.grouping.hits.reset()  # last_agg_hit_count() starts from 0 again
 
     def matches(self, msg: Message) -> bool:
         """True when the record passes the WHERE clause (always, without one)."""
@@ -224,9 +248,46 @@ def parse_query(sql: str, *, rule_id: str = "") -> Query:
     return _Parser(sql, rule_id).query()
 
 
-def _analytics_first(nodes: tuple[analytic.Analytic, ...], run: Callable[[Message], Optional[Record]]
+def _unnested(projector: Optional[Callable[[Message], Record]], run: Callable[[Message], Optional[Record]],
+              key: str, name: str
+              ) -> tuple[Callable[[Message], Record], Callable[[Message], Optional[Record]]]:
+    """The query with its ``unnest`` item expanded: each record gives :class:`~ekws.rules.expr.Rows`
+    (typed as a record: a rule tells them apart by ``type(out) is Rows``)."""
+    project = projector if projector is not None else (lambda m: m.data)
+
+    def project_rows(m: Message) -> Record:
+        return cast(Record, unnest_rows(project(m), key, name))
+
+    def run_rows(m: Message) -> Optional[Record]:
+        record = run(m)
+        return None if record is None else cast(Record, unnest_rows(record, key, name))
+    return project_rows, run_rows
+
+
+# Compiled by the parser, not looked up in the function table (row_number is in _NOT_RUN for windows).
+_EXPANDING_OR_COUNTING = frozenset(("ROW_NUMBER", "LAST_HIT_COUNT", "LAST_HIT_TIME", "UNNEST", "EXTRACT",
+                                    "CHANGED_COLS"))
+
+
+def _counting_hits(hits: analytic.Hits, run: Callable[[Message], Optional[Record]]
+                   ) -> Callable[[Message], Optional[Record]]:
+    """A record that passed the WHERE moves ``last_hit_count()`` and ``last_hit_time()`` on."""
+    def run_counted(m: Message) -> Optional[Record]:
+        record = run(m)
+        if record is not None:
+            hits.hit(m.timestamp)
+        return record
+    return run_counted
+
+
+def _analytics_first(stateful: tuple[analytic.Stateful, ...], run: Callable[[Message], Optional[Record]]
                      ) -> Callable[[Message], Optional[Record]]:
-    """eKuiper evaluates analytic functions first, on every record, WHERE or not."""
+    """eKuiper evaluates analytic functions first, on every record, WHERE or not
+    (``changed_cols`` is left to the projection)."""
+    nodes = tuple(node for node in stateful if node.first)
+    if not nodes:
+        return run
+
     def run_analytics(m: Message) -> Optional[Record]:
         d = m.data
         for node in nodes:
@@ -251,11 +312,23 @@ class _Parser:
         self.in_where = False
         self.in_aggregate = False
         self.aggregate_tokens: list[_Token] = []
+        self.agg_specs: list[AggSpec] = []  # every aggregate call, by slot (incremental windows)
+        self.group_keys: list[Expr] = []  # GROUP BY expressions besides the window
+        self.hits = HitState()  # last_agg_hit_count() and last_agg_hit_time()
+        self.uses_hits = False
+        self.hits_in_having = False
+        self.in_having = False
+        self.hit_calls = 0
+        self.hit_aliases: set[str] = set()  # select aliases of expressions calling last_agg_hit_*
         self.tail_aliases: Optional[dict[str, Expr]] = None  # HAVING and ORDER BY read select aliases
         self.window_filter: Optional[Expr] = None
         self.window_trigger: Optional[Fn] = None
         self.state_conditions: Optional[StateConditions] = None
-        self.analytics: list[analytic.Analytic] = []  # in the order they must update
+        self.analytics: list[analytic.Stateful] = []  # in the order they must update
+        self.expanding: list[tuple[_Token, Expr]] = []  # changed_cols, unnest: whole select items
+        self.unnest_key: Optional[str] = None  # the select item unnest() fills
+        self.row_numbers: list[_Token] = []  # and last_hit_*(): per-record queries only
+        self.last_hits: Optional[analytic.Hits] = None
 
     # -- token helpers --------------------------------------------------------------
 
@@ -367,6 +440,10 @@ class _Parser:
             raise self.unexpected("WHERE or the end of the statement" if where is None
                                   else "an operator or the end of the statement")
         grouping = None
+        if grouping_parts is not None and (self.expanding or self.row_numbers):
+            token = (self.expanding[0][0] if self.expanding else self.row_numbers[0])
+            raise self.error(f"{token.text.lower()}() in a window query is not supported by ekws rules",
+                             token)
         if grouping_parts is not None:
             if self.analytics:
                 raise SQLError("analytic functions (lag, acc_sum ...) in a window query are not "
@@ -378,17 +455,26 @@ class _Parser:
                 and_expr(where, self.window_filter))
             _, run = query_fns(True, [], taken)
             window, keys, having, order, limit = grouping_parts
-            grouping = Grouping(window, keys, bool(self.aggregate_tokens or keys), having, order, limit,
+            aggregated = bool(self.aggregate_tokens or keys)
+            grouping = Grouping(window, keys, aggregated, having, order, limit,
                                 projector if projector is not None else lambda m: dict(m.data),
-                                self.window_trigger, self.state_conditions)
+                                self.window_trigger, self.state_conditions, tuple(self.agg_specs),
+                                not aggregated or not all(a.incremental for a in self.agg_specs),
+                                tuple(self.group_keys), self.hits if self.uses_hits else None,
+                                self.hits_in_having)
         elif self.aggregate_tokens:
             token = self.aggregate_tokens[0]
             raise self.error(f"the aggregate function {token.text} needs a window: add GROUP BY "
                              "TUMBLINGWINDOW(ss, 10) or another window", token)
         else:
             projector, run = query_fns(select_all, items, where)
+            if self.unnest_key is not None:
+                srf = self.expanding[0][0].text.lower()
+                projector, run = _unnested(projector, run, self.unnest_key, srf)
             if self.analytics:
                 run = _analytics_first(tuple(self.analytics), run)
+            if self.last_hits is not None:
+                run = _counting_hits(self.last_hits, run)
         return Query(self.sql, self.stream, self.alias, select_all, tuple(item[0] for item in items),
                      where is not None, where.fn if where is not None else None, projector, run,
                      tuple(self.references), tuple(self.analytics), grouping)
@@ -408,7 +494,9 @@ class _Parser:
                         raise self.error("GROUP BY takes one window", token)
                     window = self.window()
                 else:
-                    keys.append(self.expr().fn)
+                    key_expr = self.expr()
+                    keys.append(key_expr.fn)
+                    self.group_keys.append(key_expr)
                 if not self.accept_op(","):
                     break
         self.tail_aliases = {name: expr for name, expr in items}
@@ -418,7 +506,9 @@ class _Parser:
         limit: Optional[int] = None
         if self.at("HAVING"):
             having_token = self.take()
+            self.in_having = True
             having = self.expr().fn
+            self.in_having = False
             if window is None:
                 raise self.error("HAVING needs a GROUP BY window", having_token)
         order: list[tuple[Fn, bool]] = []
@@ -528,16 +618,22 @@ class _Parser:
         while True:
             if self.at_op("*"):
                 raise self.error("'*' must come first in the select list", self.peek())
+            expanding = len(self.expanding)
             self.in_select = True
+            calls = self.hit_calls
             expr = self.expr()
             self.in_select = False
             name = expr.name
+            if self.hit_calls > calls and self.at("AS"):
+                self.hit_aliases.add(str(self.peek(1).value))
             if self.accept("AS"):
                 name = self.name("a field alias")
                 self.aliases.add(name)
             elif name is None:
                 name = f"kuiper_field_{unnamed}"
                 unnamed += 1
+            if len(self.expanding) > expanding:  # changed_cols, unnest: whole items
+                name = self.expanding_item(expanding, expr, name)
             items.append((name, expr))
             if not self.accept_op(","):
                 return select_all, items
@@ -706,6 +802,8 @@ class _Parser:
         first = str(token.value)
         if self.tail_aliases is not None and first in self.tail_aliases and not (
                 self.at_op(".") or self.at_op("->") or self.at_op("[")):
+            if self.in_having and first in self.hit_aliases:  # HAVING lc < 4, lc a hit count
+                self.hits_in_having = True
             return self.tail_aliases[first]
         if self.in_select and first in self.aliases:
             raise self.error(f"{first!r} is an earlier select alias; referring to select aliases "
@@ -758,6 +856,8 @@ class _Parser:
     def call(self) -> Expr:
         token = self.take()
         upper = token.text
+        if upper in _EXPANDING_OR_COUNTING:  # row_number, last_hit_*, unnest, extract, changed_cols
+            return self.special_call(token)
         if upper in _WINDOWS:
             raise self.error(f"the window {upper} belongs in GROUP BY", token)
         if upper in _AGGREGATES:
@@ -770,6 +870,17 @@ class _Parser:
             self.expect_op("(")
             self.expect_op(")")
             return event_time_expr()
+        if upper in ("LAST_AGG_HIT_COUNT", "LAST_AGG_HIT_TIME"):
+            if self.in_where:
+                raise self.error(f"the aggregate function {upper} is not allowed in WHERE (use HAVING)",
+                                 token)
+            self.expect_op("(")
+            self.expect_op(")")
+            self.aggregate_tokens.append(token)
+            self.uses_hits = True
+            self.hit_calls += 1
+            self.hits_in_having = self.hits_in_having or self.in_having
+            return hit_expr(upper.lower(), self.hits)
         if upper in _NOT_RUN:
             raise self.error(f"the function {upper} is not supported by ekws rules", token)
         if upper in _ANALYTIC and upper.lower() not in analytic.ANALYTIC:
@@ -828,6 +939,116 @@ class _Parser:
         self.analytics.append(node)
         return Expr(lambda d, m: node.value, node.name, False)
 
+    def row_number(self, token: _Token) -> Expr:
+        """``row_number()``: the row's number in its set; a per-record query's set is one record."""
+        if not self.in_select:
+            raise self.error("window functions can only be in select fields", token)
+        self.expect_op("(")
+        if not self.at_op(")"):
+            raise self.error("row_number: Expect 0 arguments but found 1.", self.peek())
+        self.expect_op(")")
+        self.row_numbers.append(token)
+        return make_literal(1)._replace(name="row_number")
+
+    def special_call(self, token: _Token) -> Expr:
+        if token.text == "ROW_NUMBER":
+            return self.row_number(token)
+        if token.text in ("LAST_HIT_COUNT", "LAST_HIT_TIME"):
+            return self.last_hit(token)
+        return self.expanding_call(token)
+
+    def last_hit(self, token: _Token) -> Expr:
+        """``last_hit_count()`` / ``last_hit_time()``: the records sent before this one, the last's time."""
+        self.expect_op("(")
+        if not self.at_op(")"):
+            raise self.error(f"{token.text.lower()}: Expect 0 arguments but found 1.", self.peek())
+        self.expect_op(")")
+        self.row_numbers.append(token)
+        if self.last_hits is None:
+            self.last_hits = analytic.Hits()
+            self.analytics.append(self.last_hits)
+        hits = self.last_hits
+        if token.text == "LAST_HIT_COUNT":
+            return Expr(lambda d, m: hits.count, "last_hit_count", False)
+        return Expr(lambda d, m: hits.time, "last_hit_time", False)
+
+    def expanding_call(self, token: _Token) -> Expr:
+        """``unnest(array)``, ``extract(object)`` (rows) and ``changed_cols(...)`` (columns):
+        whole select items (checked by :meth:`expanding_item`), as eKuiper allows them."""
+        name = token.text.lower()
+        if not self.in_select:
+            if name == "changed_cols":
+                raise self.error(f"function {token.value} can only be used inside the select clause", token)
+            raise self.error("select statement shouldn't has srf except fields", token)
+        self.expect_op("(")
+        args: list[Expr] = []
+        columns: list[tuple[str, Optional[Fn]]] = []
+        while not self.at_op(")"):
+            if name == "changed_cols" and len(args) >= 2 and self.at_op("*"):
+                self.take()
+                columns.append(("*", None))
+            else:
+                start = self.peek().pos
+                arg = self.expr()
+                args.append(arg)
+                if len(args) > 2:
+                    columns.append((arg.name or self.sql[start:self.peek().pos].strip(), arg.fn))
+            if not self.accept_op(","):
+                break
+        self.expect_op(")")
+        if name == "changed_cols":
+            return self.changed_cols(token, args, columns)
+        if len(args) != 1:
+            raise self.error(f"{name}: Expect 1 arguments but found {len(args)}.", token)
+        inner = args[0].fn
+        if name == "unnest":
+            fn = inner
+        else:
+            def fn(d: Record, m: Message) -> Any:
+                value = inner(d, m)
+                if value is None:
+                    raise EvalError("the argument for the extract function should be array")
+                if type(value) is not dict:
+                    raise EvalError("extract should use map")
+                return [value]
+        expr = Expr(fn, name, False)
+        self.expanding.append((token, expr))
+        return expr
+
+    def changed_cols(self, token: _Token, args: list[Expr], columns: list[tuple[str, Optional[Fn]]]) -> Expr:
+        count = len(args) + sum(1 for _, fn in columns if fn is None)
+        if count <= 2:
+            raise self.error(f"changed_cols: expect more than two args but got {count}", token)
+        prefix, ignore_null = args[0], args[1]
+        if prefix.const and type(const_value(prefix)) in (int, float, bool):
+            raise self.error("changed_cols: Expect string type for parameter 1", token)
+        if ignore_null.const and type(const_value(ignore_null)) in (int, float, str):
+            raise self.error("changed_cols: Expect bool type for parameter 2", token)
+        node = analytic.ChangedCols(prefix.fn, ignore_null.fn, columns)
+        self.analytics.append(node)
+        expr = Expr(node, None, False)
+        self.expanding.append((token, expr))
+        return expr
+
+    def expanding_item(self, before: int, expr: Expr, name: str) -> str:
+        """The key of a select item that holds ``unnest``/``changed_cols`` (``name``: its alias or
+        given name): it must be the whole item, and a query has one ``unnest`` at most (eKuiper's
+        parser rules)."""
+        token, inner = self.expanding[before]
+        if inner is not expr or len(self.expanding) > before + 1:
+            if token.text != "CHANGED_COLS":
+                raise self.error("select clause shouldn't has nested set-returning-functions", token)
+            raise self.error("changed_cols must be a select item of its own", token)
+        if token.text == "CHANGED_COLS":
+            alias = self.tokens[self.i - 2]
+            if alias.text == "AS":  # the alias was just read
+                raise self.error("changed_cols: name its columns with its prefix, not AS", alias)
+            return Spread(f"changed_cols_{before}")
+        if self.unnest_key is not None:
+            raise self.error("select clause shouldn't has multi set-returning-functions", token)
+        self.unnest_key = name
+        return name
+
     def state_window(self) -> WindowSpec:
         """``STATEWINDOW(begin[, emit]) [OVER (PARTITION BY expr, ...)]`` (the ``(`` taken)."""
         self.in_where = True
@@ -882,7 +1103,8 @@ class _Parser:
                              f"got {given}", token)
         if star and name not in ("count", "collect", "merge_agg", "deduplicate", "last_value"):
             raise self.error(f"{name}(*) is not supported: name a field", token)
-        return aggregate_expr(name, args, star)
+        self.agg_specs.append(agg_spec(name, args, star))
+        return aggregate_expr(name, args, star, len(self.agg_specs) - 1)
 
     def meta(self) -> Expr:
         if self.peek().kind == "string":

@@ -29,6 +29,11 @@ The windows follow eKuiper's ``internal/topo/node/window_op.go``:
   :meth:`WindowState._state_add`.
 
 A window that fires with no rows emits nothing (eKuiper sends an empty list).
+
+Given ``groups`` (a factory of :class:`~ekws.rules.grouping.Groups`, for a
+query the grouping computes incrementally), a tumbling window, or a count
+window whose interval is its count, keeps no rows: each row goes into the
+groups of the window it belongs to, and the emission carries them.
 """
 
 from __future__ import annotations
@@ -80,6 +85,15 @@ class Emission(NamedTuple):
     start: int  # ms
     end: int  # ms
     rows: list[Message]
+    groups: Any = None  # incremental: the window's Groups (and no rows)
+
+    @property
+    def peer(self) -> Optional[Any]:
+        """A row's peer (who to name in an error record)."""
+        if self.rows:
+            return self.rows[0].peer
+        first = getattr(self.groups, "first", None)
+        return None if first is None else first.peer
 
 
 def aligned_end(now_ms: int, raw: int, unit: str) -> int:
@@ -109,8 +123,14 @@ class WindowState:
 
     def __init__(self, spec: WindowSpec, now: int, max_rows: int = 100_000,
                  trigger: Optional[Callable[[Message], bool]] = None,
-                 state: Optional[StateConditions] = None) -> None:
+                 state: Optional[StateConditions] = None,
+                 groups: Optional[Callable[[], Any]] = None) -> None:
         self.spec = spec
+        incremental = groups is not None and (spec.kind == "tumbling" or (
+            spec.kind == "count" and spec.count == spec.count_interval))
+        self._new_groups = groups if incremental else None
+        self._buckets: dict[int, Any] = {}  # incremental: window end (count: 0) -> its Groups
+        self._current: Any = None  # incremental tumbling: the groups of the window ending at _next
         self.conditions = state  # STATEWINDOW: its conditions; rows per partition below
         self._parts: dict[Any, tuple[int, list[Message]]] = {}  # partition -> (start, rows) while open
         self._held = 0
@@ -135,6 +155,8 @@ class WindowState:
 
     def add(self, msg: Message, now: int) -> list[Emission]:
         spec = self.spec
+        if self._new_groups is not None:
+            return self._aggregate(msg, now)
         if spec.kind == "state":
             return self._state_add(msg, now)
         if len(self.rows) >= self.max_rows:
@@ -200,8 +222,14 @@ class WindowState:
             assert self._next is not None
             if spec.kind == "tumbling":
                 self._next = at + spec.length
-                split = self._before(at)
-                out.extend(self._emit(self._last_trigger or at - spec.length, at, split))
+                start = self._last_trigger or at - spec.length
+                if self._new_groups is not None:
+                    self._current = None
+                    groups = self._buckets.pop(at, None)
+                    if groups is not None and (len(groups) or groups.error is not None):
+                        out.append(Emission(start, at, [], groups))
+                else:
+                    out.extend(self._emit(start, at, self._before(at)))
                 self._last_trigger = at
             elif spec.kind == "hopping":
                 self._next = at + spec.interval
@@ -214,6 +242,55 @@ class WindowState:
                 if self.rows and at - self.rows[0][0] >= spec.length:
                     out.extend(self._emit(self._last_trigger, at, self._before(at)))
                     self._last_trigger = at  # the session goes on: its timeout still runs
+
+    def _aggregate(self, msg: Message, now: int) -> list[Emission]:
+        """Incremental: the row goes into its window's groups (no row is kept)."""
+        spec = self.spec
+        assert self._new_groups is not None
+        if spec.kind == "count":
+            groups = self._buckets.get(0)
+            if groups is None:
+                groups = self._buckets[0] = self._new_groups()
+            groups.add(msg, now)
+            self._count += 1
+            if self._count < spec.count:
+                return []
+            self._count = 0
+            del self._buckets[0]
+            return [Emission(now, now, [], groups)] if len(groups) or groups.error is not None else []
+        nxt = self._next
+        assert nxt is not None
+        # The window it belongs to: the next to fire, or (a late timer, or event time ahead of
+        # the watermark) a later one.
+        end = nxt if now < nxt else nxt + spec.length * ((now - nxt) // spec.length + 1)
+        groups = self._buckets.get(end)
+        if groups is None:
+            groups = self._buckets[end] = self._new_groups()
+        if end == nxt:
+            self._current = groups
+        groups.add(msg, now)
+        return []
+
+    def aggregate_now(self, msg: Message, now: int) -> bool:
+        """The hot path of an incremental tumbling window on processing time: the row into the
+        next window's groups; False if it is not that simple (call :meth:`add`)."""
+        groups = self._current
+        if groups is None or now >= self._next:  # type: ignore[operator]  # _next is set: tumbling
+            return False
+        groups.add(msg, now)
+        return True
+
+    @property
+    def incremental(self) -> bool:
+        """Whether it keeps groups of accumulators, not rows."""
+        return self._new_groups is not None
+
+    @property
+    def held(self) -> int:
+        """Rows held (row-based) or groups held (incremental): what the window's memory is."""
+        if self._new_groups is not None:
+            return sum(len(g) for g in list(self._buckets.values()))  # read from another thread
+        return len(self.rows) + self._held
 
     def _state_add(self, msg: Message, now: int) -> list[Emission]:
         """eKuiper's StateWindowOp (window_v2_op.go): a partition opens on ``begin`` and sends
@@ -340,7 +417,8 @@ class WindowRunner:
     def __init__(self, spec: WindowSpec, emit: Callable[[Emission], None], *,
                  timers: Optional[Timers] = None, max_rows: int = 100_000,
                  trigger: Optional[Callable[[Message], bool]] = None,
-                 state: Optional[StateConditions] = None) -> None:
+                 state: Optional[StateConditions] = None,
+                 groups: Optional[Callable[[], Any]] = None) -> None:
         self._timers = timers or TIMERS
         self._clock = self._timers.clock
         self._emit = emit
@@ -350,7 +428,9 @@ class WindowRunner:
         self._stopped = False
         self.records_in = 0
         self.late = 0  # processing time: no record is late
-        self.state = WindowState(spec, self._now(), max_rows, trigger, state)
+        self._moves = spec.kind in ("session", "sliding")  # whether a row moves the next deadline
+        self._fast = groups is not None and spec.kind == "tumbling"
+        self.state = WindowState(spec, self._now(), max_rows, trigger, state, groups)
         with self._lock:
             self._reschedule()
 
@@ -362,8 +442,14 @@ class WindowRunner:
             if self._stopped:
                 return
             self.records_in += 1
-            self._send(self.state.add(msg, self._now()))
-            self._reschedule()
+            now = int(self._clock() * 1000)
+            if self._fast and self.state.aggregate_now(msg, now):
+                return
+            emissions = self.state.add(msg, now)
+            if emissions:
+                self._send(emissions)
+            if self._moves:
+                self._reschedule()
 
     def observe(self, msg: Message) -> None:
         """A record the WHERE dropped: nothing to do on processing time."""
@@ -413,8 +499,10 @@ class EventWindowRunner:
 
     def __init__(self, spec: WindowSpec, emit: Callable[[Emission], None], *, late_tolerance: int = 0,
                  max_rows: int = 100_000, trigger: Optional[Callable[[Message], bool]] = None,
-                 state: Optional[StateConditions] = None) -> None:
+                 state: Optional[StateConditions] = None,
+                 groups: Optional[Callable[[], Any]] = None) -> None:
         self._spec = spec
+        self._groups = groups
         self._conditions = state
         self._emit = emit
         self._tolerance = late_tolerance
@@ -454,7 +542,7 @@ class EventWindowRunner:
             state = self._state
             if state is None:
                 state = self._state = WindowState(self._spec, at, self._max_rows, self._trigger,
-                                                  self._conditions)
+                                                  self._conditions, self._groups)
                 state._last_trigger = at  # eKuiper: the first window starts at the first record
             emissions = []
             if take:

@@ -67,8 +67,8 @@ def test_refused_at_rule_creation(expr: str, error: str) -> None:
 
 @pytest.mark.parametrize(("name", "args", "error"), [
     ("abs", ("x",), "abs: only float64 or int is supported"),
-    ("sqrt", (-1,), "sqrt"),
-    ("ln", (0,), "ln"),
+    ("sqrt", (-1,), "The argument must be a positive number but got -1"),
+    ("ln", (0,), "The argument must be a strictly positive number but got 0"),
     ("mod", (1, 0), "division by zero"),
     ("round", (1, [1]), "expect an int"),
 ])
@@ -79,3 +79,11 @@ def test_run_time_errors_fail_the_record(name: str, args: tuple[Any, ...], error
 
 def test_ceiling_is_ceil() -> None:
     assert lookup("CEILING").impl is lookup("ceil").impl
+
+
+def test_round_keeps_the_sign_and_non_finite_values() -> None:
+    """Go's math.Round: half away from zero, -0 stays -0, NaN and infinities are themselves."""
+    assert math.copysign(1.0, call("round", -0.01, 1)) == -1.0
+    assert math.copysign(1.0, call("round", -0.0)) == -1.0
+    assert [call("round", x, 1) for x in (2.25, -2.25, 0.05, -0.05)] == [2.3, -2.3, 0.1, -0.1]
+    assert math.isnan(call("round", math.nan, 1)) and call("round", -math.inf) == -math.inf

@@ -243,7 +243,7 @@ def test_compiled_once(monkeypatch: pytest.MonkeyPatch) -> None:
     ("SELECT * EXCEPT(a) FROM demo", r"\* EXCEPT"),
     ("SELECT * REPLACE(a + 1 AS a) FROM demo", r"\* REPLACE"),
     ("SELECT children[0:1] FROM demo", "array slices .* column 16"),
-    ("SELECT changed_cols('', true, a) FROM demo", "analytic function CHANGED_COLS"),
+    ("SELECT a FROM demo WHERE changed_cols('', true, a)", "select clause .* column 26"),
     ("SELECT no_such(a) FROM demo", "function no_such not found"),
     ("SELECT a & 1 FROM demo", "bitwise operator '&'"),
     ("SELECT a + 1 AS b, b * 2 AS c FROM demo", "'b' is an earlier select alias.* column 20"),

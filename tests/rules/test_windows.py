@@ -25,6 +25,7 @@ from hypothesis import strategies as st
 import ekws
 from ekws.rules.aggregates import aggregate
 from ekws.rules.expr import EvalError
+from ekws.rules.grouping import GroupLimit
 from ekws.rules.manager import RuleManager
 from ekws.rules.sql import SQLError, parse_query
 from ekws.rules.window import (
@@ -54,12 +55,25 @@ PEER = ekws.Peer("demo", "", "", 0)
 
 def run(sql: str, records: list[tuple[int, dict[str, Any]]], until: int,
         start: int = START) -> list[list[dict[str, Any]]]:
-    """Each window's output rows: the records arrive at their times, the clock stops at ``until``."""
+    """Each window's output rows: the records arrive at their times, the clock stops at ``until``.
+
+    A query the window computes incrementally runs both ways, which must agree."""
+    out = _run(sql, records, until, start, False)
+    grouping = parse_query(sql).grouping
+    if grouping is not None and grouping.incremental:
+        assert _run(sql, records, until, start, True) == out
+    return out
+
+
+def _run(sql: str, records: list[tuple[int, dict[str, Any]]], until: int, start: int,
+         incremental: bool) -> list[list[dict[str, Any]]]:
     query = parse_query(sql)
     assert query.grouping is not None
     grouping = query.grouping
+    limit = GroupLimit()
     state = WindowState(grouping.window, start, trigger=grouping.triggers if grouping.trigger else None,
-                        state=grouping.state)
+                        state=grouping.state,
+                        groups=(lambda: grouping.new_groups(limit)) if incremental else None)
     emissions: list[Emission] = []
     for at, record in records:
         emissions += state.fire(at - 1)  # deadlines before this record
@@ -282,7 +296,17 @@ DEMO_E = [  # mock_data.go "demoE": the stream's TIMESTAMP is "ts"; they arrive 
 
 def run_event(sql: str, records: list[dict[str, Any]],
               tolerance: int) -> tuple[list[list[dict[str, Any]]], int]:
-    """Event time as a rule runs it: every record moves the watermark, those the WHERE takes enter."""
+    """Event time as a rule runs it: every record moves the watermark, those the WHERE takes enter
+    (both ways, when the query is incremental)."""
+    out = _run_event(sql, records, tolerance, False)
+    grouping = parse_query(sql).grouping
+    if grouping is not None and grouping.incremental:
+        assert _run_event(sql, records, tolerance, True) == out
+    return out
+
+
+def _run_event(sql: str, records: list[dict[str, Any]], tolerance: int,
+               incremental: bool) -> tuple[list[list[dict[str, Any]]], int]:
     query = parse_query(sql)
     grouping = query.grouping
     assert grouping is not None
@@ -292,8 +316,10 @@ def run_event(sql: str, records: list[dict[str, Any]],
         rows = [row for row, _ in grouping.evaluate(emission)]
         if rows:
             out.append(rows)
+    limit = GroupLimit()
     runner = EventWindowRunner(grouping.window, emit, late_tolerance=tolerance,
-                               trigger=grouping.triggers if grouping.trigger else None)
+                               trigger=grouping.triggers if grouping.trigger else None,
+                               groups=(lambda: grouping.new_groups(limit)) if incremental else None)
     for record in records:
         msg = ekws.Message(dict(record), PEER, record["ts"])
         if query.run(msg) is None:
@@ -357,6 +383,8 @@ def test_a_real_event_time_rule_counts_late_records(rules: RuleManager, runtime:
 _WINDOW_SQL = [
     "SELECT count(*), avg(temperature) AS avg_temp, max(humidity) AS max_hum FROM demo "
     "GROUP BY TUMBLINGWINDOW(ss, 5) HAVING avg_temp > 30",
+    "SELECT a, sum(x) + min(b) AS s, stddevs(x), last_value(s, false), last_agg_hit_count() FROM demo "
+    "GROUP BY a, b, TUMBLINGWINDOW(ss, 1) HAVING var(x) > 0 ORDER BY s LIMIT 3",
     "SELECT a, collect(b)[0] AS c, sum(x) FROM demo WHERE x > 1 GROUP BY a, COUNTWINDOW(3, 1) "
     "ORDER BY c DESC LIMIT 2",
     "SELECT *, window_start() FROM demo GROUP BY SLIDINGWINDOW(ss, 5, 1) FILTER (WHERE a = 1) "
@@ -393,6 +421,14 @@ def test_mutated_window_queries_raise_only_rule_sql_errors(base: str, edits: lis
         query.grouping.evaluate(Emission(0, 10, msgs))
     except EvalError:
         pass
+    if query.grouping.incremental:  # the accumulators' way too, the same errors only
+        groups = query.grouping.new_groups(GroupLimit())
+        for msg in msgs:
+            groups.add(msg, msg.timestamp)
+        try:
+            query.grouping.evaluate(Emission(0, 10, [], groups))
+        except EvalError:
+            pass
 
 
 @settings(max_examples=200, deadline=None)
@@ -407,3 +443,38 @@ def test_one_pass_statistics_agree_with_the_two_pass_formulas(values: list[Any])
     expected = sum((x - mean) ** 2 for x in numbers) / len(numbers)
     assert got == pytest.approx(expected, rel=1e-6, abs=1e-6)
     assert aggregate("avg", values) == pytest.approx(mean, rel=1e-9, abs=1e-9)
+
+
+def test_last_agg_hit_count_and_time_in_having() -> None:
+    # TestEventWindowRule1 (window_rule_test.go; lateTolerance 1 s): the alias lc in HAVING counts
+    # only the rows that pass; event_time() of a group is its window's end
+    sql = ("SELECT count(*), last_agg_hit_time() as lt, last_agg_hit_count() as lc, event_time() as et "
+           "FROM demoE GROUP BY HOPPINGWINDOW(ss, 2, 1) HAVING lc < 4")
+    out, _ = run_event(sql, DEMO_E, 1000)
+    assert out == [
+        [{"count": 1, "lc": 0, "lt": 0, "et": 1541152487000}],
+        [{"count": 2, "lc": 1, "lt": 1541152487000, "et": 1541152488000}],
+        [{"count": 2, "lc": 2, "lt": 1541152488000, "et": 1541152489000}],
+        [{"count": 2, "lc": 3, "lt": 1541152489000, "et": 1541152490000}]]
+
+
+def test_last_agg_hit_time_against_the_last_value() -> None:
+    # TestEventWindowRule0 (window_rule_test.go; lateTolerance 1 s)
+    sql = ("SELECT count(*), event_time() as et FROM demoE GROUP BY HOPPINGWINDOW(ss, 2, 1) "
+           "HAVING last_value(et, true) - last_agg_hit_time() > 1500")
+    out, _ = run_event(sql, DEMO_E, 1000)
+    assert out == [[{"count": 1, "et": 1541152487000}], [{"count": 2, "et": 1541152490000}]]
+
+
+def test_last_agg_hit_count_in_select_counts_every_row_and_restarts_from_zero() -> None:
+    sql = "SELECT d, last_agg_hit_count() AS n FROM s GROUP BY d, COUNTWINDOW(2)"
+    records = [(START + n, {"d": n % 2}) for n in range(4)]
+    assert run(sql, records, START + 10) == [[{"d": 0, "n": 0}, {"d": 1, "n": 1}],
+                                             [{"d": 0, "n": 2}, {"d": 1, "n": 3}]]
+    query = parse_query(sql)
+    assert query.grouping is not None and query.grouping.hits is not None
+    query.grouping.hits.hit(5)
+    query.reset()
+    assert (query.grouping.hits.count, query.grouping.hits.time) == (0, 0)
+    with pytest.raises(SQLError, match="needs a window"):
+        parse_query("SELECT last_agg_hit_count() FROM s")

@@ -22,6 +22,12 @@ look at the null itself.
 A function raising at run time (a wrong type, say) fails that record only:
 the rule skips it, counts an exception and goes on.
 
+Functions with state or with more than one value are not in the registry:
+the analytic functions (``lag``, ``acc_sum`` ...) and ``changed_cols`` are in
+:mod:`.analytic`; ``unnest``/``extract``, ``row_number`` and
+``last_hit_count``/``last_hit_time`` are compiled by :mod:`ekws.rules.sql`.
+Refused by name (:data:`REFUSED`): ``delay``, ``props``, ``window_trigger``.
+
 Functions of your own
 ---------------------
 A Python function registers with the :func:`function` decorator (exported

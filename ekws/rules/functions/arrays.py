@@ -2,8 +2,9 @@
 ``array_functions.md``, ``object_functions.md``).
 
 Elements are compared as rule SQL's ``=`` compares (a number and a boolean
-are unequal; ``1`` and ``1.0`` are equal). ``array_map`` is not provided
-(it names a function in a string; call the function in the rule instead).
+are unequal; ``1`` and ``1.0`` are equal). ``array_map("round", xs)`` calls a
+one-argument scalar function (built-in or your own) on each element, looked
+up by name once per distinct name.
 Results are new lists and objects: a function never changes its argument.
 """
 
@@ -15,7 +16,7 @@ from typing import Any
 
 from ..expr import EvalError, equal
 from .args import go_str, to_int
-from .registry import Arg, register
+from .registry import NOT_CONST, Arg, FunctionError, check, implementation, lookup, register
 
 MAX_ELEMENTS = 1_000_000  # repeat() and sequence() refuse to build more
 
@@ -137,14 +138,42 @@ def array_except(a: Any, b: Any) -> Any:
 
 
 def _extreme(array: Any, name: str, pick: Any) -> Any:
+    """The first non-null element's kind rules, as eKuiper's ``common_array_funcs.go``: numbers
+    (an int and a float compare as numbers: a JSON array's numbers are all float64 in eKuiper)
+    or strings; any other element is eKuiper's error."""
     items = [x for x in _array(array) if x is not None]
     if not items:
         return None
-    if all(type(x) in (int, float) for x in items):
-        return pick(items)
-    if all(type(x) is str for x in items):
-        return pick(items)
-    raise EvalError(f"{name}: the array elements must all be numbers or all strings")
+    first = type(items[0])
+    wanted: tuple[type, ...]
+    if first is int or first is float:
+        expected, wanted = ("int64" if first is int else "float64"), (int, float)
+    elif first is str:
+        expected, wanted = "string", (str,)
+    else:
+        raise EvalError(f"found invalid arg {_go_type(items[0])}({go_str(items[0])})")
+    for x in items:
+        if type(x) not in wanted:
+            raise EvalError(f"requires {expected} but found {_go_type(x)}({go_str(x)})")
+    return pick(items)
+
+
+def _go_type(value: Any) -> str:
+    """Go's ``%T`` of a JSON value as eKuiper holds it."""
+    kind = type(value)
+    if kind is bool:
+        return "bool"
+    if kind is int:
+        return "int64"
+    if kind is float:
+        return "float64"
+    if kind is str:
+        return "string"
+    if kind is list:
+        return "[]interface {}"
+    if kind is dict:
+        return "map[string]interface {}"
+    return kind.__name__
 
 
 @register("array_max", 1, family="array")
@@ -190,7 +219,7 @@ def sequence(start: Any, stop: Any, step: Any = None) -> list[int]:
 
 @register("array_cardinality", 1, nulls="zero", family="array")
 def array_cardinality(array: Any) -> int:
-    return len(_array(array))
+    return sum(1 for x in _array(array) if x is not None)  # eKuiper's getCount: nulls not counted
 
 
 @register("cardinality", 1, nulls="zero", family="array")
@@ -293,7 +322,7 @@ def values(obj: Any) -> list[Any]:
     return list(_object(obj).values())
 
 
-@register("object_size", 1, family="object")
+@register("object_size", 1, nulls="zero", family="object")
 def object_size(obj: Any) -> int:
     return len(_object(obj))
 
@@ -310,20 +339,29 @@ def obj_to_kvpair_array(obj: Any) -> list[dict[str, Any]]:
 
 @register("object", 2, family="object")
 def object_(names: Any, vals: Any) -> dict[str, Any]:
-    keys_, values_ = _array(names), _array(vals, "second")
-    if len(keys_) != len(values_):
+    if type(names) is not list or any(type(k) is not str for k in names):
+        raise EvalError("first argument should be []string")
+    if type(vals) is not list:
+        raise EvalError("second argument should be []interface{}")
+    if len(names) != len(vals):
         raise EvalError("the length of the arguments should be same")
-    if any(type(k) is not str for k in keys_):
-        raise EvalError("first argument should be array of string")
-    return dict(zip(keys_, values_))
+    return dict(zip(names, vals))
 
 
 @register("zip", 1, family="object")
-def zip_(pairs: Any) -> dict[str, Any]:
+def zip_(pairs: Any) -> Any:
+    if type(pairs) is not list:
+        raise EvalError("each argument should be [][2]interface{}")
+    if not pairs:
+        return None
     out = {}
-    for pair in _array(pairs):
-        if type(pair) is not list or len(pair) != 2 or type(pair[0]) is not str:
-            raise EvalError("each argument should be [string, value]")
+    for pair in pairs:
+        if pair is None:
+            continue  # eKuiper skips a null entry
+        if type(pair) is not list or len(pair) != 2:
+            raise EvalError("each argument should be [][2]interface{}")
+        if type(pair[0]) is not str:
+            raise EvalError("the first element in the list item should be string")
         out[pair[0]] = pair[1]
     return out
 
@@ -352,17 +390,39 @@ def erase(obj: Any, names: Any) -> dict[str, Any]:
     return {k: v for k, v in source.items() if k not in drop}
 
 
-@register("object_pick", 2, None, family="object")
-def object_pick(obj: Any, *names: Any) -> dict[str, Any]:
-    source, wanted = _object(obj), []
-    for name in names:
+@register("object_pick", 2, None, nulls="pass", family="object")
+def object_pick(obj: Any, *names: Any) -> Any:
+    """eKuiper's object_pick: keys as strings or one array of strings; ``a.b`` picks a nested
+    key (keeping its parents); a key that is not a string is skipped, as eKuiper logs and skips."""
+    if obj is None:
+        return None
+    if type(obj) is not dict:
+        raise EvalError(f"the first argument should be a map, got {go_str(obj)}")
+    first = names[0]
+    wanted = first if type(first) is list else names if type(first) is str else ()
+    out: dict[str, Any] = {}
+    for name in wanted:
         if type(name) is str:
-            wanted.append(name)
-        elif type(name) is list and all(type(n) is str for n in name):
-            wanted.extend(name)
-        else:
-            raise EvalError("object_pick: the keys should be strings or arrays of strings")
-    return {k: source[k] for k in wanted if k in source}
+            _pick(out, obj, name)
+    return out
+
+
+def _pick(out: dict[str, Any], source: dict[str, Any], key: str) -> None:
+    *parents, last = key.split(".")
+    node: Any = source
+    for part in parents:
+        node = node.get(part)
+        if type(node) is not dict:
+            return
+    if last not in node:
+        return
+    target = out
+    for part in parents:
+        nested = target.get(part)
+        if type(nested) is not dict:
+            nested = target[part] = {}
+        target = nested
+    target[last] = node[last]
 
 
 def _construct_check(args: Sequence[Arg]) -> None:
@@ -375,10 +435,52 @@ def _construct_check(args: Sequence[Arg]) -> None:
 
 @register("object_construct", 0, None, nulls="pass", validate=_construct_check, family="object")
 def object_construct(*args: Any) -> dict[str, Any]:
+    """A null key is skipped; a null value is kept, as eKuiper's code and tests do
+    (``funcs_obj_test.go``; the reference page says such a pair is left out)."""
     out = {}
     for i in range(0, len(args), 2):
-        if type(args[i]) is not str:
-            raise EvalError(f"the {i + 1}th argument should be a string key")
-        if args[i + 1] is not None:
-            out[args[i]] = args[i + 1]
+        key = args[i]
+        if key is None:
+            continue
+        if type(key) is not str:
+            raise EvalError(f"key {go_str(key)} is not a string")
+        out[key] = args[i + 1]
     return out
+
+
+_MAPPERS: dict[str, Any] = {}
+
+
+def _mapper(name: str) -> Any:
+    found = _MAPPERS.get(name)
+    if found is not None:
+        return found
+    from ..aggregates import AGGREGATES
+    from .analytic import ANALYTIC
+    if name.lower() in AGGREGATES or name.lower() in ANALYTIC:
+        raise EvalError("first argument should be a scalar function.")
+    try:
+        fn = lookup(name)
+    except FunctionError:
+        raise EvalError(f"unknown built-in function: {name}.") from None
+    args = [Arg(NOT_CONST)]
+    try:
+        if fn.message:
+            raise FunctionError(name)
+        check(fn, args)
+        found = implementation(fn, args)
+    except (FunctionError, ValueError):
+        raise EvalError(f"validate {name} arguments failed") from None
+    if len(_MAPPERS) < 1000:  # names come from records: keep the cache bounded
+        _MAPPERS[name] = found
+    return found
+
+
+@register("array_map", 2, family="array")
+def array_map(name: Any, array: Any) -> list[Any]:
+    if type(name) is not str:
+        raise EvalError("first argument should be string")
+    if type(array) is not list:
+        raise EvalError("second argument should be array of interface{}")
+    fn = _mapper(name)
+    return [fn(v) for v in array]

@@ -46,6 +46,9 @@ def _datetime_args(*positions: int, string: Sequence[int] = ()) -> Callable[[Seq
     return validate
 
 
+_FRACTION = re.compile(r":\d\d[.,](\d+)")
+
+
 def to_time(value: Any) -> dt.datetime:
     """eKuiper's ``cast.InterfaceToTime``: epoch ms or a time string, as a local aware datetime."""
     kind = type(value)
@@ -60,8 +63,13 @@ def to_time(value: Any) -> dt.datetime:
         shown = "<nil>" if value is None else f"{kind_of(value)} {value!r:.40}"
         raise EvalError(f"unsupported type to convert to timestamp {shown}")
     try:
-        return (dt.datetime.fromtimestamp(ms // 1000, dt.timezone.utc)
+        when = (dt.datetime.fromtimestamp(ms // 1000, dt.timezone.utc)
                 + dt.timedelta(milliseconds=ms % 1000)).astimezone()
+        if kind is str:
+            fraction = _FRACTION.search(value)  # keep microseconds the ms parse dropped
+            if fraction is not None and len(fraction.group(1)) > 3:
+                when = when.replace(microsecond=int(fraction.group(1)[:6].ljust(6, "0")))
+        return when
     except (OverflowError, OSError, ValueError) as exc:
         raise EvalError(f"time {value!r:.40} out of range: {exc}") from None
 

@@ -21,14 +21,34 @@ _N = expect(NUMBER)
 _I = expect(INT)
 
 
-def _real(name: str, fn: Callable[[float], float]) -> Callable[[Any], float]:
-    def call(x: Any) -> float:
+# eKuiper's answer where the result is not a real number: acos, asin and cot give null
+# (NaN in Go), ln and sqrt its error text; the others an ekws error (JSON has no NaN).
+_NAN_NULL = frozenset(("acos", "asin", "cot"))
+_DOMAIN = {"ln": "The argument must be a strictly positive number but got {}",
+           "log": "The argument must be a strictly positive number but got {}",
+           "sqrt": "The argument must be a positive number but got {}"}
+
+
+def _real(name: str, fn: Callable[[float], float]) -> Callable[[Any], Any]:
+    def call(x: Any) -> Any:
+        value = to_float(x, name)
         try:
-            result = fn(to_float(x, name))
+            result = fn(value)
         except (ValueError, OverflowError, ZeroDivisionError) as exc:
+            if name in _NAN_NULL and isinstance(exc, ValueError):
+                return None
+            if name in _DOMAIN and isinstance(exc, ValueError):
+                raise EvalError(_DOMAIN[name].format(go_str(x))) from None
+            if name == "cot":
+                raise EvalError("out-of-range error") from None
             raise EvalError(f"{name}({x!r:.40}): {exc}") from None
-        if math.isnan(result) or math.isinf(result):
+        if math.isnan(result):
+            if name in _NAN_NULL:
+                return None
             raise EvalError(f"{name}({x!r:.40}) is not a finite number")
+        if math.isinf(result):
+            text = "out-of-range error" if name == "cot" else f"{name}({x!r:.40}) is not a finite number"
+            raise EvalError(text)
         return result
     return call
 
@@ -65,11 +85,16 @@ def _round_bind(args: Sequence[Arg], rule_id: str) -> Callable[..., Any]:
     places = args[1].value if len(args) > 1 else 0
     if type(places) is not int or not -300 <= places <= 300:
         return round_
-    scale, floor, copysign = 10.0 ** places, math.floor, math.copysign
+    scale, floor = 10.0 ** places, math.floor
 
     def round_fixed(x: Any, _digits: Any = 0) -> Any:
-        if type(x) is float and abs(x) < 1e290:
-            return copysign(floor(abs(x) * scale + 0.5) / scale, x)
+        # Half away from zero; a negative keeps its sign (-0.01 rounds to -0.0, as Go's).
+        if type(x) is float and -1e290 < x < 1e290:
+            if x > 0:
+                return floor(x * scale + 0.5) / scale
+            if x < 0:
+                return -(floor(0.5 - x * scale) / scale)
+            return x  # 0.0 and -0.0 as they are
         return round_(x, places)
     return round_fixed
 
@@ -84,8 +109,8 @@ def round_(x: Any, digits: Any = 0) -> Any:
     if places < -300:
         return 0 if type(x) is int else 0.0
     scale = 10.0 ** places
-    if math.isinf(abs(x) * scale):
-        return x
+    if not math.isfinite(abs(x) * scale):
+        return x  # an infinity or NaN rounds to itself, as Go's math.Round
     result = math.copysign(math.floor(abs(x) * scale + 0.5) / scale, x)
     return int(result) if places <= 0 and type(x) is int else result
 
@@ -122,7 +147,7 @@ def mod(x: Any, y: Any) -> float:
 
 
 @register("log", 1, 2, validate=_N, family="math")
-def log(x: Any, base: Any = None) -> float:
+def log(x: Any, base: Any = None) -> Any:
     if base is None:
         return _real("log", math.log10)(x)
     return _real("log", lambda v: math.log(v) / math.log(to_float(x, "log")))(base)
@@ -155,7 +180,15 @@ def bitnot(a: Any) -> int:
 _DIGITS = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 
 
-@register("conv", 3, validate=expect(NUMBER, INT, INT), family="math")
+def _conv_check(args: Sequence[Arg]) -> None:
+    """eKuiper's: the number is any value (read as text); the bases must be integers."""
+    for i in (1, 2):
+        value = args[i].value
+        if type(value) in (float, str, bool):
+            raise ValueError(f"Expect integer type for parameter {i + 1}")
+
+
+@register("conv", 3, validate=_conv_check, family="math")
 def conv(value: Any, from_base: Any, to_base: Any) -> Any:
     """MySQL's CONV, as eKuiper ports it: the longest valid prefix is read (none: 0), a
     negative base is signed, and a negative number in an unsigned base is 64-bit two's

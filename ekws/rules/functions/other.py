@@ -2,7 +2,9 @@
 
 ``meta(key)`` is parsed by :mod:`ekws.rules.sql` (its argument is a name,
 not an expression). ``mqtt(...)`` reads MQTT metadata a WebSocket stream
-does not have: it is null, as eKuiper's missing value. ``rule_start()`` is
+does not have: it is null, as eKuiper's missing value. ``get_keyed_state(key,
+type, default)`` reads eKuiper's keyed state store, which ekws does not have:
+every key is missing, so it is ``default``, as eKuiper answers for a missing key. ``rule_start()`` is
 the time (ms) the rule was created in this process.
 """
 
@@ -14,6 +16,7 @@ from collections.abc import Sequence
 from typing import Any, Callable
 
 from ... import Message
+from ..expr import EvalError
 from .registry import Arg, register
 
 
@@ -66,3 +69,22 @@ def mqtt(key: Any) -> Any:
 @register("bypass", 1, None, nulls="pass", family="other")
 def bypass(*args: Any) -> Any:
     return args[0]
+
+
+_STATE_TYPES = ("bigint", "float", "string", "boolean", "datetime")
+
+
+def _keyed_state_check(args: Sequence[Arg]) -> None:
+    kind = args[1].value
+    if type(kind) in (int, float, bool):
+        raise ValueError("Expect string type for parameter 1")
+    if type(kind) is str and kind not in _STATE_TYPES:
+        raise ValueError("expect one of following value for the 2nd parameter: "
+                         "bigint, float, string, boolean, datetime")
+
+
+@register("get_keyed_state", 3, nulls="pass", validate=_keyed_state_check, family="other")
+def get_keyed_state(key: Any, kind: Any, default: Any) -> Any:
+    if type(key) is not str:
+        raise EvalError(f"key {key} is not a string")
+    return default

@@ -140,12 +140,9 @@ def lookup(name: str) -> Function:
 
 # eKuiper functions ekws knows and does not run, and why.
 REFUSED = {
-    "array_map": "it names a function in a string; call the function in the rule instead",
     "delay": "it would sleep on the rule's worker",
-    "get_keyed_state": "ekws has no keyed state store",
     "props": "ekws has no rule properties store",
-    "unnest": "multi-row functions are not supported",
-    "window_trigger": "ekws rules run no windows",
+    "window_trigger": "ekws windows do not say what fired them",
 }
 
 

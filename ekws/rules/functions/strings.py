@@ -268,5 +268,7 @@ def _replace(pattern: Callable[[str], re.Pattern[str]]) -> Callable[..., Any]:
 register("regexp_matches", 2, nulls="false", validate=_S, bind=_regex_bind(1, _matches),
          family="string")(_matches(_pattern))
 register("regexp_substr", 2, validate=_S, bind=_regex_bind(1, _substr), family="string")(_substr(_pattern))
+# The reference page calls it regexp_substring; eKuiper's code knows only regexp_substr.
+register("regexp_substring", 2, validate=_S, bind=_regex_bind(1, _substr), family="string")(_substr(_pattern))
 register("regexp_replace", 3, validate=_S, bind=_regex_bind(1, _replace),
          family="string")(_replace(_pattern))

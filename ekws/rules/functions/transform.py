@@ -3,8 +3,9 @@
 ``chr``, ``hex2dec``, ``dec2hex``, ``trunc``, ``to_json``, ``parse_json``.
 
 ``cast(x, "datetime")`` gives epoch milliseconds (ekws has no time type);
-``bytea`` is refused: a rule's output is JSON, which has no bytes. ``decode``
-returns the decoded text (UTF-8, invalid bytes replaced).
+``cast(x, "bytea")`` decodes a base64 string to bytes, which a rule's JSON output
+writes back as base64, as eKuiper writes ``[]byte``. ``decode`` returns the
+decoded text (UTF-8, invalid bytes replaced).
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from ..expr import EvalError, kind_of
 from .args import INT, NUMBER, STRING, expect, go_str, to_float, to_int
 from .registry import NOT_CONST, Arg, register
 
-CAST_TYPES = ("bigint", "float", "string", "boolean", "datetime")
+CAST_TYPES = ("bigint", "float", "string", "boolean", "datetime", "bytea")
 
 
 def _cast_check(args: Sequence[Arg]) -> None:
@@ -59,7 +60,13 @@ def cast(value: Any, to: Any) -> Any:
             if type(value) is str:
                 return parse_iso(value)
             raise TypeError(value)
-    except (ValueError, TypeError, OverflowError) as exc:
+        if target == "bytea":
+            if isinstance(value, (bytes, bytearray)):
+                return bytes(value)
+            if type(value) is str:
+                return base64.b64decode(value, validate=True)
+            raise TypeError(value)
+    except (ValueError, TypeError, OverflowError, binascii.Error) as exc:
         raise EvalError(f"cannot cast {kind_of(value)} {value!r:.40} to {target}") from exc
     raise EvalError(f"cast() to unknown type {target!r}")
 

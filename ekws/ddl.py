@@ -1,4 +1,4 @@
-"""``CREATE STREAM`` statements: a tokenizer and a recursive-descent parser.
+"""``CREATE STREAM`` statements: a recursive-descent parser over the one SQL lexer (:mod:`ekws.sqllex`).
 
 Grammar (keywords, type names and option names are case-insensitive)::
 
@@ -18,7 +18,7 @@ quoting was left in the text: ``CREATE STREAM demo'() WITH (...)'`` parses like
 opens a segment that ends at the statement's last single quote. It is never
 ambiguous: a string literal cannot follow the name otherwise.
 
-Parsing is pure; every problem is a :class:`~ekws.errors.DDLError` with the
+Parsing is pure; every problem is a :class:`~ekws.errors.DDLError` (a ``ParseError``) with the
 1-based line and column of the offending token and what was expected.
 
 Options ekws honours beyond the obvious ones:
@@ -47,8 +47,9 @@ from __future__ import annotations
 import logging
 import re
 from dataclasses import dataclass
-from typing import Any, Callable, Final, NamedTuple
+from typing import Any, Callable, Final
 
+from . import sqllex
 from .errors import DDLError, DecodeError
 from .schema import Field, FieldType, convert_value
 from .timestamps import compile_format
@@ -157,7 +158,7 @@ def parse_command(sql: str) -> tuple[str, str | None] | None:
     """
     parser = _Parser(sql)
     token = parser.peek()
-    verb = token.value.upper() if token.kind == "word" else ""
+    verb = token.value.upper() if token.kind == "name" else ""
     if verb == "CREATE":
         return None
     if verb not in ("SHOW", "DROP", "DESCRIBE"):
@@ -199,39 +200,18 @@ def _type_text(ftype: FieldType) -> str:
 
 
 # --------------------------------------------------------------------------
-# Tokenizer
+# Tokens: the one SQL lexer (ekws.sqllex), in its CREATE STREAM dialect
 
 
-class _Token(NamedTuple):
-    kind: str  # "word" | "ident" | "string" | "number" | "punct" | "eof"
-    value: Any  # word/ident/string: str; number: int | float; punct: the character
-    pos: int  # offset of the first character
-    quote: str = ""  # for "string": the quote character
-
-
-_NUMBER = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
-_WORD = re.compile(r"\w+")
-_SPACE = re.compile(r"\s*")
-_ESCAPES: Final = {"n": "\n", "t": "\t", "r": "\r", "\\": "\\", "'": "'", '"': '"', "/": "/"}
-
-
-def _skip_space(src: str, pos: int, end: int) -> int:
-    match = _SPACE.match(src, pos, end)
-    assert match is not None  # \s* matches the empty string
-    return match.end()
-
-
-def _position(src: str, pos: int) -> tuple[int, int]:
-    line = src.count("\n", 0, pos) + 1
-    return line, pos - src.rfind("\n", 0, pos)
+_Token = sqllex.Token
 
 
 def _describe(token: _Token) -> str:
-    if token.kind == "eof":
+    if token.kind == "end":
         return "end of statement"
     if token.kind == "string":
-        return f"string {token.quote}{token.value}{token.quote}"
-    if token.kind == "ident":
+        return f"string {token.text}{token.value}{token.text}"
+    if token.kind == "quoted":
         return f"`{token.value}`"
     if token.kind == "number":
         return f"number {token.value}"
@@ -239,10 +219,11 @@ def _describe(token: _Token) -> str:
 
 
 class _Parser:
-    """One statement's tokenizer and parser; tokens are read lazily, one ahead."""
+    """One statement's parser; tokens are read lazily, one ahead."""
 
     def __init__(self, sql: str) -> None:
         self.src = sql
+        self.lexer = sqllex.Lexer(sql, sqllex.DDL, DDLError)
         self.pos = 0  # where the next token is read
         self.end = len(sql)  # where tokens end: the closing quote of a quoted segment
         self.ahead: _Token | None = None
@@ -250,8 +231,7 @@ class _Parser:
     # -- errors --------------------------------------------------------------
 
     def error(self, message: str, pos: int) -> DDLError:
-        line, column = _position(self.src, pos)
-        return DDLError(message, line=line, column=column)
+        return self.lexer.error(message, pos)
 
     def unexpected(self, token: _Token, expected: str) -> DDLError:
         return self.error(f"unexpected {_describe(token)}: expected {expected}", token.pos)
@@ -260,7 +240,7 @@ class _Parser:
 
     def peek(self) -> _Token:
         if self.ahead is None:
-            self.ahead = self._lex()
+            self.ahead, self.pos = self.lexer.scan(self.pos, self.end)
         return self.ahead
 
     def take(self) -> _Token:
@@ -268,91 +248,31 @@ class _Parser:
         self.ahead = None
         return token
 
-    def _lex(self) -> _Token:
-        src, end = self.src, self.end
-        pos = _skip_space(src, self.pos, end)
-        if pos >= end:
-            self.pos = end
-            return _Token("eof", None, end)
-        char = src[pos]
-        if char in "(),;=":
-            self.pos = pos + 1
-            return _Token("punct", char, pos)
-        if char == "`":
-            close = src.find("`", pos + 1, end)
-            if close < 0:
-                raise self.error("unterminated quoted identifier: expected a closing '`'", pos)
-            if close == pos + 1:
-                raise self.error("empty quoted identifier", pos)
-            self.pos = close + 1
-            return _Token("ident", src[pos + 1 : close], pos)
-        if char in "'\"":
-            return self._lex_string(pos)
-        number = _NUMBER.match(src, pos, end)
-        if number:
-            return self._lex_number(number, pos)
-        word = _WORD.match(src, pos, end)
-        if word:
-            self.pos = word.end()
-            return _Token("word", word.group(), pos)
-        raise self.error(f"unexpected character {char!r}", pos)
-
-    def _lex_string(self, start: int) -> _Token:
-        src, end, quote = self.src, self.end, self.src[start]
-        parts: list[str] = []
-        pos = start + 1
-        while True:
-            found = [i for i in (src.find(quote, pos, end), src.find("\\", pos, end)) if i >= 0]
-            stop = min(found, default=-1)
-            if stop < 0:
-                raise self.error(f"unterminated string: expected a closing {quote}", start)
-            parts.append(src[pos:stop])
-            if src[stop] == quote:
-                self.pos = stop + 1
-                return _Token("string", "".join(parts), start, quote)
-            escaped = src[stop + 1 : stop + 2] if stop + 1 < end else ""
-            if escaped not in _ESCAPES:
-                raise self.error(f"invalid escape sequence \\{escaped} in string", stop)
-            parts.append(_ESCAPES[escaped])
-            pos = stop + 2
-
-    def _lex_number(self, match: re.Match[str], pos: int) -> _Token:
-        text = match.group()
-        after = match.end()
-        if after < self.end and _WORD.match(self.src, after, after + 1):
-            raise self.error(f"invalid number {text + self.src[after]!r}", pos)
-        self.pos = after
-        try:
-            value: int | float = float(text) if any(c in text for c in ".eE") else int(text)
-        except ValueError:  # more digits than int() converts
-            raise self.error("number literal too long", pos) from None
-        return _Token("number", value, pos)
-
     # -- grammar -------------------------------------------------------------
 
     def keyword(self, word: str) -> _Token:
         token = self.take()
-        if token.kind != "word" or token.value.upper() != word:
+        if token.kind != "name" or token.value.upper() != word:
             raise self.unexpected(token, f"'{word}'")
         return token
 
     def punct(self, char: str) -> _Token:
         token = self.take()
-        if token.kind != "punct" or token.value != char:
+        if token.kind != "op" or token.value != char:
             raise self.unexpected(token, f"'{char}'")
         return token
 
     def at_punct(self, char: str) -> bool:
         token = self.peek()
-        return token.kind == "punct" and token.value == char
+        return token.kind == "op" and token.value == char
 
     def at_keyword(self, word: str) -> bool:
         token = self.peek()
-        return token.kind == "word" and token.value.upper() == word
+        return token.kind == "name" and token.value.upper() == word
 
     def name(self, what: str) -> str:
         token = self.take()
-        if token.kind in ("word", "ident") or (token.kind == "string" and token.quote == '"'):
+        if token.kind in ("name", "quoted") or (token.kind == "string" and token.text == '"'):
             if not token.value:
                 raise self.error(f"empty {what}", token.pos)
             return str(token.value)
@@ -385,13 +305,13 @@ class _Parser:
         if self.at_punct(";"):
             self.take()
         token = self.take()
-        if token.kind != "eof":
+        if token.kind != "end":
             raise self.unexpected(token, "end of statement")
 
     def _open_quote(self) -> int | None:
         """Enter a ``'...'`` segment right after the name; return the closing quote's offset."""
         assert self.ahead is None
-        start = _skip_space(self.src, self.pos, len(self.src))
+        start = self.lexer.skip_space(self.pos)
         if not self.src.startswith("'", start):
             return None
         tail = self.src.rstrip()
@@ -418,11 +338,11 @@ class _Parser:
             seen.add(field.name)
             fields.append(field)
             token = self.take()
-            if token.kind == "punct" and token.value == "," and self.at_punct(")"):
+            if token.kind == "op" and token.value == "," and self.at_punct(")"):
                 token = self.take()  # a trailing comma, as eKuiper's parser allows
-            if token.kind == "punct" and token.value == ")":
+            if token.kind == "op" and token.value == ")":
                 return tuple(fields)
-            if token.kind != "punct" or token.value != ",":
+            if token.kind != "op" or token.value != ",":
                 raise self.unexpected(token, "',' or ')'")
 
     def field(self, depth: int) -> Field:
@@ -434,7 +354,7 @@ class _Parser:
         token = self.take()
         if token.kind in ("number", "string"):
             literal = token.value
-        elif token.kind == "word" and token.value.upper() in ("TRUE", "FALSE"):
+        elif token.kind == "name" and token.value.upper() in ("TRUE", "FALSE"):
             literal = token.value.upper() == "TRUE"
         else:
             raise self.unexpected(token, "a literal (number, string, TRUE or FALSE)")
@@ -446,7 +366,7 @@ class _Parser:
 
     def field_type(self, depth: int) -> FieldType:
         token = self.take()
-        word = token.value.upper() if token.kind == "word" else ""
+        word = token.value.upper() if token.kind == "name" else ""
         if word in _SCALAR_TYPES:
             return FieldType(word.lower())
         if word in ("ARRAY", "STRUCT"):
@@ -469,7 +389,7 @@ class _Parser:
             return options
         while True:
             token = self.take()
-            if token.kind != "word":
+            if token.kind != "name":
                 raise self.unexpected(token, "an option name")
             option = token.value.upper()
             check = _OPTIONS.get(option)
@@ -486,19 +406,19 @@ class _Parser:
             try:
                 options[option.lower()] = check(value.value)
             except ValueError as exc:
-                shown = f"{value.quote}{value.value}{value.quote}"
+                shown = f"{value.text}{value.value}{value.text}"
                 raise self.error(f"invalid {option} {shown}: {exc}", value.pos) from None
             self.check_option(option, options, fields, value.pos)
             token = self.take()
-            if token.kind == "punct" and token.value == "," and self.at_punct(")"):
+            if token.kind == "op" and token.value == "," and self.at_punct(")"):
                 token = self.take()  # a trailing comma, as eKuiper's parser allows
-            if token.kind == "punct" and token.value == ")":
+            if token.kind == "op" and token.value == ")":
                 if "TIMESTAMP_FORMAT" in seen and "TIMESTAMP" not in seen:
                     raise self.error("TIMESTAMP_FORMAT without TIMESTAMP: it says how the TIMESTAMP "
                                      "field reads, and ekws uses it for nothing else",
                                      seen["TIMESTAMP_FORMAT"])
                 return options
-            if token.kind != "punct" or token.value != ",":
+            if token.kind != "op" or token.value != ",":
                 raise self.unexpected(token, "',' or ')'")
 
     def check_option(self, option: str, options: dict[str, Any], fields: tuple[Field, ...], pos: int) -> None:

@@ -10,7 +10,9 @@ catch an error.
 
     EkwsError
     ├── ConfigError (also ValueError)    bad file, key or value; names file:key
-    ├── DDLError (also ValueError)       bad CREATE STREAM; names line and column
+    ├── ParseError (also ValueError)     a statement does not parse; names line and column
+    │   ├── DDLError                     bad CREATE STREAM
+    │   └── SQLError                     bad rule SQL, or a construct ekws does not run
     ├── DecodeError                      one message could not be decoded
     ├── NotFound (also KeyError)         no stream, rule or conf key has this name
     ├── Exists                           the name is taken
@@ -52,16 +54,29 @@ class ConfigError(EkwsError, ValueError):
         self.key = key
 
 
-class DDLError(EkwsError, ValueError):
-    """A ``CREATE STREAM`` statement could not be parsed.
+class ParseError(EkwsError, ValueError):
+    """A statement could not be parsed: a ``CREATE STREAM`` or a rule's SQL.
 
-    ``line`` and ``column`` are 1-based and point at the offending token.
+    ``line`` and ``column`` are 1-based and point at the offending token (0
+    when the problem has no place, e.g. the SQL is not a string); the
+    message ends with ``at line L, column C``. ``reason`` is the message
+    without the place, for a layer that words it its own way. Both front
+    ends share one lexer (:mod:`ekws.sqllex`).
     """
 
     def __init__(self, message: str, *, line: int = 0, column: int = 0) -> None:
         super().__init__(f"{message} at line {line}, column {column}" if line else message)
+        self.reason = message
         self.line = line
         self.column = column
+
+
+class DDLError(ParseError):
+    """A ``CREATE STREAM`` (or another stream statement) could not be parsed."""
+
+
+class SQLError(ParseError):
+    """A rule's SQL is malformed or uses what ekws does not run (also ``ekws.rules.sql.SQLError``)."""
 
 
 class DecodeError(EkwsError):
@@ -108,7 +123,18 @@ class StreamExists(StreamError, Exists):
 
 
 class ConnectError(EkwsError):
-    """A client-mode dial, TLS handshake or WebSocket handshake failed."""
+    """A client-mode dial, TLS handshake or WebSocket handshake failed.
+
+    When the server answered the upgrade with another HTTP status,
+    ``status`` is that status and ``body`` the response body (``ekws tail``
+    shows the service's own words for a refusal); otherwise ``status`` is
+    None and ``body`` empty.
+    """
+
+    def __init__(self, message: str, *, status: int | None = None, body: bytes = b"") -> None:
+        super().__init__(message)
+        self.status = status
+        self.body = body
 
 
 class ProtocolError(EkwsError):

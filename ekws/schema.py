@@ -9,13 +9,18 @@ the convenient one-shot form.
 Conversion rules (``None``, i.e. JSON ``null``, is kept as ``None`` for every
 type: it is SQL NULL, not a mismatch):
 
-* BIGINT: ``int``; a ``float`` with an integral value; a decimal string
-  (``"42"``, ``"4.0"``, ``"1e3"``). ``bool`` is not a number here.
-* FLOAT: ``int`` or ``float``; a decimal string. ``"NaN"``/``"inf"`` are not.
+* BIGINT: ``int``; a ``float`` with an integral value; a number string with
+  an integral value (``"42"``, ``"1_000"``, ``"4.0"``, ``"1e3"``). ``bool`` is not
+  a number here.
+* FLOAT: ``int`` or ``float``; a number string (``"2.5"``, ``"1_000"``, and the
+  specials ``"NaN"``, ``"inf"``, as eKuiper's ``cast`` reads them). Number
+  strings are read by :mod:`ekws.values`, the same grammar as rule ``cast()``.
 * STRING: ``str``; numbers become ``str(value)``; booleans ``"true"``/``"false"``.
-* BOOLEAN: ``bool``; ``"true"``/``"false"`` in any case.
+* BOOLEAN: ``bool``; ``"true"``/``"false"``, ``"t"``/``"f"``, ``"1"``/``"0"`` in any
+  case (:func:`ekws.values.parse_bool`, as rule ``cast()`` reads them).
 * DATETIME: an ``int`` (milliseconds since the epoch; an integral ``float`` is
-  made an ``int``) or an ISO-8601 string. The value is *validated and kept as
+  made an ``int``) or an ISO-8601 string, read as ``cast(x, 'datetime')`` and
+  ``TIMESTAMP`` read it (:func:`ekws.timestamps.parse_iso`). The value is *validated and kept as
   given*, not turned into :class:`datetime.datetime`, so records stay
   JSON-serialisable for actions and the REST API.
 * BYTEA: ``bytes``; a base64 string is decoded to ``bytes``.
@@ -36,14 +41,14 @@ from __future__ import annotations
 
 import base64
 import binascii
-import datetime
 import functools
 import json
-import re
 from dataclasses import dataclass
 from typing import Any, Callable, Final
 
 from .errors import DecodeError
+from .timestamps import parse_iso
+from .values import parse_bool, parse_float, parse_int
 
 __all__ = ["KINDS", "NO_DEFAULT", "Field", "FieldType", "convert_record", "convert_value", "make_converter"]
 
@@ -139,7 +144,6 @@ Converter = Callable[[Any], Any]
 RecordConverter = Callable[[dict[str, Any]], dict[str, Any]]
 
 _ABSENT: Final = object()
-_NUMBER = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
 
 
 class _Invalid(Exception):
@@ -183,18 +187,10 @@ def _to_bigint(value: Any) -> Any:
     if kind is float and value.is_integer():  # False for nan and inf
         return int(value)
     if kind is str:
-        text = value.strip()
-        if _NUMBER.fullmatch(text):
-            try:
-                return int(text)
-            except ValueError:  # "4.0", "1e3", or more digits than int() allows
-                try:
-                    number = float(text)
-                except ValueError:
-                    pass
-                else:
-                    if number.is_integer():
-                        return int(number)
+        try:
+            return parse_int(value)  # the one number grammar (ekws.values), as cast() reads it
+        except ValueError:
+            pass
     raise _Invalid("")
 
 
@@ -208,9 +204,10 @@ def _to_float(value: Any) -> Any:
         except OverflowError:
             pass
     elif kind is str:
-        text = value.strip()
-        if _NUMBER.fullmatch(text):
-            return float(text)
+        try:
+            return parse_float(value)
+        except ValueError:
+            pass
     raise _Invalid("")
 
 
@@ -229,11 +226,10 @@ def _to_boolean(value: Any) -> Any:
     if type(value) is bool:
         return value
     if type(value) is str:
-        lowered = value.lower()
-        if lowered == "true":
-            return True
-        if lowered == "false":
-            return False
+        try:
+            return parse_bool(value)
+        except ValueError:
+            pass
     raise _Invalid("")
 
 
@@ -244,12 +240,9 @@ def _to_datetime(value: Any) -> Any:
     if kind is float and value.is_integer():
         return int(value)
     if kind is str:
-        text = value.strip()
-        if text[-1:] in ("Z", "z"):  # fromisoformat accepts "Z" only from Python 3.11
-            text = text[:-1] + "+00:00"
         try:
-            datetime.datetime.fromisoformat(text)
-        except ValueError:
+            parse_iso(value)  # the ISO reader of cast(x, 'datetime') and TIMESTAMP (ekws.timestamps)
+        except (ValueError, OverflowError):
             pass
         else:
             return value

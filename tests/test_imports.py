@@ -44,16 +44,17 @@ def _resolve(module: str, node: ast.ImportFrom) -> str:
     return ".".join(base + ([node.module] if node.module else []))
 
 
-def _imports(module: str, tree: ast.Module) -> list[tuple[str, str | None, int]]:
+def _imports(module: str, tree: ast.Module, *, deep: bool = False) -> list[tuple[str, str | None, int]]:
     """(imported module, imported name or None, line) for each import at module level.
 
     An ``if TYPE_CHECKING:`` block counts: a cycle there is still a cycle to a reader.
+    With ``deep``, imports inside functions count too (a lazy import is still an edge).
     """
     found: list[tuple[str, str | None, int]] = []
-    body = list(tree.body)
+    body = list(ast.walk(tree)) if deep else list(tree.body)
     while body:
         node = body.pop(0)
-        if isinstance(node, (ast.If, ast.Try)):
+        if isinstance(node, (ast.If, ast.Try)) and not deep:
             body[:0] = list(node.body) + [n for h in getattr(node, "handlers", []) for n in h.body] \
                 + list(node.orelse) + list(getattr(node, "finalbody", []))
         elif isinstance(node, ast.Import):
@@ -70,10 +71,10 @@ def _imports(module: str, tree: ast.Module) -> list[tuple[str, str | None, int]]
     return found
 
 
-def _graph() -> dict[str, set[str]]:
+def _graph(*, deep: bool = False) -> dict[str, set[str]]:
     graph: dict[str, set[str]] = {name: set() for name in MODULES}
     for module, tree in MODULES.items():
-        for target, _name, _line in _imports(module, tree):
+        for target, _name, _line in _imports(module, tree, deep=deep):
             if target in MODULES and target != module:
                 graph[module].add(target)
     return graph
@@ -131,22 +132,25 @@ def test_the_cycle_finder_finds_a_cycle():
     assert _find_cycle({"a": {"b"}, "b": set()}) is None
 
 
-# Known reverse edges, to be removed, not added to: the HTTP views annotate
-# their argument as the Service (a TYPE_CHECKING import of service.app, which
-# builds the REST app from them). They go when service/http gets its own
-# entry point (the domain-error table rework of issue 15).
-KNOWN_REVERSE = {
-    ("ekws.service.http.rules", "ekws.service.app"),
-    ("ekws.service.http.status", "ekws.service.app"),
-    ("ekws.service.http.streams", "ekws.service.app"),
-}
-
-
 def test_no_import_cycles_among_ekws_modules():
-    graph = _graph()
-    for module, target in KNOWN_REVERSE:
-        graph[module].discard(target)
+    graph = _graph()  # TYPE_CHECKING imports count: service/http types the service by a Protocol (ports.py)
     assert sum(map(len, graph.values())) > 50  # the graph was really built
+    cycle = _find_cycle(graph)
+    assert cycle is None, "import cycle: " + " -> ".join(cycle or [])
+
+
+# The one lazy import that still closes a cycle, to be removed, not added to:
+# Runtime.query (the SDK core) imports the rule engine inside the method, and the
+# engine's ContinuousQuery types its runtime. The fix is on the engine's side (it
+# could register its query factory with the runtime), not an allowance here.
+KNOWN_LAZY = {("ekws.runtime", "ekws.rules.continuous")}
+
+
+def test_no_import_cycles_even_through_imports_inside_functions():
+    graph = _graph(deep=True)  # lazy imports are edges too (cli.commands -> cli.tail, ekws -> wire.server)
+    for module, target in KNOWN_LAZY:
+        graph[module].discard(target)
+    assert sum(map(len, graph.values())) > sum(map(len, _graph().values()))  # it saw more edges
     cycle = _find_cycle(graph)
     assert cycle is None, "import cycle: " + " -> ".join(cycle or [])
 

@@ -19,9 +19,12 @@ is the disk cache (:class:`~ekws.actions.cache.DiskCache`): what waits
 survives a rule or service restart, and after a reconnect the backlog is
 resent ``resendInterval`` apart.
 
-What the server sends is read by ekws's own protocol code
-(:class:`ekws.wire.protocol.Connection`), not websocket-client's ``recv``, which
-would buffer a frame of any size the server announces: pings are answered,
+The connection is client mode's one dial (:func:`ekws.wire.client.dial`:
+TCP, TLS from :mod:`ekws.wire.tls`, the upgrade, one ``connectTimeout``
+deadline), so the action connects exactly where a stream would, and a rule
+stop cuts a dial short. What the server sends is read by ekws's own protocol
+code (:class:`ekws.wire.protocol.Connection`), which never buffers a frame
+of any size the server announces: pings are answered,
 a close is echoed, data messages are dropped, and a message over
 ``MAX_READ_MESSAGE`` bytes fails the connection with 1009 as soon as its
 header arrives (nothing of it is buffered). The failure is counted and the
@@ -49,11 +52,10 @@ import threading
 from collections.abc import Iterator
 from typing import Any, Optional, Union
 
-import websocket
-
 from .. import Broadcaster, ConfigError, EkwsError, Message, ServerError
 from ..backoff import backoff, should_retry
 from ..config import SourceProps, websocket_config_from_dict
+from ..wire.client import close_connection, dial
 from ..wire.protocol import Connection, ConnectionState
 from ..wire.tls import client_context
 from . import Action, ActionError, Item, Props
@@ -193,7 +195,10 @@ class WebsocketAction(Action):
         self._resend = 0.0  # enableCache's resendInterval, seconds
         self._cond = threading.Condition()
         self._stopping = threading.Event()
-        self._ws: Optional[websocket.WebSocket] = None
+        # The socket of the dial or connection in progress: close() shuts it down from
+        # its own thread to cut a dial short or wake a send stuck on a server that stopped reading.
+        self._sock_lock = threading.Lock()
+        self._sock: Optional[socket.socket] = None
         self._ssl: Optional[ssl.SSLContext] = None
         self.records_out = 0
         self.exceptions = 0
@@ -222,15 +227,20 @@ class WebsocketAction(Action):
         self.deliver(Item(msg.data, msg.data, msg.peer, msg.timestamp))
 
     def close(self) -> None:
-        """Send what is buffered if connected (within STOP_TIMEOUT), then close with code 1000."""
+        """Send what is buffered if connected (within STOP_TIMEOUT), then close with code 1000.
+
+        A dial in progress is cut short at once: nothing is buffered on a
+        connection that is not up yet.
+        """
         with self._cond:
             self._stopping.set()
             self._cond.notify_all()
+        if not self.connected:
+            self._cut()  # wakes a TLS handshake or upgrade (the TCP connect polls the stop flag)
         if self._thread.is_alive():
             self._thread.join(STOP_TIMEOUT)
-        ws = self._ws
-        if ws is not None:  # the thread is stuck in a send: cut it off
-            _shutdown(ws)
+        if self._thread.is_alive():  # the thread is stuck in a send: cut it off
+            self._cut()
             self._thread.join(STOP_TIMEOUT)
         with self._cond:
             self._queue.close()  # the disk cache keeps what is left for the next start
@@ -250,7 +260,7 @@ class WebsocketAction(Action):
     def _failed(self, exc: BaseException) -> None:
         self.exceptions += 1
         text, url = str(exc), self._config.url
-        self.last_exception = text if text.startswith(url) else f"{url}: {text}"
+        self.last_exception = text if url in text else f"{url}: {text}"
         logger.warning("%s: %s", self.name, self.last_exception)
 
     def _run(self) -> None:
@@ -259,8 +269,10 @@ class WebsocketAction(Action):
         failures = 0
         while not self._stopping.is_set():
             try:
-                ws = self._dial()
-            except (websocket.WebSocketException, OSError, ValueError) as exc:
+                sock = self._dial()
+            except EkwsError as exc:
+                if self._stopping.is_set():
+                    return
                 failures += 1
                 self._failed(exc)
                 if not should_retry(None, failures, policy.max_retries):
@@ -273,33 +285,44 @@ class WebsocketAction(Action):
             failures = 0
             delays = backoff(policy.initial_delay, policy.max_delay)
             try:
-                self._serve(ws)
-            except (websocket.WebSocketException, OSError, EkwsError) as exc:
+                self._serve(sock)
+            except (OSError, EkwsError) as exc:
                 if not self._stopping.is_set():
                     self._failed(exc)
             finally:
                 self.connected = False
-                self._ws = None
-                _shutdown(ws)
+                self._track(None)
+                _shutdown(sock)
             if not self._stopping.is_set() and self._stopping.wait(next(delays)):
                 return
 
-    def _dial(self) -> websocket.WebSocket:
+    def _track(self, sock: Optional[socket.socket]) -> None:
+        with self._sock_lock:
+            self._sock = sock
+
+    def _cut(self) -> None:
+        with self._sock_lock:
+            sock = self._sock
+        if sock is not None:
+            try:
+                # socket.socket's: SSLSocket.shutdown would also drop the TLS object under the sender
+                socket.socket.shutdown(sock, socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+    def _dial(self) -> socket.socket:
+        """Client mode's one dial (:func:`ekws.wire.client.dial`), interruptible by close()."""
         props = self._config.props
-        sslopt: dict[str, object] = {"context": self._ssl} if self._ssl is not None else {}
-        if props.insecure_skip_verify:
-            sslopt["check_hostname"] = False
-        ws: websocket.WebSocket = websocket.create_connection(
-            self._config.url, timeout=props.connect_timeout,
-            header=[f"{name}: {value}" for name, value in props.request_header],
-            subprotocols=list(props.subprotocols) or None, sslopt=sslopt, enable_multithread=True)
-        self._ws = ws
+        sock = dial(self._config.url, props, self._stopping, context=self._ssl, track=self._track)
+        # Sends are bounded as websocket-client bounded them: a server that stops reading
+        # for connectTimeout fails the connection, and the record is sent again after the reconnect.
+        sock.settimeout(props.connect_timeout)
         self.connected = True
         self.connects += 1
         logger.info("%s: connected to %s", self.name, self._config.url)
-        return ws
+        return sock
 
-    def _serve(self, ws: websocket.WebSocket) -> None:
+    def _serve(self, sock: socket.socket) -> None:
         queue, cond = self._queue, self._cond
         conn = Connection(client=True, where=self._config.url, max_message_size=MAX_READ_MESSAGE)
         sent = 0
@@ -309,15 +332,18 @@ class WebsocketAction(Action):
             with cond:
                 if not queue:
                     if self._stopping.is_set():
-                        ws.close(websocket.STATUS_NORMAL, timeout=1)
+                        close_connection(sock, conn)  # code 1000, the answer awaited up to 1 s
                         return
                     cond.wait(IDLE_POLL)
                 payload = queue.peek()
             if payload is None:
-                _read(ws, conn)
+                _read(sock, conn)
                 continue
             try:
-                ws.send(payload.decode("utf-8", "replace"))
+                if conn.state is not ConnectionState.OPEN:
+                    raise EkwsError(f"{self._config.url}: the connection is closed")
+                conn.send(payload.decode("utf-8", "replace"))
+                sock.sendall(conn.data_to_send())
             except BaseException:
                 with cond:
                     queue.release()  # sent again after the reconnect
@@ -331,10 +357,10 @@ class WebsocketAction(Action):
             self.records_out += 1
             sent += 1
             if sent % READ_EVERY == 0:
-                _read(ws, conn)
+                _read(sock, conn)
 
 
-def _read(ws: websocket.WebSocket, conn: Connection) -> None:
+def _read(sock: socket.socket, conn: Connection) -> None:
     """Read what the server sent, without blocking and within ``MAX_READ_MESSAGE``.
 
     Pings get their pong and a close its echo (``conn`` queues both); data
@@ -343,13 +369,10 @@ def _read(ws: websocket.WebSocket, conn: Connection) -> None:
     Raises:
         MessageTooBig, ProtocolError: the server broke the bound or the
             protocol (the close frame with 1009/1002 is sent first).
-        websocket.WebSocketConnectionClosedException: the server closed.
+        EkwsError: the server closed the connection.
     """
-    sock = ws.sock
-    if sock is None:
-        raise websocket.WebSocketConnectionClosedException("the connection is closed")
     timeout = sock.gettimeout()
-    sock.setblocking(False)  # websocket-client's sends expect its timeout back (finally)
+    sock.setblocking(False)  # the sends expect the timeout back (finally)
     try:
         for _ in range(MAX_READS):
             try:
@@ -368,18 +391,13 @@ def _read(ws: websocket.WebSocket, conn: Connection) -> None:
             if conn.state is ConnectionState.CLOSED:
                 if conn.error is not None:
                     raise conn.error
-                raise websocket.WebSocketConnectionClosedException(
-                    f"the server closed the connection (code {conn.close_code})")
+                raise EkwsError(f"{conn.where}: the server closed the connection (code {conn.close_code})")
     finally:
         sock.settimeout(timeout)
 
 
-def _shutdown(ws: websocket.WebSocket) -> None:
-    """Shut the socket down: wakes a thread blocked in a send, never blocks itself."""
-    sock = ws.sock
-    ws.connected = False
-    if sock is None:
-        return
+def _shutdown(sock: socket.socket) -> None:
+    """Shut the socket down and close it: never blocks."""
     try:
         socket.socket.shutdown(sock, socket.SHUT_RDWR)
     except OSError:

@@ -37,7 +37,7 @@ class Client:
     """One REST call per command, with the bearer token when one is set."""
 
     def __init__(self, host: str, port: int, token: str | None) -> None:
-        self.host, self.port, self._token = host, port, token
+        self.host, self.port, self.token = host, port, token
 
     def call(self, method: str, path: str, body: Any = None) -> tuple[int, str]:
         headers = {"Accept": "application/json"}
@@ -45,8 +45,8 @@ class Client:
         if body is not None:
             data = json.dumps(body).encode("utf-8")
             headers["Content-Type"] = "application/json"
-        if self._token:
-            headers["Authorization"] = f"Bearer {self._token}"
+        if self.token:
+            headers["Authorization"] = f"Bearer {self.token}"
         conn = http.client.HTTPConnection(self.host, self.port, timeout=TIMEOUT)
         try:
             conn.request(method, path, body=data, headers=headers)
@@ -153,9 +153,13 @@ class Commands:
 
 
 def _tail(commands: Commands, words: list[str]) -> int:
-    from .tail import command  # ekws tail STREAM: a websocket, not one REST call
+    """``ekws tail STREAM``: a websocket (:mod:`ekws.cli.tail`), not one REST call."""
+    if len(words) != 1 or words[0].startswith("-"):
+        raise UsageError("tail STREAM (prints the stream's records as JSON lines until Ctrl-C)")
+    from .tail import tail  # here, not at the top: the other verbs never load the websocket client
 
-    return command(commands, words)
+    client = commands.client
+    return tail(client.host, client.port, client.token, words[0], commands.out, commands.err)
 
 
 VERBS: dict[str, Callable[[Commands, list[str]], int]] = {

@@ -21,39 +21,47 @@ import threading
 from typing import Any, TextIO
 from urllib.parse import quote
 
-import websocket
+from ..config import SourceProps
+from ..errors import ConnectError, EkwsError
+from ..wire.client import close_connection, dial
+from ..wire.protocol import CLOSED, Connection
 
 OK, FAILED = 0, 1
 CONNECT_TIMEOUT = 10.0
+RECV_SIZE = 64 * 1024
 
 
-def _refusal(exc: websocket.WebSocketBadStatusException) -> str:
-    body: Any = getattr(exc, "resp_body", None) or b""
+def _refusal(exc: ConnectError) -> str:
     try:
-        message = json.loads(body).get("message")
+        message = json.loads(exc.body).get("message")
     except (ValueError, AttributeError, TypeError):
         message = None
-    return str(message) if message else f"HTTP {exc.status_code}"
+    return str(message) if message else f"HTTP {exc.status}"
 
 
 def tail(host: str, port: int, token: str | None, stream: str, out: TextIO | None = None,
          err: TextIO | None = None) -> int:
-    """Print ``stream``'s records until Ctrl-C; returns the exit code."""
+    """Print ``stream``'s records until Ctrl-C; returns the exit code.
+
+    The connection is client mode's one dial (:func:`ekws.wire.client.dial`)
+    and its records are read by :class:`ekws.wire.protocol.Connection`, which
+    validates UTF-8 and answers pings, as a stream's reader does.
+    """
     out = out or sys.stdout
     err = err or sys.stderr
     url = f"ws://{host}:{port}/streams/{quote(stream, safe='')}/tail"
-    headers = [f"Authorization: Bearer {token}"] if token else []
+    headers = (("Authorization", f"Bearer {token}"),) if token else ()
+    props = SourceProps(name="tail", addr=f"{host}:{port}", request_header=headers,
+                        connect_timeout=CONNECT_TIMEOUT)
     try:
-        ws = websocket.create_connection(url, header=headers, timeout=CONNECT_TIMEOUT,
-                                         http_no_proxy=[host], skip_utf8_validation=False)
-    except websocket.WebSocketBadStatusException as exc:
-        print(f"ekws: tail {stream}: {_refusal(exc)}", file=err)
+        sock = dial(url, props)
+    except ConnectError as exc:
+        if exc.status is not None:
+            print(f"ekws: tail {stream}: {_refusal(exc)}", file=err)
+        else:
+            print(f"ekws: cannot reach ekws at {host}:{port}: is `ekws run` running? ({exc})", file=err)
         return FAILED
-    except (OSError, websocket.WebSocketException) as exc:
-        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
-        print(f"ekws: cannot reach ekws at {host}:{port}: is `ekws run` running? ({reason})", file=err)
-        return FAILED
-    ws.settimeout(None)  # wait for records as long as it takes; Ctrl-C interrupts
+    conn = Connection(client=True, where=url, max_message_size=None)
     shown = dropped = 0
     code = OK
     # Ctrl-C interrupts a wait for records at once, but never a record half
@@ -74,47 +82,56 @@ def tail(host: str, port: int, token: str | None, stream: str, out: TextIO | Non
         while not interrupted:
             waiting = True
             try:
-                opcode, frame = ws.recv_data_frame(False)
+                data = sock.recv(RECV_SIZE)  # no timeout: wait for records as long as it takes
             finally:
                 waiting = False
-            if opcode == websocket.ABNF.OPCODE_CLOSE:
-                reason = _close_text(frame.data)
-                print(f"ekws: tail {stream}: the service ended the tail ({reason})", file=err)
+            if not data:
+                conn.receive_eof()
+            messages = conn.receive_data(data) if data else []
+            owed = conn.data_to_send()
+            if owed:
+                sock.sendall(owed)
+            for message in messages:
+                text = message if isinstance(message, str) else message.decode("utf-8", "replace")
+                if text.startswith('{"dropped"'):
+                    dropped = int(json.loads(text).get("dropped", dropped))
+                    print(f"ekws: tail {stream}: {dropped} record(s) dropped so far: this tail reads slower "
+                          "than the stream receives (the stream is not slowed)", file=err, flush=True)
+                    continue
+                out.write(text + "\n")
+                out.flush()
+                shown += 1
+            if conn.state is CLOSED:
+                if conn.error is not None:
+                    print(f"ekws: tail {stream}: the connection failed: {conn.error}", file=err)
+                elif conn.close_code == 1006:
+                    print(f"ekws: tail {stream}: the connection failed: the service closed it without "
+                          "a close frame", file=err)
+                else:
+                    print(f"ekws: tail {stream}: the service ended the tail ({_close_text(conn)})", file=err)
                 code = FAILED
                 break
-            text = frame.data.decode("utf-8") if isinstance(frame.data, bytes) else str(frame.data)
-            if text.startswith('{"dropped"'):
-                dropped = int(json.loads(text).get("dropped", dropped))
-                print(f"ekws: tail {stream}: {dropped} record(s) dropped so far: this tail reads slower "
-                      "than the stream receives (the stream is not slowed)", file=err, flush=True)
-                continue
-            out.write(text + "\n")
-            out.flush()
-            shown += 1
     except KeyboardInterrupt:
         pass
     except BrokenPipeError:  # stdout closed: `ekws tail s | head`
         _quiet_stdout(out)
-    except (OSError, websocket.WebSocketException) as exc:
+    except (OSError, EkwsError) as exc:
         print(f"ekws: tail {stream}: the connection failed: {exc}", file=err)
         code = FAILED
     finally:
         if previous is not None:
             signal.signal(signal.SIGINT, previous)
-        try:
-            ws.close(timeout=1)
-        except (OSError, websocket.WebSocketException):
-            pass
+        close_connection(sock, conn)
+        sock.close()
     print(f"ekws: tail {stream}: {shown} record(s) shown, {dropped} dropped", file=err)
     return code
 
 
-def _close_text(data: bytes) -> str:
-    if len(data) >= 2:
-        code = int.from_bytes(data[:2], "big")
-        reason = data[2:].decode("utf-8", "replace")
-        return f"code {code}{': ' + reason if reason else ''}"
-    return "no close code"
+def _close_text(conn: Connection) -> str:
+    if conn.close_code is None or conn.close_code == 1005:
+        return "no close code"
+    reason = conn.close_reason
+    return f"code {conn.close_code}{': ' + reason if reason else ''}"
 
 
 def _quiet_stdout(out: TextIO) -> None:
@@ -125,13 +142,3 @@ def _quiet_stdout(out: TextIO) -> None:
         os.close(devnull)
     except (OSError, ValueError):
         pass
-
-
-def command(commands: Any, words: list[str]) -> int:
-    """The ``tail`` verb of :mod:`ekws.cli.commands`: ``ekws tail STREAM``."""
-    from .commands import UsageError
-
-    if len(words) != 1 or words[0].startswith("-"):
-        raise UsageError("tail STREAM (prints the stream's records as JSON lines until Ctrl-C)")
-    client = commands.client
-    return tail(client.host, client.port, client._token, words[0], commands.out, commands.err)

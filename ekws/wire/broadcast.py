@@ -287,9 +287,14 @@ class Broadcaster:
         """
         return self._route.handle(environ, start_response)
 
-    # -- the clients, called by the route ------------------------------------------------------
+    # -- the route's side: a documented internal API -----------------------------------------
+    #
+    # The route (the server side of the path: admission, one sender loop per client)
+    # reaches the broadcaster's client table only through these four methods, which
+    # take the table's lock themselves; an application never calls them.
 
-    def _add(self, client: _Client) -> bool:
+    def admit(self, client: _Client) -> bool:
+        """Internal (the route): add a client that completed its upgrade; False once closed."""
         with self._lock:
             if self._closed:
                 return False
@@ -297,17 +302,24 @@ class Broadcaster:
             self.clients_total += 1
         return True
 
-    def _remove(self, client: _Client) -> None:
+    def release(self, client: _Client) -> None:
+        """Internal (the route): a client left; its queue is dropped and its sends summed up."""
         with self._lock:
             self._clients = tuple(c for c in self._clients if c is not client)
             self._sent_done += client.sent
             client.queue.clear()
 
-    def _take(self, client: _Client) -> list[str]:
+    def take_queued(self, client: _Client) -> list[str]:
+        """Internal (the route): everything queued for ``client``, oldest first, taken off its queue."""
         with self._lock:
             batch = list(client.queue)
             client.queue.clear()
         return batch
+
+    def count_slow(self) -> None:
+        """Internal (the route): a client was disconnected for not reading (``slow_total``)."""
+        with self._lock:
+            self.slow_total += 1
 
 
 class _Route(ServerRoute):
@@ -342,7 +354,7 @@ class _Route(ServerRoute):
             stopped = self._stopped
             if not stopped:
                 self._connections.add(client)
-        if stopped or not self.owner._add(client):
+        if stopped or not self.owner.admit(client):
             client.link.close(1001, "broadcast closed")
             with self._lock:
                 self._connections.discard(client)
@@ -354,7 +366,7 @@ class _Route(ServerRoute):
         except OSError:
             conn.receive_eof()
         finally:
-            self.owner._remove(client)
+            self.owner.release(client)
             with self._lock:
                 self._connections.discard(client)
             client.done.set()
@@ -384,7 +396,7 @@ class _Route(ServerRoute):
                 link.feed(data)  # pongs and the close handshake; data messages are dropped
                 data = b""
                 continue
-            batch = owner._take(client)
+            batch = owner.take_queued(client)
             if batch:
                 try:
                     for start in range(0, len(batch), SEND_BATCH):  # one write per slice
@@ -392,8 +404,7 @@ class _Route(ServerRoute):
                         link.send_many(chunk)
                         client.sent += len(chunk)
                 except socket.timeout:
-                    with owner._lock:
-                        owner.slow_total += 1
+                    owner.count_slow()
                     logger.warning("broadcast %s: client %s took nothing for %.0f s; disconnected (1008)",
                                    self.path, client.peer.address, owner.send_timeout)
                     link.close(1008, "client too slow", EkwsError(

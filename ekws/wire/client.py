@@ -313,8 +313,9 @@ def dial(url: str, props: SourceProps, stop: threading.Event | None = None, *,
          track: Callable[[socket.socket | None], None] | None = None) -> socket.socket:
     """Open a WebSocket connection to ``url``: TCP, TLS (wss) and the HTTP upgrade.
 
-    The one dial of client mode, used by :class:`ClientSource` and the
-    connectivity check, so that the check fails exactly where a stream would.
+    The one dial for every outgoing WebSocket: :class:`ClientSource`, the
+    client-mode ``websocket`` action, the connectivity check and ``ekws tail``,
+    so that the check fails exactly where a stream or an action would.
     ``props.connect_timeout`` is **one deadline** for all of it: the TCP
     connect, the TLS handshake and the whole upgrade (status line and every
     header line); a server that trickles its answer cannot stretch it. Each
@@ -345,6 +346,32 @@ def dial(url: str, props: SourceProps, stop: threading.Event | None = None, *,
         raise
     sock.settimeout(None)
     return sock
+
+
+def close_connection(sock: socket.socket, conn: Connection, code: int = 1000,
+                     grace: float = CLOSE_GRACE) -> None:
+    """The close handshake from our side on a dialled socket: send ``code``, wait up to ``grace``.
+
+    For the single-threaded users of :func:`dial` (the websocket action, ``ekws
+    tail``); nothing is raised, and the socket is left open for the caller to
+    close. A connection already closed only gets what it still owes sent.
+    """
+    try:
+        conn.close(code)
+        owed = conn.data_to_send()
+        if owed:
+            sock.sendall(owed)
+        sock.settimeout(grace)
+        while conn.state is not CLOSED:
+            data = sock.recv(RECV_SIZE)
+            if not data:
+                return
+            conn.receive_data(data)
+            owed = conn.data_to_send()
+            if owed:
+                sock.sendall(owed)
+    except (OSError, EkwsError):
+        pass
 
 
 def _timed_out(props: SourceProps) -> str:
@@ -452,6 +479,9 @@ def _upgrade(url: str, sock: socket.socket, props: SourceProps, deadline: float,
             why = "stopped"
         else:
             why = _why(exc, sock, props)
+        if isinstance(exc, websocket.WebSocketBadStatusException):
+            body = exc.resp_body if isinstance(exc.resp_body, bytes) else b""
+            raise ConnectError(f"cannot connect to {url}: {why}", status=exc.status_code, body=body) from exc
         raise ConnectError(f"cannot connect to {url}: {why}") from exc
     finally:
         watchdog.cancel()

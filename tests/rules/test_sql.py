@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import ekws
-from ekws.rules import sql as sqlmod
+from ekws import sqllex
 from ekws.rules.sql import EvalError, SQLError, parse_query
 
 PEER = ekws.Peer("demo", "/api/data", "10.0.0.7:5000", 3)
@@ -210,7 +210,7 @@ def test_compiled_once(monkeypatch: pytest.MonkeyPatch) -> None:
 
     def no_lexing(self: Any) -> Any:
         raise AssertionError("re-parsed while running")
-    monkeypatch.setattr(sqlmod._Lexer, "tokens", no_lexing)
+    monkeypatch.setattr(sqllex.Lexer, "tokens", no_lexing)  # the one lexer, rules and DDL
     msg = ekws.Message({"a": 2, "s": "XY".lower()}, PEER, 0)
     assert query.matches(msg) and query.project(msg) == {"b": 4, "lower": "xy"}
 
@@ -250,8 +250,8 @@ def test_compiled_once(monkeypatch: pytest.MonkeyPatch) -> None:
     ("SELECT a FROM demo WHERE", "expected an expression, got the end"),
     ("SELECT FROM demo", "expected an expression, got 'FROM'"),
     ("SELECT a demo", "expected FROM"),
-    ("SELECT a FROM demo WHERE a = 'x", "unterminated string at line 1, column 30"),
-    ("SELECT `a FROM demo", "unterminated `quoted name`"),
+    ("SELECT a FROM demo WHERE a = 'x", "unterminated string: expected a closing ' at line 1, column 30"),
+    ("SELECT `a FROM demo", "unterminated quoted identifier: expected a closing '`' at line 1, column 8"),
     ("SELECT a FROM demo /* no end", "unterminated /\\* comment"),
     ("SELECT a FROM demo WHERE a = 1 b", "expected an operator or the end"),
     ("SELECT lower(a, b) FROM demo", r"lower: Expect 1 arguments but found 2\."),

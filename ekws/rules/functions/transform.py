@@ -20,6 +20,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from ...timestamps import parse_iso
+from ...values import parse_bool, parse_float, parse_int
 from ..expr import EvalError, kind_of
 from .args import INT, NUMBER, STRING, expect, go_str, to_float, to_int
 from .registry import NOT_CONST, Arg, register
@@ -40,21 +41,16 @@ def _cast_check(args: Sequence[Arg]) -> None:
 def cast(value: Any, to: Any) -> Any:
     target = go_str(to)
     try:
+        # Number text is read by ekws.values, as a stream schema's BIGINT and FLOAT read it.
         if target == "bigint":
-            if type(value) is str:
-                return int(float(value)) if any(c in value for c in ".eE") else int(value)
-            return int(value)
+            return parse_int(value) if type(value) is str else int(value)
         if target == "float":
-            return float(value)
+            return parse_float(value) if type(value) is str else float(value)
         if target == "string":
             return go_str(value)
         if target == "boolean":
             if type(value) is str:
-                if value.lower() in ("true", "1", "t"):
-                    return True
-                if value.lower() in ("false", "0", "f"):
-                    return False
-                raise ValueError(value)
+                return parse_bool(value)
             if type(value) in (int, float, bool):
                 return bool(value)
             raise TypeError(value)

@@ -46,7 +46,7 @@ from .rest import ApiError, Route
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIEnvironment
 
-    from ..app import Service
+    from .ports import ServicePort
 
 logger = logging.getLogger(__name__)
 
@@ -72,10 +72,10 @@ class LivePlugin:
         self._tails: set[Broadcaster] = set()
         self.rates = status.Rates()
 
-    def start(self, service: Service) -> None:
+    def start(self, service: ServicePort) -> None:
         self._stopping.clear()
 
-    def stop(self, service: Service) -> None:
+    def stop(self, service: ServicePort) -> None:
         """End every event stream and close every tail (1001)."""
         self._stopping.set()
         with self._lock:
@@ -85,10 +85,10 @@ class LivePlugin:
 
     # -- routes ---------------------------------------------------------------------------
 
-    def _page(self, service: Service, request: Request) -> Response:
+    def _page(self, service: ServicePort, request: Request) -> Response:
         return status.page(service, request)
 
-    def _status(self, service: Service, request: Request) -> Response:
+    def _status(self, service: ServicePort, request: Request) -> Response:
         return status.json_snapshot(status.snapshot(service, self.rates))
 
     def _take_slot(self) -> None:
@@ -97,12 +97,12 @@ class LivePlugin:
         if not self._slots.acquire(blocking=False):
             raise ApiError(503, f"too many live views (tails and status pages) at once: at most {MAX_LIVE}")
 
-    def _events(self, service: Service, request: Request) -> Response:
+    def _events(self, service: ServicePort, request: Request) -> Response:
         self._take_slot()
         return status.event_response(status.events(lambda: status.snapshot(service, self.rates),
                                                    self._stopping, self._slots.release))
 
-    def _tail(self, service: Service, request: Request, name: str) -> Response:
+    def _tail(self, service: ServicePort, request: Request, name: str) -> Response:
         if name not in service.runtime.streams():
             raise ApiError(404, f"no stream named {name!r}")
         origin = request.headers.get("Origin")
@@ -119,7 +119,7 @@ class LivePlugin:
 
     # -- one tail, in its request thread ----------------------------------------------------
 
-    def serve_tail(self, service: Service, name: str, environ: WSGIEnvironment,
+    def serve_tail(self, service: ServicePort, name: str, environ: WSGIEnvironment,
                    start_response: StartResponse) -> Iterable[bytes]:
         props = SourceProps(max_connections=1, ping_interval=20.0, max_message_size=64 * 1024)
         tail = Broadcaster.standalone(f"/streams/{name}/tail", props, buffer_length=TAIL_BUFFER,
@@ -155,7 +155,7 @@ class LivePlugin:
 class _TailResponse(Response):
     """A response that, when Werkzeug calls it, serves the tail over the upgraded socket."""
 
-    def __init__(self, plugin: LivePlugin, service: Service, name: str) -> None:
+    def __init__(self, plugin: LivePlugin, service: ServicePort, name: str) -> None:
         super().__init__()
         self._serve = (plugin, service, name)
 

@@ -47,7 +47,7 @@ from ..metrics import CONTENT_TYPE, render
 from .rest import ApiError, Route, json_body, json_response
 
 if TYPE_CHECKING:
-    from ..app import Service
+    from .ports import ServicePort
 
 logger = logging.getLogger(__name__)
 
@@ -62,7 +62,7 @@ class RulesPlugin:
     def __init__(self) -> None:
         self.manager: RuleManager | None = None
         self.declared: set[str] = set()
-        self._service: Service | None = None
+        self._service: ServicePort | None = None
         self.routes: Sequence[Route] = [
             Route("/rules", ("GET",), self.list_rules),
             Route("/rules", ("POST",), self.create_rule),
@@ -78,7 +78,7 @@ class RulesPlugin:
 
     # -- lifecycle ---------------------------------------------------------------------
 
-    def start(self, service: Service) -> None:
+    def start(self, service: ServicePort) -> None:
         """Declared rules, then stored ones. A taken port is fatal, as for streams.
 
         Raises:
@@ -121,7 +121,7 @@ class RulesPlugin:
         except Exception:  # noqa: S110 - the rule logged it and shows it in its status
             pass
 
-    def stop(self, service: Service) -> None:
+    def stop(self, service: ServicePort) -> None:
         """Stop every rule (delivering what their subscriptions hold); stored states stay."""
         if self.manager is not None:
             self.manager.close()
@@ -152,7 +152,7 @@ class RulesPlugin:
 
     # -- routes --------------------------------------------------------------------------
 
-    def list_rules(self, service: Service, request: Request) -> Response:
+    def list_rules(self, service: ServicePort, request: Request) -> Response:
         rules = self._rules()
         out = []
         for rule_id in rules.ids():
@@ -163,7 +163,7 @@ class RulesPlugin:
             out.append({"id": rule_id, "status": list_status(status)})
         return json_response(out)
 
-    def create_rule(self, service: Service, request: Request) -> Response:
+    def create_rule(self, service: ServicePort, request: Request) -> Response:
         body = json_body(request)
         self._rules()  # 409 between stop and exit
         rule_id = body.get("id") if isinstance(body, dict) else None
@@ -188,10 +188,10 @@ class RulesPlugin:
                 pass
         return definition
 
-    def describe_rule(self, service: Service, request: Request, rule_id: str) -> Response:
+    def describe_rule(self, service: ServicePort, request: Request, rule_id: str) -> Response:
         return json_response(self._call(self._rules().describe, rule_id))
 
-    def update_rule(self, service: Service, request: Request, rule_id: str) -> Response:
+    def update_rule(self, service: ServicePort, request: Request, rule_id: str) -> Response:
         """eKuiper's upsert: a new id is created; ``triggered`` (default true) says whether it runs after."""
         body = json_body(request)
         rules = self._rules()
@@ -213,7 +213,7 @@ class RulesPlugin:
         self._store().put_rule(rule_id, definition.body, definition.triggered)
         return Response(f"Rule {rule_id} was updated successfully.", 200, mimetype="text/plain")
 
-    def drop_rule(self, service: Service, request: Request, rule_id: str) -> Response:
+    def drop_rule(self, service: ServicePort, request: Request, rule_id: str) -> Response:
         rules = self._rules()
         self._call(rules.describe, rule_id)
         self._check_writable(rule_id)
@@ -222,22 +222,22 @@ class RulesPlugin:
         logger.info("rule %s dropped", rule_id)
         return Response(f"Rule {rule_id} is dropped.", 200, mimetype="text/plain")
 
-    def start_rule(self, service: Service, request: Request, rule_id: str) -> Response:
+    def start_rule(self, service: ServicePort, request: Request, rule_id: str) -> Response:
         self._lifecycle(self._rules().start, rule_id, True)
         return Response(f"Rule {rule_id} was started", 200, mimetype="text/plain")
 
-    def stop_rule(self, service: Service, request: Request, rule_id: str) -> Response:
+    def stop_rule(self, service: ServicePort, request: Request, rule_id: str) -> Response:
         self._lifecycle(self._rules().stop, rule_id, False)
         return Response(f"Rule {rule_id} was stopped.", 200, mimetype="text/plain")
 
-    def restart_rule(self, service: Service, request: Request, rule_id: str) -> Response:
+    def restart_rule(self, service: ServicePort, request: Request, rule_id: str) -> Response:
         self._lifecycle(self._rules().restart, rule_id, True)
         return Response(f"Rule {rule_id} was restarted", 200, mimetype="text/plain")
 
-    def rule_status(self, service: Service, request: Request, rule_id: str) -> Response:
+    def rule_status(self, service: ServicePort, request: Request, rule_id: str) -> Response:
         return json_response(self._call(self._rules().status, rule_id))
 
-    def metrics(self, service: Service, request: Request) -> Response:
+    def metrics(self, service: ServicePort, request: Request) -> Response:
         """Prometheus text: every stream's metrics, then every rule's, node's and action's."""
         groups: list[tuple[str, dict[str, str], dict[str, Any]]] = []
         for name in service.runtime.streams():

@@ -33,7 +33,7 @@ from ... import ConfigError, StreamNotFound, __version__
 from .rest import json_response
 
 if TYPE_CHECKING:
-    from ..app import Service
+    from .ports import ServicePort
 
 PERIOD = 1.0  # seconds between two SSE events
 CSP = ("default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; "
@@ -48,7 +48,7 @@ def page_text() -> str:
     return data.decode("utf-8")
 
 
-def page(service: Service, request: Request) -> Response:
+def page(service: ServicePort, request: Request) -> Response:
     response = Response(page_text(), 200, mimetype="text/html")
     response.headers["Content-Security-Policy"] = CSP
     response.headers["Cache-Control"] = "no-store"
@@ -60,7 +60,7 @@ def page(service: Service, request: Request) -> Response:
 # -- the snapshot -----------------------------------------------------------------------------
 
 
-def rule_manager(service: Service) -> Any:
+def rule_manager(service: ServicePort) -> Any:
     """The rule manager a plugin gave the service, if any (found by what it can do)."""
     candidates = [getattr(service, "rules", None)]
     for plugin in service.plugins:
@@ -72,7 +72,7 @@ def rule_manager(service: Service) -> Any:
     return None
 
 
-def _stream(service: Service, name: str) -> Optional[dict[str, Any]]:
+def _stream(service: ServicePort, name: str) -> Optional[dict[str, Any]]:
     runtime = service.runtime
     try:
         definition = runtime.describe_stream(name)
@@ -168,7 +168,7 @@ class Rates:
             return dict(self._rates)
 
 
-def snapshot(service: Service, rates: Rates) -> dict[str, Any]:
+def snapshot(service: ServicePort, rates: Rates) -> dict[str, Any]:
     """Everything the page shows, as JSON-ready values."""
     now = time.time()
     streams = [s for s in (_stream(service, name) for name in service.runtime.streams()) if s is not None]

@@ -19,7 +19,7 @@ from .errors import STREAM_TABLE, answer
 from .rest import ApiError, Route, json_object, json_response, text_response
 
 if TYPE_CHECKING:
-    from ..app import Service
+    from .ports import ServicePort
 
 _MAX_NAME = 256
 
@@ -35,7 +35,7 @@ def _sql(request: Request) -> str:
 # -- streams --------------------------------------------------------------------------------
 
 
-def create_stream(service: Service, request: Request) -> Response:
+def create_stream(service: ServicePort, request: Request) -> Response:
     """``POST /streams`` runs any stream statement, as eKuiper's does.
 
     ``CREATE STREAM`` (201 ``Stream demo is created.``), ``DROP STREAM``,
@@ -53,7 +53,7 @@ def create_stream(service: Service, request: Request) -> Response:
         raise ApiError(400, f"Stream command error: {exc}", STREAM_TABLE) from exc
 
 
-def _run_statement(service: Service, sql: str) -> str:
+def _run_statement(service: ServicePort, sql: str) -> str:
     command = parse_command(sql)
     if command is None:
         try:
@@ -77,11 +77,11 @@ def _run_statement(service: Service, sql: str) -> str:
     return f"Stream {name} is dropped."
 
 
-def list_streams(service: Service, request: Request) -> Response:
+def list_streams(service: ServicePort, request: Request) -> Response:
     return json_response(service.runtime.streams())
 
 
-def stream_details(service: Service, request: Request) -> Response:
+def stream_details(service: ServicePort, request: Request) -> Response:
     out = []
     for name in service.runtime.streams():
         try:
@@ -93,22 +93,22 @@ def stream_details(service: Service, request: Request) -> Response:
     return json_response(out)
 
 
-def describe_stream(service: Service, request: Request, name: str) -> Response:
+def describe_stream(service: ServicePort, request: Request, name: str) -> Response:
     return json_response(service.runtime.describe_stream(name).describe())
 
 
-def update_stream(service: Service, request: Request, name: str) -> Response:
+def update_stream(service: ServicePort, request: Request, name: str) -> Response:
     sql = _sql(request)
     service.replace_stream(name, sql)
     return text_response(f"Stream {name} is updated.")
 
 
-def drop_stream(service: Service, request: Request, name: str) -> Response:
+def drop_stream(service: ServicePort, request: Request, name: str) -> Response:
     service.drop_stream(name)
     return text_response(f"Stream {name} is dropped.")
 
 
-def stream_schema(service: Service, request: Request, name: str) -> Response:
+def stream_schema(service: ServicePort, request: Request, name: str) -> Response:
     definition = service.runtime.describe_stream(name)
     fields = definition.describe()["StreamFields"] or ()
     return json_response({f["Name"]: _schema(f["FieldType"]) for f in fields})
@@ -124,18 +124,18 @@ def _schema(field_type: Any) -> dict[str, Any]:
     return {"type": str(field_type)}
 
 
-def stream_status(service: Service, request: Request, name: str) -> Response:
+def stream_status(service: ServicePort, request: Request, name: str) -> Response:
     return json_response(service.runtime.status(name))
 
 
 # -- conf keys --------------------------------------------------------------------------------
 
 
-def list_confkeys(service: Service, request: Request) -> Response:
+def list_confkeys(service: ServicePort, request: Request) -> Response:
     return json_response(service.confkeys())
 
 
-def put_confkey(service: Service, request: Request, key: str) -> Response:
+def put_confkey(service: ServicePort, request: Request, key: str) -> Response:
     body = json_object(request)
     if len(body) == 1:  # eKuiper's docs show {"<key>": {props}}; the bare props work too
         (only, value), = body.items()
@@ -149,7 +149,7 @@ def put_confkey(service: Service, request: Request, key: str) -> Response:
     return text_response(f"Conf key {key} is saved.")
 
 
-def delete_confkey(service: Service, request: Request, key: str) -> Response:
+def delete_confkey(service: ServicePort, request: Request, key: str) -> Response:
     service.delete_confkey(key)  # raises ApiError itself: 404 / 409
     return text_response(f"Conf key {key} is deleted.")
 
@@ -162,18 +162,18 @@ def _check_name(name: str, what: str) -> None:
 # -- checks and the API itself ------------------------------------------------------------------
 
 
-def check_websocket(service: Service, request: Request) -> Response:
+def check_websocket(service: ServicePort, request: Request) -> Response:
     result = service.check(json_object(request))
     if not result.ok:
         raise ApiError(400, result.message)
     return json_response({"message": result.message})
 
 
-def ping(service: Service, request: Request) -> Response:
+def ping(service: ServicePort, request: Request) -> Response:
     return Response("", 200)
 
 
-def openapi(service: Service, request: Request) -> Response:
+def openapi(service: ServicePort, request: Request) -> Response:
     return Response(openapi_text(), 200, mimetype="application/json")
 
 

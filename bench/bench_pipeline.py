@@ -10,22 +10,31 @@ functions for one delivery mode (run it alone: the profiler slows every call).
     python bench/bench_pipeline.py                      # both modes, 120 B
     python bench/bench_pipeline.py --size large --delivery inline
     python bench/bench_pipeline.py --profile --delivery inline
+    python bench/bench_pipeline.py --json orjson     # default: stdlib, as the issue's figures
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import resource
 import socket
+import sys
 import threading
 import time
 from typing import Any
 
-import ekws
-from bench.common import MASK, frame, payload, write_etc
-from ekws.message import Peer
-from ekws.wire.protocol import Connection, Link
-from ekws.wire.server import ServerRoute
+# The JSON backend is chosen when ekws.codec is imported: stdlib unless --json orjson.
+if "--json" in sys.argv[:-1]:
+    os.environ["EKWS_JSON"] = sys.argv[sys.argv.index("--json") + 1]
+os.environ.setdefault("EKWS_JSON", "stdlib")
+
+import ekws  # noqa: E402
+import ekws.codec  # noqa: E402
+from bench.common import MASK, frame, payload, write_etc  # noqa: E402
+from ekws.message import Peer  # noqa: E402
+from ekws.wire.protocol import Connection, Link  # noqa: E402
+from ekws.wire.server import ServerRoute  # noqa: E402
 
 
 def cpu() -> float:
@@ -92,6 +101,7 @@ def main() -> None:
     parser.add_argument("--delivery", choices=("queue", "inline", "both"), default="both")
     parser.add_argument("--pairs", type=int, default=3, help="interleaved runs per mode")
     parser.add_argument("--profile", action="store_true")
+    parser.add_argument("--json", choices=("stdlib", "orjson"), default="stdlib")
     args = parser.parse_args()
     total = int((args.mb or (30 if args.size == "small" else 200)) * 1e6)
     modes = ["queue", "inline"] if args.delivery == "both" else [args.delivery]
@@ -103,7 +113,8 @@ def main() -> None:
         for mode in modes:
             res = run(mode, args.size, args.read, total, False)
             results[mode].append(res["cpu_us"])
-            print(f"{mode:6s} {args.size} read {args.read}: {res['cpu_us']:.2f} us CPU/msg "
+            print(f"{mode:6s} {ekws.codec.JSON_BACKEND} {args.size} read {args.read}: "
+                  f"{res['cpu_us']:.2f} us CPU/msg "
                   f"({res['wall_us']:.2f} us wall, {res['messages']:,} messages)", flush=True)
     for mode, values in results.items():
         print(f"{mode}: median {sorted(values)[len(values) // 2]:.2f} us CPU/msg over {len(values)} runs")

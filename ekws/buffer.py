@@ -56,8 +56,10 @@ class Buffer:
     by the overflow policy, but they are bounded too: at most
     :data:`MAX_NOTICES` wait at once. Past that, errors are summed into one
     :class:`~ekws.errors.ErrorsCoalesced` and only the latest status is kept;
-    both are queued as soon as the worker takes a notice off. ``coalesced``
-    counts the notices not delivered one by one.
+    both are queued as soon as the worker takes a notice off. Server-mode
+    peer events (``peer_connected``/``peer_disconnected``) past the bound are
+    left out: a burst of peers cannot push out the stream's own state.
+    ``coalesced`` counts the notices not delivered one by one.
     """
 
     def __init__(self, capacity: int, overflow: str) -> None:
@@ -161,6 +163,10 @@ class Buffer:
                 self._items.append(item)
                 self._notices += 1
                 self._not_empty.notify()
+            elif isinstance(item, Status) and item.peer is not None:
+                # A server-mode peer event past the bound: counted, not queued,
+                # and never in the place of the stream's own latest state.
+                self.coalesced += 1
             elif isinstance(item, Status):
                 if self._pending_status is not None:
                     self.coalesced += 1

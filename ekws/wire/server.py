@@ -175,7 +175,8 @@ class ServerRoute:
             with self._lock:
                 self._connections.discard(entry)
             entry.done.set()
-            self.sink.connection_closed(peer)
+            self.sink.connection_closed(peer, conn.failed_code or conn.close_code or 1006,
+                                        None if conn.error is None else str(conn.error))
         if conn.error is not None:
             if conn.failed_code in _PEER_FAULTS:
                 logger.warning("%s; closed with code %s", conn.error, conn.failed_code)

@@ -287,9 +287,10 @@ class Broadcaster:
         """
         return self._route.handle(environ, start_response)
 
-    # -- the clients, called by the route ------------------------------------------------------
+    # -- the clients, called by the route (internal) -------------------------------------------
 
-    def _add(self, client: _Client) -> bool:
+    def add_client(self, client: _Client) -> bool:
+        """A client joins the sends; False once the broadcaster is closed."""
         with self._lock:
             if self._closed:
                 return False
@@ -297,17 +298,24 @@ class Broadcaster:
             self.clients_total += 1
         return True
 
-    def _remove(self, client: _Client) -> None:
+    def remove_client(self, client: _Client) -> None:
+        """A client left: its count joins the totals and its queue is freed."""
         with self._lock:
             self._clients = tuple(c for c in self._clients if c is not client)
             self._sent_done += client.sent
             client.queue.clear()
 
-    def _take(self, client: _Client) -> list[str]:
+    def take_queued(self, client: _Client) -> list[str]:
+        """Everything queued for ``client``, oldest first; its queue is empty after."""
         with self._lock:
             batch = list(client.queue)
             client.queue.clear()
         return batch
+
+    def count_slow(self) -> None:
+        """A client was disconnected for not reading (``slow_total``)."""
+        with self._lock:
+            self.slow_total += 1
 
 
 class _Route(ServerRoute):
@@ -326,8 +334,7 @@ class _Route(ServerRoute):
         self.owner.start()
 
     def stop(self) -> None:
-        with self._lock:
-            self._stopped = True
+        self.refuse_new()
         if self.server is not None:
             self.server.unmount(self)
         self.close_all(1001, "broadcast closed")
@@ -337,15 +344,9 @@ class _Route(ServerRoute):
         conn = Connection(client=False, max_message_size=self.props.max_message_size or None,
                           where=f"broadcast {self.path}: client {address} (connection {peer.id})")
         client = _Client(Link(conn, sock), peer)
-        with self._lock:
-            self._reserved -= 1
-            stopped = self._stopped
-            if not stopped:
-                self._connections.add(client)
-        if stopped or not self.owner._add(client):
+        if not self.admit(client) or not self.owner.add_client(client):
             client.link.close(1001, "broadcast closed")
-            with self._lock:
-                self._connections.discard(client)
+            self.forget(client)
             client.close_pipe()
             return
         logger.info("broadcast %s: client %s connected (connection %d)", self.path, address, peer.id)
@@ -354,9 +355,8 @@ class _Route(ServerRoute):
         except OSError:
             conn.receive_eof()
         finally:
-            self.owner._remove(client)
-            with self._lock:
-                self._connections.discard(client)
+            self.owner.remove_client(client)
+            self.forget(client)
             client.done.set()
             client.close_pipe()
         if conn.error is not None:
@@ -384,7 +384,7 @@ class _Route(ServerRoute):
                 link.feed(data)  # pongs and the close handshake; data messages are dropped
                 data = b""
                 continue
-            batch = owner._take(client)
+            batch = owner.take_queued(client)
             if batch:
                 try:
                     for start in range(0, len(batch), SEND_BATCH):  # one write per slice
@@ -392,8 +392,7 @@ class _Route(ServerRoute):
                         link.send_many(chunk)
                         client.sent += len(chunk)
                 except socket.timeout:
-                    with owner._lock:
-                        owner.slow_total += 1
+                    owner.count_slow()
                     logger.warning("broadcast %s: client %s took nothing for %.0f s; disconnected (1008)",
                                    self.path, client.peer.address, owner.send_timeout)
                     link.close(1008, "client too slow", EkwsError(

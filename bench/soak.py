@@ -3,6 +3,7 @@
     python bench/soak.py --short                 # 2 minutes: 30 s warm-up + 90 s
     python bench/soak.py --seconds 600           # warm-up + 10 minutes
     python bench/soak.py --short --env MALLOC_ARENA_MAX=2   # the service's environment
+    python bench/soak.py --short --tracemalloc   # + the Python heap's growth, by line
 
 One ``ekws run -c etc`` subprocess (fresh data dir, free ports) with two
 streams and a ``log`` rule on each (stdout discarded):
@@ -164,6 +165,43 @@ def rest(host: str, port: int, stop: threading.Event, counts: Counts) -> None:
         stop.wait(0.2)
 
 
+# ``ekws run`` with tracemalloc on: SIGUSR1 writes a snapshot to <dir>/<name in <dir>/want>.
+TRACED = """
+import os, runpy, signal, sys, tracemalloc
+tracemalloc.start(1)
+folder = sys.argv.pop(1)
+def dump(*_):
+    name = open(os.path.join(folder, "want")).read().strip()
+    tracemalloc.take_snapshot().dump(os.path.join(folder, name + ".tmp"))
+    os.replace(os.path.join(folder, name + ".tmp"), os.path.join(folder, name))
+signal.signal(signal.SIGUSR1, dump)
+sys.argv[0] = "ekws"
+runpy.run_module("ekws", run_name="__main__")
+"""
+
+
+def heap_snapshot(pid: int, folder: Path, name: str) -> None:
+    import signal
+
+    folder.mkdir(exist_ok=True)
+    (folder / "want").write_text(name)
+    os.kill(pid, signal.SIGUSR1)
+    deadline = time.monotonic() + 30
+    while not (folder / name).exists() and time.monotonic() < deadline:
+        time.sleep(0.1)
+
+
+def heap_report(folder: Path) -> None:
+    import tracemalloc
+
+    base = tracemalloc.Snapshot.load(str(folder / "base"))
+    end = tracemalloc.Snapshot.load(str(folder / "end"))
+    total = sum(s.size for s in end.statistics("filename")) - sum(s.size for s in base.statistics("filename"))
+    print(f"\nPython heap (tracemalloc) growth after the warm-up: {total / 1024:+,.0f} KiB; largest by line:")
+    for stat in end.compare_to(base, "lineno")[:8]:
+        print(f"  {stat.size_diff / 1024:+8,.0f} KiB {stat.count_diff:+7,d} blocks  {stat.traceback[0]}")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--seconds", type=float, default=600.0, help="soak after the warm-up")
@@ -174,6 +212,8 @@ def main() -> int:
     parser.add_argument("--records", type=int, default=50, help="records per peer")
     parser.add_argument("--restart-every", type=float, default=10.0, help="upstream restart period, s")
     parser.add_argument("--env", action="append", default=[], help="KEY=VALUE for the service")
+    parser.add_argument("--tracemalloc", action="store_true",
+                        help="trace the service's Python heap; print its growth after the warm-up, by line")
     args = parser.parse_args()
     if args.short:
         args.seconds, args.warmup = 90.0, 30.0
@@ -185,7 +225,10 @@ def main() -> int:
         up_port = free_port()
         etc = write_etc(work, up_port)
         env = {**os.environ, "PYTHONPATH": str(REPO), **extra}
-        proc = subprocess.Popen([sys.executable, "-m", "ekws", "run", "-c", str(etc)], env=env, cwd=work,
+        command = [sys.executable, "-m", "ekws", "run", "-c", str(etc)]
+        if args.tracemalloc:
+            command[1:3] = ["-c", TRACED, str(work / "heap")]
+        proc = subprocess.Popen(command, env=env, cwd=work,
                                 stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
         try:
             assert proc.stderr is not None
@@ -231,9 +274,14 @@ def main() -> int:
                     if elapsed >= args.warmup:
                         if base is None:
                             base = rss
+                            if args.tracemalloc:
+                                heap_snapshot(proc.pid, work / "heap", "base")
                         after.append((rss, nthreads, fds))
                     next_at += args.every
                     if elapsed >= args.warmup + args.seconds:
+                        if args.tracemalloc:
+                            heap_snapshot(proc.pid, work / "heap", "end")
+                            heap_report(work / "heap")
                         break
                 if proc.poll() is not None:
                     raise SystemExit(f"ekws run exited with {proc.returncode}")

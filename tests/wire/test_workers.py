@@ -76,3 +76,28 @@ def test_a_raising_job_ends_its_thread_and_the_next_job_gets_a_new_one() -> None
     ident, _ = _run(workers, "ekws-peer-next")  # a new thread serves the next job
     assert ident
     workers.close()
+
+
+def test_trim_memory_runs_at_most_every_trim_every(monkeypatch: pytest.MonkeyPatch) -> None:
+    from ekws.wire import workers as module
+
+    calls: list[int] = []
+    monkeypatch.setattr(module, "_trim_looked_up", True)
+    monkeypatch.setattr(module, "_malloc_trim", lambda pad: calls.append(pad) or 1)
+    monkeypatch.setattr(module, "_trim_next", 0.0)
+    module.trim_memory()
+    module.trim_memory()  # within TRIM_EVERY: skipped
+    assert calls == [0]
+    monkeypatch.setattr(module, "_trim_next", 0.0)
+    module.trim_memory()
+    assert calls == [0, 0]
+
+
+def test_trim_memory_finds_glibc_or_does_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
+    from ekws.wire import workers as module
+
+    monkeypatch.setattr(module, "_trim_looked_up", False)
+    monkeypatch.setattr(module, "_malloc_trim", None)
+    monkeypatch.setattr(module, "_trim_next", 0.0)
+    module.trim_memory()  # the real malloc_trim on glibc; no error anywhere
+    assert module._trim_looked_up

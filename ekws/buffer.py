@@ -85,6 +85,8 @@ class Buffer:
         self._dead: list[list[Item]] = []  # delivered batches, freed by the next put_batch
         self._dead_count = 0
 
+    taken_notices = 0  # notices in the batch the last take() returned (the worker's in hand)
+
     def __len__(self) -> int:
         return self._messages
 
@@ -264,10 +266,12 @@ class Buffer:
             notices = sum(1 for item in batch if isinstance(item, _NOTICES))
             self._notices -= notices
             self._messages -= len(batch) - notices
+            self.taken_notices = notices
             if self._pending_errors or self._pending_status is not None:
                 self._queue_pending()
         else:
             self._messages -= len(batch)
+            self.taken_notices = 0
         if self._blocked:
             self._not_full.notify()
         return batch

@@ -73,6 +73,10 @@ class Receiver:
     def is_ekws(self) -> bool:
         return self.kind == "ekws"
 
+    @property
+    def is_inline(self) -> bool:
+        return INLINE in self.env
+
 
 HAVE_ORJSON = importlib.util.find_spec("orjson") is not None
 EKWS_STDLIB = Receiver("ekws [stdlib json]", "ekws", (("EKWS_JSON", "stdlib"),))
@@ -185,7 +189,10 @@ def throughput(name: str, mode: str, size: str, params: Params, log: Log, client
             args += ["--clients", str(clients), "--size", size]
             res = _try(row, log, name, partial(_pair, mode, sender, row.receiver, args, timeout))
             if res is not None:
-                log(f"  {name} run {run + 1}/{params.runs}: {row.receiver.label}: {res['rate']:,.0f} msg/s")
+                cpu = res.get("cpu_us_per_msg")
+                log(f"  {name} run {run + 1}/{params.runs}: {row.receiver.label}: {res['rate']:,.0f} msg/s"
+                    + (f", {cpu:.2f} us CPU/msg, {res['cores']:.2f} cores, switches voluntary "
+                       f"{res['vcsw']:,} involuntary {res['ivcsw']:,}" if cpu else ""))
     return rows
 
 

@@ -36,6 +36,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import socket
 import threading
 import time
@@ -79,6 +80,9 @@ class Counter:
         self.elapsed = 0.0
         self.rss_half_kb = 0
         self.threads_half = 0
+        self.cpu0 = 0.0  # process CPU (every thread) at the first record
+        self.cpu = 0.0  # process CPU over the measured records
+        self.switches0 = self.switches = (0, 0)  # (voluntary, involuntary) context switches
         self.done = threading.Event()
 
     def on(self, record: Any) -> None:
@@ -86,6 +90,8 @@ class Counter:
         now = time.perf_counter()
         if self.count == 1:
             self.t0 = now
+            self.cpu0 = cpu_s()
+            self.switches0 = switches()
             return
         elapsed = now - self.t0
         if not self.rss_half_kb and elapsed >= self.seconds / 2:
@@ -93,6 +99,8 @@ class Counter:
             self.threads_half = threads()
         if elapsed >= self.seconds and not self.done.is_set():
             self.measured, self.elapsed = self.count - 1, elapsed
+            self.cpu = cpu_s() - self.cpu0
+            self.switches = tuple(b - a for a, b in zip(self.switches0, switches()))
             self.done.set()
 
     def report(self) -> dict[str, Any]:
@@ -103,6 +111,14 @@ class Counter:
             "elapsed": self.elapsed,
             "rss_half_kb": self.rss_half_kb,
             "threads": self.threads_half,
+            # CPU per message, every thread of the receiver: steadier than msg/s on a shared machine.
+            "cpu_us_per_msg": self.cpu / self.measured * 1e6 if self.measured else 0.0,
+            # Of the wall time, the share the process ran (1.0 = one core busy throughout), and
+            # why it did not: voluntary switches (waiting for data or a lock) and involuntary
+            # ones (preempted: another process wanted the core).
+            "cores": self.cpu / self.elapsed if self.elapsed else 0.0,
+            "vcsw": self.switches[0],
+            "ivcsw": self.switches[1],
         }
 
 
@@ -188,6 +204,11 @@ Sink = Union[Counter, Latency, Tally]  # SharedCounter is a Counter
 
 
 # -- receivers ----------------------------------------------------------------
+
+
+def switches() -> tuple[int, int]:
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_nvcsw, r.ru_nivcsw
 
 
 def run_ekws(args: argparse.Namespace, sink: Sink) -> None:

@@ -40,7 +40,7 @@ class _LogSink:
     def connection_opened(self, peer: Peer) -> None:
         pass
 
-    def connection_closed(self, peer: Peer) -> None:
+    def connection_closed(self, peer: Peer, code: int | None = None, error: str | None = None) -> None:
         pass
 
 

@@ -56,8 +56,10 @@ class Buffer:
     by the overflow policy, but they are bounded too: at most
     :data:`MAX_NOTICES` wait at once. Past that, errors are summed into one
     :class:`~ekws.errors.ErrorsCoalesced` and only the latest status is kept;
-    both are queued as soon as the worker takes a notice off. ``coalesced``
-    counts the notices not delivered one by one.
+    both are queued as soon as the worker takes a notice off. Server-mode
+    peer events (``peer_connected``/``peer_disconnected``) past the bound are
+    left out: a burst of peers cannot push out the stream's own state.
+    ``coalesced`` counts the notices not delivered one by one.
     """
 
     def __init__(self, capacity: int, overflow: str) -> None:
@@ -82,6 +84,8 @@ class Buffer:
         self._blocked = 0  # producers waiting for room
         self._dead: list[list[Item]] = []  # delivered batches, freed by the next put_batch
         self._dead_count = 0
+
+    taken_notices = 0  # notices in the batch the last take() returned (the worker's in hand)
 
     def __len__(self) -> int:
         return self._messages
@@ -161,6 +165,10 @@ class Buffer:
                 self._items.append(item)
                 self._notices += 1
                 self._not_empty.notify()
+            elif isinstance(item, Status) and item.peer is not None:
+                # A server-mode peer event past the bound: counted, not queued,
+                # and never in the place of the stream's own latest state.
+                self.coalesced += 1
             elif isinstance(item, Status):
                 if self._pending_status is not None:
                     self.coalesced += 1
@@ -258,10 +266,12 @@ class Buffer:
             notices = sum(1 for item in batch if isinstance(item, _NOTICES))
             self._notices -= notices
             self._messages -= len(batch) - notices
+            self.taken_notices = notices
             if self._pending_errors or self._pending_status is not None:
                 self._queue_pending()
         else:
             self._messages -= len(batch)
+            self.taken_notices = 0
         if self._blocked:
             self._not_full.notify()
         return batch

@@ -36,6 +36,9 @@ class State(str, enum.Enum):
     CONNECTED = "connected"  # client: handshake done; server: path mounted
     DISCONNECTED = "disconnected"  # client mode: a dial failed or the connection dropped
     STOPPED = "stopped"  # the source ended: closed, or retries exhausted
+    # Server mode, one peer (Status.peer): never a stream's own state or metric.
+    PEER_CONNECTED = "peer_connected"  # a peer's upgrade is done; its records follow
+    PEER_DISCONNECTED = "peer_disconnected"  # a peer left: Status.close_code says how
 
     def __str__(self) -> str:  # "connected", not "State.CONNECTED", on every Python
         return self.value
@@ -49,6 +52,8 @@ CONNECTING = State.CONNECTING
 CONNECTED = State.CONNECTED
 DISCONNECTED = State.DISCONNECTED
 STOPPED = State.STOPPED
+PEER_CONNECTED = State.PEER_CONNECTED
+PEER_DISCONNECTED = State.PEER_DISCONNECTED
 
 
 @dataclass(frozen=True)
@@ -116,8 +121,15 @@ class Status:
     Client mode: ``connecting`` before every dial, ``connected`` after a
     handshake, ``disconnected`` (with ``error``) after a failed dial or a
     drop, ``stopped`` when the source ends (closed, or retries exhausted).
-    Server mode: ``connected`` while the path is mounted, ``stopped`` after.
-    ``time`` is when it happened, ``float`` seconds since the epoch.
+    Server mode: ``connected`` while the path is mounted, ``stopped`` after,
+    and for each peer (``peer`` set) ``peer_connected`` once its upgrade is
+    done and ``peer_disconnected`` when it leaves, with ``close_code``: the
+    peer's close code (1000, 1001, ...; 1005 when its close frame had none),
+    1006 when TCP ended without a close frame, or the code ekws failed the
+    connection with (1002 protocol error, 1007 bad UTF-8, 1009 too big, 1011
+    keepalive timeout), and then ``error`` says why. Peer events leave the
+    stream's state alone. ``time`` is when it happened, ``float`` seconds
+    since the epoch.
     """
 
     stream: str
@@ -126,6 +138,8 @@ class Status:
     error: str | None = None
     url: str | None = None
     attempt: int = 0
+    peer: Peer | None = None  # peer_connected / peer_disconnected: the connection
+    close_code: int | None = None  # peer_disconnected: how it ended (see above)
 
 
 class Sink(Protocol):
@@ -151,8 +165,8 @@ class Sink(Protocol):
     def connection_opened(self, peer: Peer) -> None:
         """A server-mode peer connected."""
 
-    def connection_closed(self, peer: Peer) -> None:
-        """A server-mode peer went away."""
+    def connection_closed(self, peer: Peer, code: int | None = None, error: str | None = None) -> None:
+        """A server-mode peer went away with close ``code`` (``error``: why ekws failed it)."""
 
 
 class Source(Protocol):

@@ -240,10 +240,18 @@ class Stream:
         with self._count_lock:
             self.connections += 1
             self.connections_total += 1
+        self._peer_event(Status(self.name, State.PEER_CONNECTED, time.time(), peer=peer))
 
-    def connection_closed(self, peer: Peer) -> None:
+    def connection_closed(self, peer: Peer, code: int | None = None, error: str | None = None) -> None:
         with self._count_lock:
             self.connections -= 1
+        self._peer_event(Status(self.name, State.PEER_DISCONNECTED, time.time(), error, peer=peer,
+                                close_code=code))
+
+    def _peer_event(self, status: Status) -> None:
+        """Tell every subscription's ``on_status`` of a server-mode peer (the stream's state is unchanged)."""
+        for sub in self._subs:
+            sub.notify(status)
 
     # -- metrics -----------------------------------------------------------------------
 

@@ -210,10 +210,11 @@ class Subscription:
 
     @property
     def backlog(self) -> int:
-        """Items still to deliver after the one being delivered: buffered plus the worker's batch.
+        """Messages still to deliver after the one being delivered: buffered plus the worker's batch.
 
-        Zero in a callback means it handles the last item there is for now (a
-        good moment to flush what it batches).
+        Zero in a callback means it handles the last record there is for now (a
+        good moment to flush what it batches). Status and error notices do not
+        count: a peer leaving right after its last record leaves it at zero.
         """
         return len(self._buffer) + self._in_hand
 
@@ -261,10 +262,12 @@ class Subscription:
         message: Message | None = None
         try:
             while (batch := take(limit, done)) is not None:
-                self._in_hand = len(batch)
+                # Messages only: a notice behind the last record (a peer
+                # leaving) must not keep backlog from reaching zero.
+                self._in_hand = len(batch) - self._buffer.taken_notices
                 for item in batch:
-                    self._in_hand -= 1
                     if type(item) is Message:
+                        self._in_hand -= 1
                         try:
                             on_message(item)
                         except BaseException as exc:  # SystemExit too: it must not end the worker
@@ -272,6 +275,7 @@ class Subscription:
                         else:
                             self.delivered += 1
                     elif type(item) is Encoded and decode is not None:
+                        self._in_hand -= 1
                         # Decoded, delivered and (unless the callback keeps it) freed on
                         # this thread, while the record is still in this core's cache.
                         try:

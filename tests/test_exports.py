@@ -21,16 +21,18 @@ def test_state_is_an_exported_str_enum() -> None:
 
     assert "State" in ekws.__all__
     assert issubclass(ekws.State, str) and issubclass(ekws.State, enum.Enum)
-    assert [s.value for s in ekws.State] == ["connecting", "connected", "disconnected", "stopped"]
+    assert [s.value for s in ekws.State] == ["connecting", "connected", "disconnected", "stopped",
+                                             "peer_connected", "peer_disconnected"]  # server-mode peers
     state = ekws.State.CONNECTED
     assert state == "connected" and ekws.State("stopped") is ekws.State.STOPPED
     assert (str(state), f"{state}", f"{state:>10}", "%s" % (state,)) == (  # noqa: UP031 - logging's form
         "connected", "connected", " connected", "connected")
     assert json.dumps({"state": state}) == '{"state": "connected"}'
     # The wire modules' names still work, as members of the enum.
-    from ekws.message import CONNECTED, CONNECTING, DISCONNECTED, STOPPED
+    from ekws.message import CONNECTED, CONNECTING, DISCONNECTED, PEER_CONNECTED, PEER_DISCONNECTED, STOPPED
 
-    assert tuple(ekws.State) == (CONNECTING, CONNECTED, DISCONNECTED, STOPPED)
+    assert tuple(ekws.State) == (CONNECTING, CONNECTED, DISCONNECTED, STOPPED, PEER_CONNECTED,
+                                 PEER_DISCONNECTED)
 
 
 def test_help_opens_with_what_ekws_does_and_its_entry_points() -> None:

@@ -103,7 +103,7 @@ class _NullSink:
     def connection_opened(self, peer: Peer) -> None:
         pass
 
-    def connection_closed(self, peer: Peer) -> None:
+    def connection_closed(self, peer: Peer, code: int | None = None, error: str | None = None) -> None:
         pass
 
 
@@ -287,14 +287,10 @@ class Broadcaster:
         """
         return self._route.handle(environ, start_response)
 
-    # -- the route's side: a documented internal API -----------------------------------------
-    #
-    # The route (the server side of the path: admission, one sender loop per client)
-    # reaches the broadcaster's client table only through these four methods, which
-    # take the table's lock themselves; an application never calls them.
+    # -- the clients, called by the route (internal) -------------------------------------------
 
-    def admit(self, client: _Client) -> bool:
-        """Internal (the route): add a client that completed its upgrade; False once closed."""
+    def add_client(self, client: _Client) -> bool:
+        """A client joins the sends; False once the broadcaster is closed."""
         with self._lock:
             if self._closed:
                 return False
@@ -302,22 +298,22 @@ class Broadcaster:
             self.clients_total += 1
         return True
 
-    def release(self, client: _Client) -> None:
-        """Internal (the route): a client left; its queue is dropped and its sends summed up."""
+    def remove_client(self, client: _Client) -> None:
+        """A client left: its count joins the totals and its queue is freed."""
         with self._lock:
             self._clients = tuple(c for c in self._clients if c is not client)
             self._sent_done += client.sent
             client.queue.clear()
 
     def take_queued(self, client: _Client) -> list[str]:
-        """Internal (the route): everything queued for ``client``, oldest first, taken off its queue."""
+        """Everything queued for ``client``, oldest first; its queue is empty after."""
         with self._lock:
             batch = list(client.queue)
             client.queue.clear()
         return batch
 
     def count_slow(self) -> None:
-        """Internal (the route): a client was disconnected for not reading (``slow_total``)."""
+        """A client was disconnected for not reading (``slow_total``)."""
         with self._lock:
             self.slow_total += 1
 
@@ -338,8 +334,7 @@ class _Route(ServerRoute):
         self.owner.start()
 
     def stop(self) -> None:
-        with self._lock:
-            self._stopped = True
+        self.refuse_new()
         if self.server is not None:
             self.server.unmount(self)
         self.close_all(1001, "broadcast closed")
@@ -349,15 +344,9 @@ class _Route(ServerRoute):
         conn = Connection(client=False, max_message_size=self.props.max_message_size or None,
                           where=f"broadcast {self.path}: client {address} (connection {peer.id})")
         client = _Client(Link(conn, sock), peer)
-        with self._lock:
-            self._reserved -= 1
-            stopped = self._stopped
-            if not stopped:
-                self._connections.add(client)
-        if stopped or not self.owner.admit(client):
+        if not self.admit(client) or not self.owner.add_client(client):
             client.link.close(1001, "broadcast closed")
-            with self._lock:
-                self._connections.discard(client)
+            self.forget(client)
             client.close_pipe()
             return
         logger.info("broadcast %s: client %s connected (connection %d)", self.path, address, peer.id)
@@ -366,9 +355,8 @@ class _Route(ServerRoute):
         except OSError:
             conn.receive_eof()
         finally:
-            self.owner.release(client)
-            with self._lock:
-                self._connections.discard(client)
+            self.owner.remove_client(client)
+            self.forget(client)
             client.done.set()
             client.close_pipe()
         if conn.error is not None:

@@ -55,12 +55,45 @@ PUBLISH_BYTES = 64 * 1024
 STOP_TIMEOUT = 5.0
 CLOSE_GRACE = 1.0  # seconds the server gets to answer our close frame on stop
 POLL_SLICE = 0.05  # seconds between checks of the stop flag while a TCP connect is pending
+# The server's answer to the upgrade (status line and headers) may be this long:
+# websocket-client reads it a byte at a time and keeps every header, with no
+# limit of its own, so a server sending endless headers would grow memory until
+# connectTimeout. 64 KiB is 8x what ``websockets`` allows per line and far more
+# than any real 101 answer (a few hundred bytes).
+MAX_RESPONSE_HEAD = 64 * 1024
 LOUD_FAILURES = 3  # failed attempts in a row logged one WARNING each; then a summary
 SUMMARY_EVERY = 60.0  # seconds between summary lines while attempts keep failing
 
 
 class _PeerClosed(EkwsError):
     """The server closed the connection (a close frame or EOF)."""
+
+
+class _HeadTooLarge(websocket.WebSocketException):
+    """The server's upgrade answer ran past :data:`MAX_RESPONSE_HEAD`."""
+
+
+class _CappedReads:
+    """The socket, as websocket-client sees it during the upgrade: reads are counted.
+
+    Only :meth:`recv` differs; everything else (send, timeouts, fileno for
+    its selectors) goes to the socket. Nothing is read ahead, so the socket
+    holds exactly what follows the answer's head once the upgrade is done.
+    """
+
+    def __init__(self, sock: socket.socket, limit: int) -> None:
+        self._sock = sock
+        self._left = limit
+
+    def recv(self, size: int) -> bytes:
+        data = self._sock.recv(size)
+        self._left -= len(data)
+        if self._left < 0:
+            raise _HeadTooLarge("response head too large")
+        return data
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._sock, name)
 
 
 class ClientSource:
@@ -318,7 +351,9 @@ def dial(url: str, props: SourceProps, stop: threading.Event | None = None, *,
     so that the check fails exactly where a stream or an action would.
     ``props.connect_timeout`` is **one deadline** for all of it: the TCP
     connect, the TLS handshake and the whole upgrade (status line and every
-    header line); a server that trickles its answer cannot stretch it. Each
+    header line); a server that trickles its answer cannot stretch it, and
+    one that sends more than :data:`MAX_RESPONSE_HEAD` bytes of it is cut
+    off with an error that says so. Each
     step is interruptible: ``stop`` is polled during the TCP connect, and
     ``track`` is told about every socket in turn (None at the end of a failed
     dial) so that its owner can shut it down from another thread to wake a
@@ -465,7 +500,7 @@ def _upgrade(url: str, sock: socket.socket, props: SourceProps, deadline: float,
     try:
         ws = websocket.create_connection(
             url,
-            socket=sock,
+            socket=_CappedReads(sock, MAX_RESPONSE_HEAD),
             timeout=remaining,
             header=[f"{name}: {value}" for name, value in props.request_header],
             subprotocols=list(props.subprotocols) or None,
@@ -473,7 +508,10 @@ def _upgrade(url: str, sock: socket.socket, props: SourceProps, deadline: float,
         )
         ws.sock = None  # the socket is ours from here: websocket-client must not close it
     except (websocket.WebSocketException, OSError, ValueError) as exc:
-        if expired.is_set() or isinstance(exc, socket.timeout) or time.monotonic() >= deadline:
+        if isinstance(exc, _HeadTooLarge):
+            why = (f"the server's answer to the upgrade (status line and headers) is over "
+                   f"{MAX_RESPONSE_HEAD // 1024} KiB without ending; is this a WebSocket server?")
+        elif expired.is_set() or isinstance(exc, socket.timeout) or time.monotonic() >= deadline:
             why = _timed_out(props)
         elif stop is not None and stop.is_set():
             why = "stopped"

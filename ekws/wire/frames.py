@@ -56,7 +56,8 @@ _NO_LIMIT = 1 << 64  # larger than any 63-bit frame length
 # First header bytes allowed outside / inside a fragmented message (FIN, RSV, opcode).
 _ALLOWED_BETWEEN_MESSAGES = frozenset((0x81, 0x82, 0x01, 0x02, 0x88, 0x89, 0x8A))
 _ALLOWED_IN_MESSAGE = frozenset((0x00, 0x80, 0x88, 0x89, 0x8A))
-# Masked payloads from this size are unmasked with translate tables (measured crossover ~450 B).
+# Without the C unmask, masked payloads from this size are unmasked with
+# translate tables (measured crossover ~450 B).
 _TRANSLATE_FROM = 512
 _IDENTITY = int.from_bytes(bytes(range(256)), "little")
 _XOR_TABLES = [
@@ -64,11 +65,29 @@ _XOR_TABLES = [
 ]
 
 # The [fast] extra: the ``websockets`` library's C apply_mask unmasks 16 KiB in
-# ~0.6 us against ~15 us for the translate tables (23x; bench/README.md). A
-# well-kept package, already a test dependency, whose speedups module needs
-# nothing else. Imported on the first large masked frame, not with ekws
-# (importing ``websockets`` costs ~14 ms). Without it, the translate tables.
-_c_apply_mask: Optional[Callable[[memoryview, bytes], bytes]] = None
+# ~0.6 us against ~15 us for the translate tables (23x), and 112 B in ~0.2 us
+# against ~0.75 us for the big-int XOR (bench/README.md). A well-kept package,
+# already a test dependency, whose speedups module needs nothing else.
+# Imported by the first server-side parser, not with ekws (importing
+# ``websockets`` costs ~14 ms, which a client-mode script never pays).
+# Without it, the big-int XOR and the translate tables.
+_MaskFn = Callable[[bytes, bytes], bytes]
+_c_apply_mask: Optional[_MaskFn] = None
+_c_mask_looked_up = False
+
+
+def c_apply_mask() -> Optional[_MaskFn]:
+    """websockets' C ``apply_mask(data, key)`` when installed (looked up once), else None."""
+    global _c_apply_mask, _c_mask_looked_up
+    if not _c_mask_looked_up:
+        try:
+            from websockets.speedups import apply_mask
+        except ImportError:  # not installed, or a build without the C extension
+            pass
+        else:
+            _c_apply_mask = apply_mask
+        _c_mask_looked_up = True
+    return _c_apply_mask
 
 
 Payload = Union[bytes, str]  # str for a text message, bytes for everything else
@@ -101,6 +120,7 @@ class FrameParser:
         if max_message_size is not None and max_message_size < 0:
             raise ValueError(f"max_message_size must be >= 0 or None, got {max_message_size}")
         self._masked = masked
+        self._apply_mask = c_apply_mask() if masked else None
         self._limit = max_message_size or _NO_LIMIT
         # Partial frame: chunks kept as received and joined once the frame is
         # complete (``_need`` bytes), so a big message costs O(n), not O(n^2).
@@ -182,6 +202,7 @@ class FrameParser:
         # fragment, 0x80 last fragment, 0x88-0x8A control frame.
         append = out.append
         masked = self._masked
+        apply_mask = self._apply_mask
         mask_bit = 0x80 if masked else 0
         short_head = 6 if masked else 2
         limit = self._limit
@@ -225,6 +246,8 @@ class FrameParser:
                 break
             if not masked:
                 payload = data[start:stop]
+            elif apply_mask is not None:
+                payload = apply_mask(data[start:stop], data[start - 4 : start])
             elif length < _TRANSLATE_FROM:
                 # Big-int XOR runs in C; a per-byte loop would dominate the cost.
                 payload = (
@@ -232,7 +255,7 @@ class FrameParser:
                     ^ int.from_bytes((data[start - 4 : start] * ((length + 3) >> 2))[:length], "little")
                 ).to_bytes(length, "little")
             else:
-                payload = _unmask_large(data, start, stop)
+                payload = _unmask_translate(data, start, stop)
             pos = stop
 
             if b0 > 0x80:  # a whole data message or a control frame
@@ -295,24 +318,6 @@ def _first_byte_error(b0: int, frag_op: int) -> ProtocolError:
     if opcode == OP_CONT:
         return ProtocolError("continuation frame without a started message")
     return ProtocolError(f"new data frame (opcode {opcode}) while a fragmented message is open")
-
-
-def _unmask_large(data: bytes, start: int, stop: int) -> bytes:
-    """The first call: choose the C unmask when installed, then rebind this name to the choice."""
-    global _unmask_large, _c_apply_mask
-    try:
-        from websockets.speedups import apply_mask
-    except ImportError:  # not installed, or a build without the C extension
-        _unmask_large = _unmask_translate
-    else:
-        _c_apply_mask = apply_mask
-        _unmask_large = _unmask_c
-    return _unmask_large(data, start, stop)
-
-
-def _unmask_c(data: bytes, start: int, stop: int) -> bytes:
-    assert _c_apply_mask is not None
-    return _c_apply_mask(memoryview(data)[start:stop], data[start - 4 : start])
 
 
 def _unmask_translate(data: bytes, start: int, stop: int) -> bytes:

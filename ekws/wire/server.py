@@ -90,8 +90,7 @@ class ServerRoute:
         self.sink.report_status(CONNECTED, url=self.server.url(self.path))
 
     def stop(self) -> None:
-        with self._lock:
-            self._stopped = True
+        self.refuse_new()
         self.server.unmount(self)
         self.close_all(1001, "stream stopped")
         self.sink.report_status(STOPPED, url=self.server.url(self.path))
@@ -126,6 +125,30 @@ class ServerRoute:
         with self._lock:
             self._reserved -= 1
 
+    # -- the connection set, for this class and its subclasses (the broadcast route) -----------
+
+    def admit(self, entry: PeerLink) -> bool:
+        """An upgraded peer's reserved slot becomes a connection; False once the route stopped.
+
+        A stopped route keeps no new entry: the caller closes it (1001).
+        """
+        with self._lock:
+            self._reserved -= 1
+            if self._stopped:
+                return False
+            self._connections.add(entry)
+            return True
+
+    def forget(self, entry: PeerLink) -> None:
+        """A connection is over: :meth:`close_all` no longer waits for it."""
+        with self._lock:
+            self._connections.discard(entry)
+
+    def refuse_new(self) -> None:
+        """From now on :meth:`admit` refuses: the first step of a stop."""
+        with self._lock:
+            self._stopped = True
+
     # -- one connection, in its request thread -------------------------------------------------
 
     def handle(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
@@ -158,12 +181,9 @@ class ServerRoute:
         conn = Connection(client=False, max_message_size=self.props.max_message_size or None,
                           where=f"stream {self.stream}: peer {address} (connection {peer.id})")
         entry = PeerLink(Link(conn, sock), peer)
-        with self._lock:
-            self._reserved -= 1
-            if self._stopped:
-                entry.link.close(1001, "stream stopped")
-                return
-            self._connections.add(entry)
+        if not self.admit(entry):
+            entry.link.close(1001, "stream stopped")
+            return
         logger.info("stream %s: peer %s connected on %s (connection %d)",
                     self.stream, address, self.path, peer.id)
         self.sink.connection_opened(peer)
@@ -172,10 +192,10 @@ class ServerRoute:
         except OSError:  # the peer went away mid-send, or stop() cut the socket
             conn.receive_eof()
         finally:
-            with self._lock:
-                self._connections.discard(entry)
+            self.forget(entry)
             entry.done.set()
-            self.sink.connection_closed(peer)
+            self.sink.connection_closed(peer, conn.failed_code or conn.close_code or 1006,
+                                        None if conn.error is None else str(conn.error))
         if conn.error is not None:
             if conn.failed_code in _PEER_FAULTS:
                 logger.warning("%s; closed with code %s", conn.error, conn.failed_code)

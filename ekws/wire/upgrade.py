@@ -20,7 +20,6 @@ import logging
 import socket
 import ssl
 import sys
-import threading
 from collections.abc import Iterable
 from typing import Any, Callable
 
@@ -29,6 +28,7 @@ from werkzeug.serving import ThreadedWSGIServer, WSGIRequestHandler
 from wsproto.events import AcceptConnection, Request
 
 from .net import Environ
+from .workers import Workers
 
 logger = logging.getLogger("ekws.wire.server")
 
@@ -118,16 +118,25 @@ class WSGIServer(ThreadedWSGIServer):
     """
 
     tls_context: ssl.SSLContext | None = None
+    workers: Workers | None = None
 
     def process_request(self, request: Any, client_address: Any) -> None:
-        # socketserver's ThreadingMixIn, with a named thread. A daemon, as in
-        # Werkzeug: a peer in its handshake must not hold up interpreter exit.
-        # Each thread is bounded anyway: handshakeTimeout until the upgrade,
-        # then the keepalive, and the close grace once its route stops.
+        # socketserver's ThreadingMixIn, with a named thread, reused for the
+        # next peer once this one leaves (ekws.wire.workers: flat RSS under
+        # churn). A daemon, as in Werkzeug: a peer in its handshake must not
+        # hold up interpreter exit. Each thread is bounded anyway:
+        # handshakeTimeout until the upgrade, then the keepalive, and the
+        # close grace once its route stops.
+        if self.workers is None:
+            self.workers = Workers()
         host, port = client_address[:2] if isinstance(client_address, tuple) else ("?", 0)
-        thread = threading.Thread(target=self.process_request_thread, args=(request, client_address),
-                                  name=f"ekws-peer-{host}:{port}", daemon=True)
-        thread.start()
+        self.workers.submit(self.process_request_thread, request, client_address,
+                            name=f"ekws-peer-{host}:{port}")
+
+    def server_close(self) -> None:
+        super().server_close()
+        if self.workers is not None:
+            self.workers.close()
 
     def get_request(self) -> tuple[socket.socket, Any]:
         sock, address = self.socket.accept()

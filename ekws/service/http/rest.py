@@ -38,6 +38,7 @@ from werkzeug.wrappers import Request, Response
 from ...ddl import id_problem
 from ...errors import EkwsError
 from ...wire.server import listen_socket
+from ...wire.workers import Workers
 from .errors import answer, code_for_status
 
 if TYPE_CHECKING:
@@ -274,8 +275,16 @@ class RestServer:
                                         name="ekws-rest")
 
     def _limit(self, server: ThreadedWSGIServer) -> None:
-        """At most MAX_CONCURRENT handler threads; the accept loop waits for a free slot."""
-        process = server.process_request
+        """At most MAX_CONCURRENT handler threads; the accept loop waits for a free slot.
+
+        A thread that finished a request waits for the next (ekws.wire.workers):
+        a thread per request let the service's RSS creep up (bench/soak.py).
+        """
+        workers = self._workers = Workers()
+
+        def process(request: Any, client_address: Any) -> None:
+            workers.submit(server.process_request_thread, request, client_address, name="ekws-rest-request")
+
         slots = self._slots
         finish = server.process_request_thread
 
@@ -309,6 +318,7 @@ class RestServer:
             self._server.shutdown()
             self._thread.join(5)
         self._server.server_close()
+        self._workers.close()
         self._sock.close()
 
 

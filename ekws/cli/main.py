@@ -51,8 +51,11 @@ RUN_DESCRIPTION = """\
 Run the ekws service on a config folder: the streams and rules declared in
 ekws.yaml and those created over REST (kept in the sqlite store under dataDir),
 the REST API (restIp:restPort, default 127.0.0.1:9081), until SIGTERM or SIGINT.
-As in eKuiper a stream does nothing until a rule reads it. Under
-systemd (Type=notify) it reports READY=1, STATUS= and the watchdog."""
+SIGHUP re-reads ekws.yaml and sources/websocket.yaml and applies the
+difference (untouched streams keep their peers; a file that does not load
+is logged and the running config kept). As in eKuiper a stream does nothing
+until a rule reads it. Under systemd (Type=notify) it reports READY=1,
+STATUS=, RELOADING=1 and the watchdog, and logs with journal priorities."""
 
 RUN_EPILOG = """\
 output:
@@ -211,7 +214,8 @@ def _run(argv: list[str]) -> int:
     try:
         from ..service.http.live import LivePlugin
 
-        service = Service(args.config_dir, settings, plugins=[RulesPlugin(), LivePlugin()])
+        service = Service(args.config_dir, settings, plugins=[RulesPlugin(), LivePlugin()],
+                          log_level=args.log_level)
         clean = service.run()
     except ConfigError as exc:
         print(f"{error}{exc}", file=sys.stderr)

@@ -18,6 +18,9 @@ that rules read cannot be dropped (409 naming them). The ``log`` action writes
 to the service's record output: one JSON line per record on stdout (see
 :mod:`.output`).
 
+Reload (SIGHUP): both files read again and the difference applied, see
+:mod:`.reload`; a file that does not load is logged and changes nothing.
+
 Stop (SIGTERM, SIGINT, or stdout closed): STOPPING=1, the REST API stops
 accepting, the rules stop (each subscription delivers what it holds to the
 rule's actions, then the actions close; the last one on a stream stops its
@@ -124,31 +127,32 @@ class Service:
 
     def __init__(self, config_dir: str | os.PathLike[str], settings: ServiceConfig, *,
                  environ: Mapping[str, str] | None = None, out: TextIO | None = sys.stdout,
-                 plugins: Sequence[Plugin] = ()) -> None:
+                 plugins: Sequence[Plugin] = (), log_level: str | None = None) -> None:
         self.config_dir = Path(config_dir)
         self.settings = settings
-        self._environ = dict(os.environ if environ is None else environ)
+        self._log_level = log_level  # --log-level, which a reload keeps over ekws.yaml's
+        self.environ = dict(os.environ if environ is None else environ)
         self.plugins = list(plugins)
         if settings.rules and not any(getattr(p, "runs_rules", False) for p in self.plugins):
             raise ConfigError("rules are not supported by this version of ekws; remove the rules: entry",
                               file=str(self.config_dir / SERVICE_FILE), key="rules")
         self._register_functions(settings.functions)
         self._source_file = self.config_dir / SOURCE_FILE
-        load_websocket_config(self.config_dir, self._environ)  # clean errors for the file and env first
+        load_websocket_config(self.config_dir, self.environ)  # clean errors for the file and env first
         raw = yaml.safe_load(self._source_file.read_text(encoding="utf-8"))
-        self._yaml_keys: dict[str, Any] = dict(raw) if isinstance(raw, dict) else {}
+        self.yaml_keys: dict[str, Any] = dict(raw) if isinstance(raw, dict) else {}
         self.store = Store(settings.data_dir)
-        self.runtime = Runtime(config=self._websocket_config(self.store.confkeys()))
+        self.runtime = Runtime(config=self.websocket_config(self.store.confkeys()))
         self.declared: dict[str, str] = {}
         self.rules: RuleManager | None = None  # set by the rules plugin
         self._lock = threading.RLock()
         self.printer = LinePrinter(out, self._stdout_closed) if out is not None else None
-        self.notifier = Notifier(self._environ)
+        self.notifier = Notifier(self.environ)
         self.rest: RestServer | None = None
         self.started = time.time()
         self._stop = threading.Event()
         self._stop_reason = ""
-        self._signals = SignalWait()  # run()'s wait, woken by request_stop from any thread
+        self._signals = SignalWait(reload=True)  # run()'s wait, woken by request_stop from any thread
 
     # -- configuration -------------------------------------------------------------------
 
@@ -163,16 +167,18 @@ class Service:
                 raise ConfigError(str(exc), file=str(self.config_dir / SERVICE_FILE),
                                   key=f"functions.{name}") from None
 
-    def _websocket_config(self, stored: Mapping[str, Mapping[str, Any]]) -> WebsocketConfig:
+    def websocket_config(self, stored: Mapping[str, Mapping[str, Any]],
+                         yaml_keys: Mapping[str, Any] | None = None) -> WebsocketConfig:
         """The file's conf keys overlaid by stored ones; a stored key also beats env overrides."""
-        data = self._merged_keys(stored)
+        data = self._merged_keys(stored, yaml_keys)
         stored_names = {key.casefold() for key in stored}
-        environ = {var: value for var, value in self._environ.items()
+        environ = {var: value for var, value in self.environ.items()
                    if not (var.startswith("WEBSOCKET__") and var.split("__")[1].casefold() in stored_names)}
         return websocket_config_from_dict(data, path=str(self._source_file), environ=environ)
 
-    def _merged_keys(self, stored: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
-        data = dict(self._yaml_keys)
+    def _merged_keys(self, stored: Mapping[str, Mapping[str, Any]],
+                     yaml_keys: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        data = dict(self.yaml_keys if yaml_keys is None else yaml_keys)
         for key, props in stored.items():
             for same in [k for k in data if str(k).casefold() == key.casefold()]:
                 del data[same]
@@ -193,7 +199,7 @@ class Service:
             # Errors name the request body, not the file:
             websocket_config_from_dict({key: props}, path="request body")
             stored[key] = props
-            config = self._websocket_config(stored)
+            config = self.websocket_config(stored)
             self.store.put_confkey(key, props)
             for same in [k for k in self.store.confkeys() if k != key and k.casefold() == key.casefold()]:
                 self.store.delete_confkey(same)
@@ -205,13 +211,13 @@ class Service:
             stored = self.store.confkeys()
             match = next((k for k in stored if k.casefold() == key.casefold()), None)
             if match is None:
-                in_file = any(str(k).casefold() == key.casefold() for k in self._yaml_keys)
+                in_file = any(str(k).casefold() == key.casefold() for k in self.yaml_keys)
                 if in_file:
                     raise ReadOnly(f"conf key {key} is defined in {self._source_file}; edit the file",
                                    name=key)
                 raise NotFound(f"conf key {key} is not found", name=key)
             rest = {k: v for k, v in stored.items() if k != match}
-            config = self._websocket_config(rest)
+            config = self.websocket_config(rest)
             users = [name for name in self.runtime.streams()
                      if _conf_key_gone(self.runtime.describe_stream(name), config)]
             if users:
@@ -362,6 +368,44 @@ class Service:
         self.notifier.ready(self.status_line())
         self.notifier.start_watchdog(lambda: self.rest is not None and self.rest.alive)
 
+    @property
+    def rules_plugin(self) -> Any:
+        """The plugin that runs the rules (its ``declared`` ids), or None."""
+        return next((p for p in self.plugins if getattr(p, "runs_rules", False)), None)
+
+    def reload(self) -> bool:
+        """SIGHUP: re-read both config files and apply the difference (see :mod:`.reload`).
+
+        Never raises: a config that does not load is logged (ERROR, naming the
+        file and key) and the running one kept. True if the new config was applied.
+        """
+        from . import reload
+
+        logger.info("reload: reading %s and %s", self.config_dir / SERVICE_FILE, self._source_file)
+        self.notifier.reloading()
+        try:
+            with self._lock:
+                try:
+                    settings = load_settings(self.config_dir, self.environ, self._log_level)
+                    load_websocket_config(self.config_dir, self.environ)  # the file and env: clean errors
+                    raw = yaml.safe_load(self._source_file.read_text(encoding="utf-8"))
+                    yaml_keys = dict(raw) if isinstance(raw, dict) else {}
+                    change = reload.plan(self, settings, yaml_keys)
+                except (EkwsError, OSError, yaml.YAMLError) as exc:
+                    logger.error("reload failed, keeping the running configuration: %s", exc)
+                    return False
+                if change.kept:
+                    logger.warning("reload: %s changed; `systemctl restart ekws` (or a new ekws run) "
+                                   "applies it, the running value is kept", ", ".join(change.kept))
+                reload.apply(self, change)
+            logger.info("reload: done (%s)", change.changes)
+            return True
+        except Exception:  # a bug must not end the service on a reload
+            logger.exception("reload failed")
+            return False
+        finally:
+            self.notifier.ready(self.status_line())
+
     def _urls(self) -> list[str]:
         address = self.runtime.server_address
         if address is None:
@@ -399,6 +443,9 @@ class Service:
                 self.shutdown()
                 raise
             name = waiter.wait(self._stop.is_set)
+            while name is None and waiter.take_reload() and not self._stop.is_set():
+                self.reload()
+                name = waiter.wait(self._stop.is_set)
             if name is not None:
                 logger.info("received %s: stopping", name)
                 self.request_stop(name)

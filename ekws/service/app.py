@@ -55,6 +55,7 @@ from ..config import (
 from ..ddl import parse_stream
 from ..errors import InUse, NotFound, ReadOnly
 from ..signals import SignalWait
+from . import health
 from .check import CheckResult, check_client, check_server
 from .http import streams as api
 from .http.rest import RestApp, RestServer, Route
@@ -68,6 +69,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 STOP_DEADLINE = 9.0  # seconds; systemd's and the issue's budget is 10
+HEALTH_PERIOD = 2.0  # seconds between two looks at the rules' health (STATUS=, a log line on change)
 RESERVED_KEY = "source"
 _MASK = "******"
 
@@ -150,6 +152,7 @@ class Service:
         self.notifier = Notifier(self.environ)
         self.rest: RestServer | None = None
         self.started = time.time()
+        self._health = health.OK  # as last logged and told to systemd
         self._stop = threading.Event()
         self._stop_reason = ""
         self._signals = SignalWait(reload=True)  # run()'s wait, woken by request_stop from any thread
@@ -323,9 +326,28 @@ class Service:
             self.notifier.status(self.status_line())
 
     def status_line(self) -> str:
+        """systemd's STATUS=: the health when degraded, the stream count and the REST address."""
         count = len(self.runtime.streams())
         rest = "http://{}:{}".format(*self.rest.address) if self.rest else "not started"
-        return f"{count} stream{'s' if count != 1 else ''}; REST API {rest}"
+        line = f"{count} stream{'s' if count != 1 else ''}; REST API {rest}"
+        state = self.health()
+        return line if state == health.OK else f"{state}; {line}"
+
+    def health(self) -> str:
+        """``ok`` or ``degraded: 1 rule failing (r1: ...)`` (see :mod:`.health`)."""
+        return health.summary(health.failing(self.rules, self.runtime))
+
+    def _check_health(self) -> None:
+        """Log a change of health and tell systemd (run()'s loop, every HEALTH_PERIOD)."""
+        state = self.health()
+        if state == self._health:
+            return
+        if state == health.OK:
+            logger.info("healthy again: no rule failing")
+        else:
+            logger.warning("%s", state)
+        self._health = state
+        self._status_changed()
 
     # -- lifecycle --------------------------------------------------------------------------
 
@@ -356,6 +378,7 @@ class Service:
                 logger.error("stream %s from the store not restored: %s", name, exc)
         for plugin in self.plugins:
             plugin.start(self)
+        self._fail_on_config_errors()
         routes = list(api.ROUTES) + [route for plugin in self.plugins for route in plugin.routes]
         app = RestApp(self, routes, self.settings.auth_token)
         self.rest = RestServer(app, self.settings.rest_ip, self.settings.rest_port)
@@ -367,6 +390,21 @@ class Service:
                     host, port, len(self.runtime.streams()), rules, paths)
         self.notifier.ready(self.status_line())
         self.notifier.start_watchdog(lambda: self.rest is not None and self.rest.alive)
+        self._check_health()
+
+    def _fail_on_config_errors(self) -> None:
+        """A declared rule that did not start for a config reason ends the start (ekws run exits 2).
+
+        Raises:
+            ConfigError: naming ekws.yaml, ``rules[i]``, the rule and the reason.
+        """
+        failures = getattr(self.rules_plugin, "start_failures", None) or {}
+        index = {body.get("id"): i for i, body in enumerate(self.settings.rules) if isinstance(body, dict)}
+        for rule_id, exc in failures.items():
+            if health.is_config_failure(exc):
+                raise ConfigError(f"rule {rule_id} cannot start: {exc}",
+                                  file=str(self.config_dir / SERVICE_FILE),
+                                  key=f"rules[{index.get(rule_id, '?')}]") from exc
 
     @property
     def rules_plugin(self) -> Any:
@@ -442,10 +480,12 @@ class Service:
             except BaseException:
                 self.shutdown()
                 raise
-            name = waiter.wait(self._stop.is_set)
-            while name is None and waiter.take_reload() and not self._stop.is_set():
-                self.reload()
-                name = waiter.wait(self._stop.is_set)
+            name = waiter.wait(self._stop.is_set, HEALTH_PERIOD)
+            while name is None and not self._stop.is_set():
+                if waiter.take_reload():
+                    self.reload()
+                self._check_health()
+                name = waiter.wait(self._stop.is_set, HEALTH_PERIOD)
             if name is not None:
                 logger.info("received %s: stopping", name)
                 self.request_stop(name)

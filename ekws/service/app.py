@@ -397,10 +397,14 @@ class Service:
 
         Raises:
             ConfigError: naming ekws.yaml, ``rules[i]``, the rule and the reason.
+            BindError: a rule's websocket action cannot bind the shared server's port (exit 1).
         """
         failures = getattr(self.rules_plugin, "start_failures", None) or {}
         index = {body.get("id"): i for i, body in enumerate(self.settings.rules) if isinstance(body, dict)}
         for rule_id, exc in failures.items():
+            bind = health.bind_error(exc)
+            if bind is not None:
+                raise bind
             if health.is_config_failure(exc):
                 raise ConfigError(f"rule {rule_id} cannot start: {exc}",
                                   file=str(self.config_dir / SERVICE_FILE),

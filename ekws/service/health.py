@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..errors import ConfigError, EkwsError, ServerError
+from ..errors import BindError, ConfigError, EkwsError, ServerError
 from ..message import State
 
 OK = "ok"
@@ -28,10 +28,22 @@ _REASON_CHARS = 160
 _SHOWN = 3  # reasons spelled out in the line; the rest are counted
 
 
+def bind_error(exc: BaseException) -> BindError | None:
+    """The BindError behind ``exc`` (a websocket action wraps it), if any: a taken port."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, BindError):
+            return seen
+        seen = seen.__cause__
+    return None
+
+
 def is_config_failure(exc: BaseException) -> bool:
     """True if retrying cannot help: the files must change (see the module docstring)."""
     from ..actions import ActionError
 
+    if bind_error(exc) is not None:  # a port another process holds: exit 1, as for a stream
+        return False
     if isinstance(exc, (ConfigError, ServerError, ActionError)):
         return True
     return isinstance(exc, (FileNotFoundError, PermissionError, IsADirectoryError, NotADirectoryError))

@@ -114,3 +114,21 @@ def test_a_rule_stopped_on_purpose_is_not_a_failure(tmp_path):
         assert service.cli("stop", "rule", "demoLog").returncode == 0
         assert service.request("GET", "/health")[0] == 200
         assert service.stop() == 0
+
+
+def test_which_start_failures_are_the_configs_fault():
+    from ekws import BindError, ConfigError, ServerError
+    from ekws.actions import ActionError
+    from ekws.service.health import is_config_failure, summary
+
+    for exc in (ConfigError("cannot load '/x.crt'"), ServerError("/a is served by stream b"),
+                ActionError("file: path"), FileNotFoundError(2, "No such file"), PermissionError(13, "no")):
+        assert is_config_failure(exc), exc
+    wrapped = ActionError("websocket: port taken")
+    wrapped.__cause__ = BindError("port 10081 in use")
+    for exc in (ConnectionRefusedError(111, "refused"), TimeoutError(), wrapped, BindError("in use")):
+        assert not is_config_failure(exc), exc
+    assert summary([]) == "ok"
+    assert summary([("r1", "x")]) == "degraded: 1 rule failing (r1: x)"
+    assert summary([(f"r{i}", "y " * 200) for i in range(5)]).startswith("degraded: 5 rules failing (r0: y y")
+    assert summary([(f"r{i}", "y") for i in range(5)]).endswith("r2: y; 2 more)")

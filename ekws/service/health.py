@@ -49,6 +49,13 @@ def is_config_failure(exc: BaseException) -> bool:
     return isinstance(exc, (FileNotFoundError, PermissionError, IsADirectoryError, NotADirectoryError))
 
 
+def should_run(status: dict[str, Any]) -> bool:
+    """A rule status that is running, or stopped by an error (not on request, nor never started)."""
+    if status.get("status") == "running":
+        return True
+    return str(status.get("message") or "").rstrip(".") not in _STOPPED_ON_PURPOSE
+
+
 def failing(rules: Any, runtime: Any) -> list[tuple[str, str]]:
     """``(rule id, reason)`` of every failing rule, by id; ``rules`` is a RuleManager or None."""
     if rules is None:
@@ -63,10 +70,9 @@ def failing(rules: Any, runtime: Any) -> list[tuple[str, str]]:
             status = rules.status(rule_id)
         except EkwsError:  # deleted meanwhile
             continue
-        message = str(status.get("message") or "").rstrip(".")
         if status.get("status") != "running":
-            if message not in _STOPPED_ON_PURPOSE:
-                out.append((rule_id, message))
+            if should_run(status):
+                out.append((rule_id, str(status.get("message") or "").rstrip(".")))
             continue
         name = stream_of.get(rule_id)
         try:

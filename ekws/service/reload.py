@@ -41,6 +41,7 @@ from ..ddl import StreamDef, parse_stream
 from ..errors import ConfigError, EkwsError
 from ..runtime import Runtime
 from ..subscription import Subscription
+from .health import should_run
 
 if TYPE_CHECKING:
     from .app import Service
@@ -259,7 +260,7 @@ def _apply(service: Service, change: Plan) -> None:
     if manager is not None:
         for name in sorted(touched):
             for rule_id in manager.on_stream(name):
-                if manager.is_running(rule_id):
+                if should_run(manager.status(rule_id)):  # running, or failing and retried
                     restart.append(rule_id)
                 _quietly(f"rule {rule_id}: stop", manager.stop, rule_id)
     for name in sorted(touched):

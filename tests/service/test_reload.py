@@ -210,3 +210,47 @@ def test_reload_tells_systemd_reloading_then_ready(tmp_path):
             assert service.stop() == 0
     finally:
         sock.close()
+
+
+def test_a_changed_statement_remakes_the_stream_and_its_rules_run_on_the_new_one(tmp_path):
+    etc = write_etc(tmp_path)
+    with Service(etc) as service:
+        typed = 'CREATE STREAM websocketDemo(seq BIGINT) WITH (DATASOURCE="/api/data", FORMAT="json")'
+        write_etc(tmp_path, streams=(typed,), rules=[DEMO_RULE])
+        assert "streams restarted: websocketDemo" in reload(service)
+        assert service.json("GET", "/rules")[1] == [{"id": "demoLog", "status": "running"}]
+        fields = service.json("GET", "/streams/websocketDemo")[1]["StreamFields"]
+        assert [f["Name"] for f in fields] == ["seq"]
+        # Its only path was unmounted and mounted again: the shared server restarted, and
+        # on port 0 (these tests) that is a new port.
+        (stream,) = service.json("GET", "/status")[1]["streams"]
+        with ws_connect(stream["url"]) as peer:
+            peer.send('{"seq": 7, "dropped": "by the schema"}')
+            service.out.wait_count(1)
+        assert records(service, "websocketDemo") == [{"seq": 7}]
+        assert service.stop() == 0
+
+
+def test_a_stored_stream_follows_its_conf_key_and_a_needed_stream_cannot_be_removed(tmp_path):
+    sources = SOURCES.format(extra="k2:\n  bufferLength: 10\n")
+    etc = write_etc(tmp_path, websocket_yaml=sources)
+    with Service(etc) as service:
+        stored = 'CREATE STREAM viaRest() WITH (DATASOURCE="/rest", CONF_KEY="k2", FORMAT="json")'
+        assert service.request("POST", "/streams", {"sql": stored})[0] == 201
+        rule = {"id": "restLog", "sql": "SELECT * FROM viaRest", "actions": [{"log": {}}]}
+        assert service.request("POST", "/rules", rule)[0] == 201
+        write_etc(tmp_path, websocket_yaml=SOURCES.format(extra="k2:\n  bufferLength: 20\n"))
+        assert "reload: done (streams restarted: viaRest)" in reload(service)
+        assert {"id": "restLog", "status": "running"} in service.json("GET", "/rules")[1]
+        with ws_connect(f"ws://127.0.0.1:{service.ws_port}/rest") as peer:
+            peer.send('{"via": "rest"}')
+            service.out.wait_for('"via"')
+        # A rule stored over REST on the declared stream keeps it from being removed from the file.
+        on_demo = {"id": "mine", "sql": "SELECT * FROM websocketDemo", "actions": [{"log": {}}]}
+        assert service.request("POST", "/rules", on_demo)[0] == 201
+        write_etc(tmp_path, streams=(), rules=[],
+                  websocket_yaml=SOURCES.format(extra="k2:\n  bufferLength: 20\n"))
+        line = reload(service, 2)
+        assert "reload failed" in line and "rule mine reads it" in line, line
+        assert "websocketDemo" in service.json("GET", "/streams")[1]
+        assert service.stop() == 0

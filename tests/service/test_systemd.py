@@ -30,6 +30,10 @@ def installed_root(tmp_path: Path, unit_text: str) -> Path:
     ekws.parent.mkdir(parents=True)
     ekws.write_text("#!/opt/ekws/venv/bin/python3\nfrom ekws.cli import main\nraise SystemExit(main())\n")
     ekws.chmod(0o755)
+    kill = root / "bin" / "kill"  # ExecReload= (procps, in every Debian but minbase)
+    kill.parent.mkdir(parents=True)
+    kill.write_text("#!/bin/sh\n")
+    kill.chmod(0o755)
     (root / "etc" / "systemd" / "system").mkdir(parents=True)
     (root / "etc" / "systemd" / "system" / "ekws.service").write_text(unit_text)
     return root
@@ -50,8 +54,9 @@ def test_the_recipe_installs_what_the_unit_runs():
     assert exec_start is not None
     assert exec_start.group(1) == "/opt/ekws/venv/bin/ekws" and exec_start.group(2) == "/etc/ekws"
     assert "sudo python3 -m venv /opt/ekws/venv" in recipe
-    assert "sudo /opt/ekws/venv/bin/pip install ." in recipe
-    assert "install -m 0644 etc/ekws.yaml /etc/ekws/ekws.yaml" in recipe
+    assert "sudo /opt/ekws/venv/bin/pip install '.[fast]'" in recipe
+    assert "install -m 0644 systemd/ekws.yaml /etc/ekws/ekws.yaml" in recipe
+    assert "systemctl edit" not in recipe.replace("(`systemctl\nedit`", "")  # needs a tty
     assert "install -m 0644 etc/sources/websocket.yaml /etc/ekws/sources/websocket.yaml" in recipe
     assert "install -m 0644 systemd/ekws.service /etc/systemd/system/ekws.service" in recipe
 
@@ -72,6 +77,13 @@ def test_the_unit_has_what_the_service_needs():
         "PrivateTmp=yes",
         "CapabilityBoundingSet=\n",
         "RestrictAddressFamilies=AF_INET AF_INET6 AF_UNIX",
+        "ExecReload=/bin/kill -HUP $MAINPID",
+        "RestartPreventExitStatus=2",
+        "After=network.target\n",
+        "MemoryDenyWriteExecute=yes",
+        "ProcSubset=pid",
+        "PrivateUsers=yes",
+        "SystemCallFilter=~@privileged @resources",
     ):
         assert line in unit, line
 

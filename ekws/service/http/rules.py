@@ -38,6 +38,7 @@ from typing import TYPE_CHECKING, Any
 from werkzeug.wrappers import Request, Response
 
 from ...actions import ActionError
+from ...actions import cache as action_cache
 from ...actions import log as log_action
 from ...config import SERVICE_FILE
 from ...errors import BindError, ConfigError, EkwsError, ReadOnly, ServerError
@@ -62,6 +63,7 @@ class RulesPlugin:
     def __init__(self) -> None:
         self.manager: RuleManager | None = None
         self.declared: set[str] = set()
+        self.start_failures: dict[str, Exception] = {}  # declared rules whose first start failed
         self._service: ServicePort | None = None
         self.routes: Sequence[Route] = [
             Route("/rules", ("GET",), self.list_rules),
@@ -89,6 +91,7 @@ class RulesPlugin:
         manager = self.manager = RuleManager(service.runtime)
         service.rules = manager
         log_action.set_output(service.printer)
+        action_cache.set_directory(service.settings.data_dir)  # enableCache: dataDir/cache.db
         file = service.config_dir / SERVICE_FILE
         for index, body in enumerate(service.settings.rules):
             try:
@@ -99,7 +102,7 @@ class RulesPlugin:
                 raise ConfigError(f"rules[{index}]: {exc}{named}", file=str(file)) from exc
             self.declared.add(definition.id)
             if definition.triggered:
-                self._start_restored(definition.id)
+                self._start_restored(definition.id, declared=True)
         for rule_id, body, running in service.store.rules():
             if rule_id in self.declared:
                 logger.warning("rule %s from the store is shadowed by %s (the file wins)", rule_id, file)
@@ -112,20 +115,22 @@ class RulesPlugin:
             if running:
                 self._start_restored(rule_id)
 
-    def _start_restored(self, rule_id: str) -> None:
+    def _start_restored(self, rule_id: str, declared: bool = False) -> None:
         assert self.manager is not None
         try:
             self.manager.start(rule_id)
         except BindError:
             raise
-        except Exception:  # noqa: S110 - the rule logged it and shows it in its status
-            pass
+        except Exception as exc:  # the rule logged it and shows it in its status
+            if declared:  # the service decides whether it is fatal (a config error: exit 2)
+                self.start_failures[rule_id] = exc
 
     def stop(self, service: ServicePort) -> None:
         """Stop every rule (delivering what their subscriptions hold); stored states stay."""
         if self.manager is not None:
             self.manager.close()
         log_action.set_output(None)
+        action_cache.set_directory(None)
 
     def _rules(self) -> RuleManager:
         if self.manager is None:

@@ -51,11 +51,14 @@ if ! command -v debootstrap >/dev/null 2>&1 || ! command -v systemd-nspawn >/dev
 fi
 say "$(systemd-nspawn --version | head -n 1)"
 
+# One build at a time (two CI runs on one host share the cache).
+mkdir -p "$cache"
+exec 9>"$cache/.lock"
+flock -w 900 9 || skip "another run has held $cache/.lock for 15 minutes"
 if [ -f "$marker" ] && [ "$(cat "$marker")" = "$include" ]; then
     say "rootfs cached: $rootfs"
 else
-    say "debootstrap bookworm into $rootfs (a few minutes; cached afterwards)"
-    mkdir -p "$cache"
+    say "debootstrap bookworm into $rootfs (a minute or two; cached afterwards)"
     rm -rf "$rootfs" "$rootfs.tmp"
     if ! timeout 900 debootstrap --variant=minbase --include="$include" bookworm "$rootfs.tmp" "$mirror" \
         >"$cache/debootstrap.log" 2>&1; then
@@ -68,6 +71,7 @@ else
     mv "$rootfs.tmp" "$rootfs"
     say "rootfs built"
 fi
+flock -u 9
 
 # --- 2. this run's copy of the rootfs, with the tree, wheels and a cert -------
 work="$(mktemp -d "${TMPDIR:-/tmp}/ekws-systemd.XXXXXX")"
@@ -84,6 +88,7 @@ cleanup() {
     rm -rf "$work"
 }
 trap cleanup EXIT
+trap 'exit 143' TERM INT # so that cleanup runs (the container powered off, the overlay unmounted)
 
 if mount -t overlay overlay -o "lowerdir=$rootfs,upperdir=$work/upper,workdir=$work/overlay-work" "$root" 2>"$work/mount.err"; then
     say "rootfs: an overlay on the cache"

@@ -51,8 +51,11 @@ RUN_DESCRIPTION = """\
 Run the ekws service on a config folder: the streams and rules declared in
 ekws.yaml and those created over REST (kept in the sqlite store under dataDir),
 the REST API (restIp:restPort, default 127.0.0.1:9081), until SIGTERM or SIGINT.
-As in eKuiper a stream does nothing until a rule reads it. Under
-systemd (Type=notify) it reports READY=1, STATUS= and the watchdog."""
+SIGHUP re-reads ekws.yaml and sources/websocket.yaml and applies the
+difference (untouched streams keep their peers; a file that does not load
+is logged and the running config kept). As in eKuiper a stream does nothing
+until a rule reads it. Under systemd (Type=notify) it reports READY=1,
+STATUS=, RELOADING=1 and the watchdog, and logs with journal priorities."""
 
 RUN_EPILOG = """\
 output:
@@ -85,10 +88,51 @@ _GLOBAL = ("--host", "--port", "--token")
 
 
 class _OneLine(logging.Formatter):
-    """One log record, one line (journald, grep): tracebacks folded with ' | '."""
+    """One log record, one line (journald, grep): tracebacks folded with ' | '.
+
+    With ``priorities`` each line starts with its syslog priority, ``<3>``
+    for ERROR and so on: journald reads that prefix from a service's stderr
+    (``SyslogLevelPrefix=yes``, its default), so ``journalctl -p err`` finds
+    the errors. Used when systemd connected stderr to the journal, which it
+    says in ``$JOURNAL_STREAM``; a terminal or a file gets plain lines.
+    """
+
+    def __init__(self, fmt: str, *, priorities: bool = False) -> None:
+        super().__init__(fmt)
+        self.priorities = priorities
 
     def format(self, record: logging.LogRecord) -> str:
-        return super().format(record).replace("\n", " | ")
+        line = super().format(record).replace("\n", " | ")
+        return f"<{_priority(record.levelno)}>{line}" if self.priorities else line
+
+
+def _stderr_is_journal(journal_stream: str) -> bool:
+    """True if stderr is the stream systemd named in ``$JOURNAL_STREAM`` (``device:inode``).
+
+    Compared, as systemd.exec(5) advises, because the variable is inherited:
+    a unit whose ExecStart redirects stderr to a file still has it set.
+    """
+    device, _, inode = journal_stream.partition(":")
+    if not (device.isdigit() and inode.isdigit()):
+        return False
+    try:
+        info = os.fstat(sys.stderr.fileno())
+    except (OSError, ValueError, AttributeError):  # no stderr, or a replaced one without a fd
+        return False
+    return (info.st_dev, info.st_ino) == (int(device), int(inode))
+
+
+def _priority(level: int) -> int:
+    """syslog(3) priority of a logging level: CRITICAL 2, ERROR 3, WARNING 4, INFO 6, DEBUG 7."""
+    if level >= logging.CRITICAL:
+        return 2
+    if level >= logging.ERROR:
+        return 3
+    if level >= logging.WARNING:
+        return 4
+    if level >= logging.INFO:
+        return 6
+    return 7
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -151,26 +195,33 @@ def _run(argv: list[str]) -> int:
     from ..service.app import Service, load_settings
     from ..service.http.rules import RulesPlugin
 
+    journal = _stderr_is_journal(os.environ.get("JOURNAL_STREAM", ""))
+    error = "<3>ekws: " if journal else "ekws: "
     try:
         settings = load_settings(args.config_dir, log_level=args.log_level)
     except ConfigError as exc:
-        print(f"ekws: {exc}", file=sys.stderr)
+        print(f"{error}{exc}", file=sys.stderr)
         return 2
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(_OneLine("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    # The journal stamps every entry itself: no second time stamp in the line.
+    fmt = "%(levelname)s %(name)s: %(message)s"
+    if not journal:
+        fmt = "%(asctime)s " + fmt
+    handler.setFormatter(_OneLine(fmt, priorities=journal))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(settings.log_level)
     try:
         from ..service.http.live import LivePlugin
 
-        service = Service(args.config_dir, settings, plugins=[RulesPlugin(), LivePlugin()])
+        service = Service(args.config_dir, settings, plugins=[RulesPlugin(), LivePlugin()],
+                          log_level=args.log_level)
         clean = service.run()
     except ConfigError as exc:
-        print(f"ekws: {exc}", file=sys.stderr)
+        print(f"{error}{exc}", file=sys.stderr)
         return 2
     except (BindError, EkwsError) as exc:
-        print(f"ekws: {exc}", file=sys.stderr)
+        print(f"{error}{exc}", file=sys.stderr)
         return 1
     if not clean:  # a source or callback outlived the stop deadline: do not wait for it
         logging.shutdown()

@@ -18,6 +18,9 @@ that rules read cannot be dropped (409 naming them). The ``log`` action writes
 to the service's record output: one JSON line per record on stdout (see
 :mod:`.output`).
 
+Reload (SIGHUP): both files read again and the difference applied, see
+:mod:`.reload`; a file that does not load is logged and changes nothing.
+
 Stop (SIGTERM, SIGINT, or stdout closed): STOPPING=1, the REST API stops
 accepting, the rules stop (each subscription delivers what it holds to the
 rule's actions, then the actions close; the last one on a stream stops its
@@ -52,6 +55,7 @@ from ..config import (
 from ..ddl import parse_stream
 from ..errors import InUse, NotFound, ReadOnly
 from ..signals import SignalWait
+from . import health
 from .check import CheckResult, check_client, check_server
 from .http import streams as api
 from .http.rest import RestApp, RestServer, Route
@@ -65,6 +69,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 STOP_DEADLINE = 9.0  # seconds; systemd's and the issue's budget is 10
+HEALTH_PERIOD = 2.0  # seconds between two looks at the rules' health (STATUS=, a log line on change)
 RESERVED_KEY = "source"
 _MASK = "******"
 
@@ -124,31 +129,33 @@ class Service:
 
     def __init__(self, config_dir: str | os.PathLike[str], settings: ServiceConfig, *,
                  environ: Mapping[str, str] | None = None, out: TextIO | None = sys.stdout,
-                 plugins: Sequence[Plugin] = ()) -> None:
+                 plugins: Sequence[Plugin] = (), log_level: str | None = None) -> None:
         self.config_dir = Path(config_dir)
         self.settings = settings
-        self._environ = dict(os.environ if environ is None else environ)
+        self._log_level = log_level  # --log-level, which a reload keeps over ekws.yaml's
+        self.environ = dict(os.environ if environ is None else environ)
         self.plugins = list(plugins)
         if settings.rules and not any(getattr(p, "runs_rules", False) for p in self.plugins):
             raise ConfigError("rules are not supported by this version of ekws; remove the rules: entry",
                               file=str(self.config_dir / SERVICE_FILE), key="rules")
         self._register_functions(settings.functions)
         self._source_file = self.config_dir / SOURCE_FILE
-        load_websocket_config(self.config_dir, self._environ)  # clean errors for the file and env first
+        load_websocket_config(self.config_dir, self.environ)  # clean errors for the file and env first
         raw = yaml.safe_load(self._source_file.read_text(encoding="utf-8"))
-        self._yaml_keys: dict[str, Any] = dict(raw) if isinstance(raw, dict) else {}
+        self.yaml_keys: dict[str, Any] = dict(raw) if isinstance(raw, dict) else {}
         self.store = Store(settings.data_dir)
-        self.runtime = Runtime(config=self._websocket_config(self.store.confkeys()))
+        self.runtime = Runtime(config=self.websocket_config(self.store.confkeys()))
         self.declared: dict[str, str] = {}
         self.rules: RuleManager | None = None  # set by the rules plugin
         self._lock = threading.RLock()
         self.printer = LinePrinter(out, self._stdout_closed) if out is not None else None
-        self.notifier = Notifier(self._environ)
+        self.notifier = Notifier(self.environ)
         self.rest: RestServer | None = None
         self.started = time.time()
+        self._health = health.OK  # as last logged and told to systemd
         self._stop = threading.Event()
         self._stop_reason = ""
-        self._signals = SignalWait()  # run()'s wait, woken by request_stop from any thread
+        self._signals = SignalWait(reload=True)  # run()'s wait, woken by request_stop from any thread
 
     # -- configuration -------------------------------------------------------------------
 
@@ -163,16 +170,18 @@ class Service:
                 raise ConfigError(str(exc), file=str(self.config_dir / SERVICE_FILE),
                                   key=f"functions.{name}") from None
 
-    def _websocket_config(self, stored: Mapping[str, Mapping[str, Any]]) -> WebsocketConfig:
+    def websocket_config(self, stored: Mapping[str, Mapping[str, Any]],
+                         yaml_keys: Mapping[str, Any] | None = None) -> WebsocketConfig:
         """The file's conf keys overlaid by stored ones; a stored key also beats env overrides."""
-        data = self._merged_keys(stored)
+        data = self._merged_keys(stored, yaml_keys)
         stored_names = {key.casefold() for key in stored}
-        environ = {var: value for var, value in self._environ.items()
+        environ = {var: value for var, value in self.environ.items()
                    if not (var.startswith("WEBSOCKET__") and var.split("__")[1].casefold() in stored_names)}
         return websocket_config_from_dict(data, path=str(self._source_file), environ=environ)
 
-    def _merged_keys(self, stored: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
-        data = dict(self._yaml_keys)
+    def _merged_keys(self, stored: Mapping[str, Mapping[str, Any]],
+                     yaml_keys: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        data = dict(self.yaml_keys if yaml_keys is None else yaml_keys)
         for key, props in stored.items():
             for same in [k for k in data if str(k).casefold() == key.casefold()]:
                 del data[same]
@@ -193,7 +202,7 @@ class Service:
             # Errors name the request body, not the file:
             websocket_config_from_dict({key: props}, path="request body")
             stored[key] = props
-            config = self._websocket_config(stored)
+            config = self.websocket_config(stored)
             self.store.put_confkey(key, props)
             for same in [k for k in self.store.confkeys() if k != key and k.casefold() == key.casefold()]:
                 self.store.delete_confkey(same)
@@ -205,13 +214,13 @@ class Service:
             stored = self.store.confkeys()
             match = next((k for k in stored if k.casefold() == key.casefold()), None)
             if match is None:
-                in_file = any(str(k).casefold() == key.casefold() for k in self._yaml_keys)
+                in_file = any(str(k).casefold() == key.casefold() for k in self.yaml_keys)
                 if in_file:
                     raise ReadOnly(f"conf key {key} is defined in {self._source_file}; edit the file",
                                    name=key)
                 raise NotFound(f"conf key {key} is not found", name=key)
             rest = {k: v for k, v in stored.items() if k != match}
-            config = self._websocket_config(rest)
+            config = self.websocket_config(rest)
             users = [name for name in self.runtime.streams()
                      if _conf_key_gone(self.runtime.describe_stream(name), config)]
             if users:
@@ -317,9 +326,28 @@ class Service:
             self.notifier.status(self.status_line())
 
     def status_line(self) -> str:
+        """systemd's STATUS=: the health when degraded, the stream count and the REST address."""
         count = len(self.runtime.streams())
         rest = "http://{}:{}".format(*self.rest.address) if self.rest else "not started"
-        return f"{count} stream{'s' if count != 1 else ''}; REST API {rest}"
+        line = f"{count} stream{'s' if count != 1 else ''}; REST API {rest}"
+        state = self.health()
+        return line if state == health.OK else f"{state}; {line}"
+
+    def health(self) -> str:
+        """``ok`` or ``degraded: 1 rule failing (r1: ...)`` (see :mod:`.health`)."""
+        return health.summary(health.failing(self.rules, self.runtime))
+
+    def _check_health(self) -> None:
+        """Log a change of health and tell systemd (run()'s loop, every HEALTH_PERIOD)."""
+        state = self.health()
+        if state == self._health:
+            return
+        if state == health.OK:
+            logger.info("healthy again: no rule failing")
+        else:
+            logger.warning("%s", state)
+        self._health = state
+        self._status_changed()
 
     # -- lifecycle --------------------------------------------------------------------------
 
@@ -350,6 +378,7 @@ class Service:
                 logger.error("stream %s from the store not restored: %s", name, exc)
         for plugin in self.plugins:
             plugin.start(self)
+        self._fail_on_config_errors()
         routes = list(api.ROUTES) + [route for plugin in self.plugins for route in plugin.routes]
         app = RestApp(self, routes, self.settings.auth_token)
         self.rest = RestServer(app, self.settings.rest_ip, self.settings.rest_port)
@@ -361,6 +390,63 @@ class Service:
                     host, port, len(self.runtime.streams()), rules, paths)
         self.notifier.ready(self.status_line())
         self.notifier.start_watchdog(lambda: self.rest is not None and self.rest.alive)
+        self._check_health()
+
+    def _fail_on_config_errors(self) -> None:
+        """A declared rule that did not start for a config reason ends the start (ekws run exits 2).
+
+        Raises:
+            ConfigError: naming ekws.yaml, ``rules[i]``, the rule and the reason.
+            BindError: a rule's websocket action cannot bind the shared server's port (exit 1).
+        """
+        failures = getattr(self.rules_plugin, "start_failures", None) or {}
+        index = {body.get("id"): i for i, body in enumerate(self.settings.rules) if isinstance(body, dict)}
+        for rule_id, exc in failures.items():
+            bind = health.bind_error(exc)
+            if bind is not None:
+                raise bind
+            if health.is_config_failure(exc):
+                raise ConfigError(f"rule {rule_id} cannot start: {exc}",
+                                  file=str(self.config_dir / SERVICE_FILE),
+                                  key=f"rules[{index.get(rule_id, '?')}]") from exc
+
+    @property
+    def rules_plugin(self) -> Any:
+        """The plugin that runs the rules (its ``declared`` ids), or None."""
+        return next((p for p in self.plugins if getattr(p, "runs_rules", False)), None)
+
+    def reload(self) -> bool:
+        """SIGHUP: re-read both config files and apply the difference (see :mod:`.reload`).
+
+        Never raises: a config that does not load is logged (ERROR, naming the
+        file and key) and the running one kept. True if the new config was applied.
+        """
+        from . import reload
+
+        logger.info("reload: reading %s and %s", self.config_dir / SERVICE_FILE, self._source_file)
+        self.notifier.reloading()
+        try:
+            with self._lock:
+                try:
+                    settings = load_settings(self.config_dir, self.environ, self._log_level)
+                    load_websocket_config(self.config_dir, self.environ)  # the file and env: clean errors
+                    raw = yaml.safe_load(self._source_file.read_text(encoding="utf-8"))
+                    yaml_keys = dict(raw) if isinstance(raw, dict) else {}
+                    change = reload.plan(self, settings, yaml_keys)
+                except (EkwsError, OSError, yaml.YAMLError) as exc:
+                    logger.error("reload failed, keeping the running configuration: %s", exc)
+                    return False
+                if change.kept:
+                    logger.warning("reload: %s changed; `systemctl restart ekws` (or a new ekws run) "
+                                   "applies it, the running value is kept", ", ".join(change.kept))
+                reload.apply(self, change)
+            logger.info("reload: done (%s)", change.changes)
+            return True
+        except Exception:  # a bug must not end the service on a reload
+            logger.exception("reload failed")
+            return False
+        finally:
+            self.notifier.ready(self.status_line())
 
     def _urls(self) -> list[str]:
         address = self.runtime.server_address
@@ -398,7 +484,12 @@ class Service:
             except BaseException:
                 self.shutdown()
                 raise
-            name = waiter.wait(self._stop.is_set)
+            name = waiter.wait(self._stop.is_set, HEALTH_PERIOD)
+            while name is None and not self._stop.is_set():
+                if waiter.take_reload():
+                    self.reload()
+                self._check_health()
+                name = waiter.wait(self._stop.is_set, HEALTH_PERIOD)
             if name is not None:
                 logger.info("received %s: stopping", name)
                 self.request_stop(name)

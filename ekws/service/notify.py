@@ -9,6 +9,10 @@ The watchdog: with ``WatchdogSec=`` systemd sets ``$WATCHDOG_USEC`` (and
 ``$WATCHDOG_PID``); :class:`Notifier` then sends ``WATCHDOG=1`` every half
 period from a thread for as long as ``alive()`` says the service is healthy,
 so a hung REST server gets the process restarted.
+
+A reload (SIGHUP) is told as ``RELOADING=1`` with ``MONOTONIC_USEC=`` (the
+time it began, which systemd 253+ requires to accept it), then ``READY=1``
+once the new config is applied or refused.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ import logging
 import os
 import socket
 import threading
+import time
 from collections.abc import Callable, Mapping
 
 logger = logging.getLogger(__name__)
@@ -66,6 +71,13 @@ class Notifier:
 
     def status(self, status: str) -> None:
         self.send(f"STATUS={status}")
+
+    def reloading(self) -> None:
+        """A reload begins; :meth:`ready` ends it (sd_notify(3): RELOADING=1 with the monotonic time)."""
+        if not self.enabled:
+            return
+        usec = time.clock_gettime_ns(time.CLOCK_MONOTONIC) // 1000
+        self.send("RELOADING=1", "STATUS=reloading", f"MONOTONIC_USEC={usec}")
 
     def stopping(self, status: str = "stopping") -> None:
         self.send("STOPPING=1", f"STATUS={status}")

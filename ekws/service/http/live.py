@@ -64,6 +64,7 @@ class LivePlugin:
             Route("/", ("GET",), self._page, public=True),
             Route("/status", ("GET",), self._status),
             Route("/status/events", ("GET",), self._events),
+            Route("/health", ("GET",), status.health),
             Route("/streams/<name>/tail", ("GET",), self._tail),
         ]
         self._stopping = threading.Event()

@@ -62,6 +62,7 @@ class RulesPlugin:
     def __init__(self) -> None:
         self.manager: RuleManager | None = None
         self.declared: set[str] = set()
+        self.start_failures: dict[str, Exception] = {}  # declared rules whose first start failed
         self._service: Service | None = None
         self.routes: Sequence[Route] = [
             Route("/rules", ("GET",), self.list_rules),
@@ -99,7 +100,7 @@ class RulesPlugin:
                 raise ConfigError(f"rules[{index}]: {exc}{named}", file=str(file)) from exc
             self.declared.add(definition.id)
             if definition.triggered:
-                self._start_restored(definition.id)
+                self._start_restored(definition.id, declared=True)
         for rule_id, body, running in service.store.rules():
             if rule_id in self.declared:
                 logger.warning("rule %s from the store is shadowed by %s (the file wins)", rule_id, file)
@@ -112,14 +113,15 @@ class RulesPlugin:
             if running:
                 self._start_restored(rule_id)
 
-    def _start_restored(self, rule_id: str) -> None:
+    def _start_restored(self, rule_id: str, declared: bool = False) -> None:
         assert self.manager is not None
         try:
             self.manager.start(rule_id)
         except BindError:
             raise
-        except Exception:  # noqa: S110 - the rule logged it and shows it in its status
-            pass
+        except Exception as exc:  # the rule logged it and shows it in its status
+            if declared:  # the service decides whether it is fatal (a config error: exit 2)
+                self.start_failures[rule_id] = exc
 
     def stop(self, service: Service) -> None:
         """Stop every rule (delivering what their subscriptions hold); stored states stay."""

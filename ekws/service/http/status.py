@@ -190,7 +190,23 @@ def snapshot(service: Service, rates: Rates) -> dict[str, Any]:
         "rest": f"{rest[0]}:{rest[1]}" if rest else None,
         "streams": streams,
         "rules": rules if manager is not None else None,
+        "health": service.health(),
     }
+
+
+# -- the health endpoint ------------------------------------------------------------------------
+
+
+def health(service: Service, request: Request) -> Response:
+    """``GET /health`` for monitors: 200 ``ok``, or 503 ``degraded: 1 rule failing (r1: ...)``.
+
+    ``/ping`` (eKuiper's) says the process answers; this says whether every
+    rule that should run does, and connects (see :mod:`ekws.service.health`).
+    """
+    state = service.health()
+    response = Response(state + "\n", 200 if state == "ok" else 503, mimetype="text/plain")
+    response.headers["Cache-Control"] = "no-store"
+    return response
 
 
 # -- the event stream --------------------------------------------------------------------------
@@ -224,5 +240,5 @@ def json_snapshot(value: dict[str, Any]) -> Response:
     return response
 
 
-__all__ = ["PERIOD", "Rates", "event_response", "events", "json_snapshot", "page", "rule_manager",
-           "snapshot"]
+__all__ = ["PERIOD", "Rates", "event_response", "events", "health", "json_snapshot", "page",
+           "rule_manager", "snapshot"]

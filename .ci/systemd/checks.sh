@@ -17,8 +17,8 @@ data_url=ws://127.0.0.1:10081/api/data
 # pip has no network here: run.sh put the wheels of '.[fast]' in $ci/wheels.
 export PIP_NO_INDEX=1 PIP_FIND_LINKS="$ci/wheels" PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_ROOT_USER_ACTION=ignore
 
-pass() { echo "PASS $1: $2"; }
-fail() { echo "FAIL $1: $2"; }
+pass() { echo "PASS $1: $2 [at ${SECONDS} s]"; }
+fail() { echo "FAIL $1: $2 [at ${SECONDS} s]"; }
 verdict() { # verdict NAME OK(0|1) WHAT
     if [ "$2" -eq 0 ]; then pass "$1" "$3"; else fail "$1" "$3"; fi
 }
@@ -125,7 +125,7 @@ check_status() {
     status="$(prop StatusText)"
     verdict status "$([ -n "$status" ]; echo $?)" "StatusText='$status'"
     # The README's `curl -s localhost:9081/health` (minbase has no curl).
-    health="$(timeout 20 "$py" -c 'import urllib.request as u; r = u.urlopen("http://127.0.0.1:9081/health", timeout=10); print(r.status, r.read().decode()[:100])' 2>&1 | tail -n 1)"
+    health="$(timeout 20 "$py" -c 'import urllib.request as u; r = u.urlopen("http://127.0.0.1:9081/health", timeout=10); print(r.status, r.read().decode().strip()[:100])' 2>&1 | tail -n 1)"
     verdict health "$(grep -q '^200' <<<"$health"; echo $?)" "GET /health: $health"
 }
 
@@ -223,9 +223,11 @@ check_reload() {
     pid_before="$(prop MainPID)"
     timeout 30 systemctl reload ekws
     reload_rc=$?
+    local at_return
+    at_return="$(has_rule seqB && echo "already listed" || echo "not yet listed")"
     wait "$send_pid"
     verdict reload "$([ $reload_rc -eq 0 ] && [ "$(prop MainPID)" = "$pid_before" ] && [ "$(prop ActiveState)" = active ]; echo $?)" \
-        "systemctl reload: exit $reload_rc, main PID $pid_before -> $(prop MainPID), $(prop ActiveState)/$(prop SubState), Result=$(prop Result); journal: $(journalctl -u ekws -q --no-pager -n 30 -o cat | grep -i -E 'reload|seqB|error' | tail -n 4 | paste -sd'|' - | cut -c1-400)"
+        "systemctl reload: exit $reload_rc (seqB $at_return when it returned), main PID $pid_before -> $(prop MainPID), $(prop ActiveState)/$(prop SubState), Result=$(prop Result); journal: $(journalctl -u ekws -q --no-pager -n 30 -o cat | grep -i -E 'reload|seqB|error' | tail -n 4 | paste -sd'|' - | cut -c1-400)"
     peer waitlines /var/lib/ekws/seq-a.jsonl 400 15 >/dev/null
     verdict reload-nothing-lost "$(grep -q 'done 400 open' "$out" && peer seq /var/lib/ekws/seq-a.jsonl 400 all >/tmp/seq-a.out 2>&1; echo $?)" \
         "the peer: $(tail -n 1 "$out"); rule seqA (running through the reload): $(cat /tmp/seq-a.out 2>/dev/null || echo 'no output file')"

@@ -112,7 +112,6 @@ cp "$here/checks.sh" "$here/peer.py" "$stage/"
 say "wheels for '.[fast]' on the host (the container has no network)"
 python="${PYTHON:-$(command -v python3)}"
 if ! { "$python" -m venv "$work/venv" \
-        && "$work/venv/bin/python" -m pip install -q --upgrade pip \
         && "$work/venv/bin/python" -m pip wheel -q --wheel-dir "$stage/wheels" \
             "$stage/tree[fast]" "setuptools>=61" wheel; } >"$work/pip.log" 2>&1; then
     tail -n 20 "$work/pip.log"

@@ -186,12 +186,16 @@ def _plan_rules(service: Service, settings: ServiceConfig, fields: Mapping[str, 
     staying = [r for r in manager.ids() if r not in drop] + restore
     for rule_id in staying:
         try:
-            stream = parse_rule(_body(service, rule_id), rule_id).query.stream
+            query = parse_rule(_body(service, rule_id), rule_id).query
         except (ValueError, EkwsError):
             continue
-        if stream not in fields:
-            raise ConfigError(f"stream {stream} is no longer declared but rule {rule_id} reads it; "
+        if query.stream not in fields:
+            raise ConfigError(f"stream {query.stream} is no longer declared but rule {rule_id} reads it; "
                               f"drop the rule first or keep the stream", file=file)
+        try:  # the stream's new fields must still have what the rule reads
+            check_fields(query, fields[query.stream])
+        except (ValueError, EkwsError) as exc:
+            raise ConfigError(f"rule {rule_id} on stream {query.stream}: {exc}", file=file) from exc
     return drop, add, restore
 
 

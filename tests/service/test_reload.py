@@ -228,6 +228,15 @@ def test_a_changed_statement_remakes_the_stream_and_its_rules_run_on_the_new_one
             peer.send('{"seq": 7, "dropped": "by the schema"}')
             service.out.wait_count(1)
         assert records(service, "websocketDemo") == [{"seq": 7}]
+        # A rule stored over REST reads seq: a statement without it is refused, naming both.
+        seqs = {"id": "seqs", "sql": "SELECT seq FROM websocketDemo", "actions": [{"log": {}}]}
+        assert service.request("POST", "/rules", seqs)[0] == 201
+        other = 'CREATE STREAM websocketDemo(other BIGINT) WITH (DATASOURCE="/api/data", FORMAT="json")'
+        write_etc(tmp_path, streams=(other,), rules=[DEMO_RULE])
+        line = reload(service, 2)
+        assert "reload failed" in line and "rule seqs on stream websocketDemo" in line and "seq" in line, line
+        fields = service.json("GET", "/streams/websocketDemo")[1]["StreamFields"]
+        assert [f["Name"] for f in fields] == ["seq"]  # the running statement kept
         assert service.stop() == 0
 
 

@@ -215,8 +215,8 @@ check_reload() {
     edit_conf 'doc.setdefault("rules", []).append({"id": "seqA", "sql": "SELECT * FROM websocketDemo", "actions": [{"file": {"path": "/var/lib/ekws/seq-a.jsonl"}}]})'
     rm -f /var/lib/ekws/seq-a.jsonl /var/lib/ekws/seq-b.jsonl
     restart_clean
-    # 400 records at 100/s; the reload comes after the first 100.
-    timeout 60 "$py" "$ci/peer.py" send "$data_url" 400 100 >"$out" 2>&1 &
+    # 600 records at 100/s; the reload comes after the first 100 (5 s to apply it).
+    timeout 60 "$py" "$ci/peer.py" send "$data_url" 600 100 >"$out" 2>&1 &
     send_pid=$!
     for _ in $(seq 150); do grep -q 'sent 100' "$out" && break; sleep 0.1; done
     edit_conf 'doc["rules"].append({"id": "seqB", "sql": "SELECT * FROM websocketDemo", "actions": [{"file": {"path": "/var/lib/ekws/seq-b.jsonl"}}]})'
@@ -228,10 +228,10 @@ check_reload() {
     wait "$send_pid"
     verdict reload "$([ $reload_rc -eq 0 ] && [ "$(prop MainPID)" = "$pid_before" ] && [ "$(prop ActiveState)" = active ]; echo $?)" \
         "systemctl reload: exit $reload_rc (seqB $at_return when it returned), main PID $pid_before -> $(prop MainPID), $(prop ActiveState)/$(prop SubState), Result=$(prop Result); journal: $(journalctl -u ekws -q --no-pager -n 30 -o cat | grep -i -E 'reload|seqB|error' | tail -n 4 | paste -sd'|' - | cut -c1-400)"
-    peer waitlines /var/lib/ekws/seq-a.jsonl 400 15 >/dev/null
-    verdict reload-nothing-lost "$(grep -q 'done 400 open' "$out" && peer seq /var/lib/ekws/seq-a.jsonl 400 all >/tmp/seq-a.out 2>&1; echo $?)" \
+    peer waitlines /var/lib/ekws/seq-a.jsonl 600 15 >/dev/null
+    verdict reload-nothing-lost "$(grep -q 'done 600 open' "$out" && peer seq /var/lib/ekws/seq-a.jsonl 600 all >/tmp/seq-a.out 2>&1; echo $?)" \
         "the peer: $(tail -n 1 "$out"); rule seqA (running through the reload): $(cat /tmp/seq-a.out 2>/dev/null || echo 'no output file')"
-    verdict reload-new-rule "$(has_rule seqB && peer seq /var/lib/ekws/seq-b.jsonl 400 tail >/tmp/seq-b.out 2>&1; echo $?)" \
+    verdict reload-new-rule "$(has_rule seqB && peer seq /var/lib/ekws/seq-b.jsonl 600 tail >/tmp/seq-b.out 2>&1; echo $?)" \
         "rule seqB, added by the reload: listed $(has_rule seqB && echo yes || echo no); its file: $(cat /tmp/seq-b.out 2>/dev/null || echo none)"
 }
 

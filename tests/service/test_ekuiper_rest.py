@@ -128,12 +128,14 @@ def test_put_upserts_and_triggered_is_honoured(service):
     body = {"id": "rule321", "triggered": False, "sql": "select * from alert", "actions": [{"log": {}}]}
     assert service.request("POST", "/rules", body)[0] == 201
     # fvt TestRecoverRule: a rule created with triggered false is "stopped" (eKuiper v2's words)
-    assert service.json("GET", "/rules") == (200, [{"id": "rule321", "status": "stopped"}])
+    # internal/server/rule_manager.go GetAllRulesWithStatus: id, name, status, version, trace, tags
+    assert service.json("GET", "/rules") == (200, [{"id": "rule321", "name": "rule321", "status": "stopped",
+                                                    "version": "", "trace": False, "tags": None}])
     update = {"id": "rule321", "triggered": True, "sql": "select * from alert", "actions": [{"log": {}}]}
     updated = (200, "Rule rule321 was updated successfully.")
     assert service.request("PUT", "/rules/rule321", update)[::2] == updated
     assert service.json("GET", "/rules/rule321") == (200, update)
-    assert service.json("GET", "/rules") == (200, [{"id": "rule321", "status": "running"}])
+    assert service.json("GET", "/rules")[1][0]["status"] == "running"
     assert service.request("POST", "/rules/rule321/stop")[::2] == (200, "Rule rule321 was stopped.")
     assert service.json("GET", "/rules/rule321")[1]["triggered"] is False
     assert service.request("POST", "/rules/rule321/restart")[0] == 200
@@ -142,7 +144,8 @@ def test_put_upserts_and_triggered_is_honoured(service):
     new = {"id": "fresh", "triggered": False, "sql": "select * from alert", "actions": [{"log": {}}]}
     assert service.request("PUT", "/rules/fresh", new)[::2] == (200, "Rule fresh was updated successfully.")
     assert service.json("GET", "/rules/fresh") == (200, new)
-    assert service.json("GET", "/rules")[1][0] == {"id": "fresh", "status": "stopped"}
+    assert service.json("GET", "/rules")[1][0]["id"] == "fresh"
+    assert service.json("GET", "/rules")[1][0]["status"] == "stopped"
 
 
 def test_ekuipers_default_options_are_accepted_and_what_ekws_cannot_honour_is_named(service):

@@ -28,6 +28,8 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import stat
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -45,6 +47,8 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 __all__ = ["Document", "BadImport", "apply", "export_data", "export_ruleset", "parse_document"]
+
+MAX_FILE = 16 << 20  # a document named by {"file": path}; a body is bounded by the REST layer
 
 # eKuiper's Configuration keys that ekws has nothing for: exported empty, refused unless empty.
 _EMPTY_KEYS = ("tables", "nativePlugins", "portablePlugins", "sinkConfig", "connectionConfig", "Service",
@@ -109,11 +113,7 @@ def read_content(body: Any) -> Any:
     if path:
         if not isinstance(path, str) or "://" in path and not path.startswith("file://"):
             raise BadImport("file: ekws reads a path on the service's disk (no URLs)")
-        try:
-            with open(path[7:] if path.startswith("file://") else path, encoding="utf-8") as file:
-                content = file.read()
-        except OSError as exc:
-            raise BadImport(f"fail to read file {path}: {exc.strerror or exc}") from None
+        content = _read_file(path[7:] if path.startswith("file://") else path)
     if isinstance(content, (dict, list)):
         return content
     if not isinstance(content, str):
@@ -122,6 +122,23 @@ def read_content(body: Any) -> Any:
         return json.loads(content)
     except ValueError as exc:
         raise BadImport(f"invalid import file: {exc}") from None
+
+
+def _read_file(path: str) -> str:
+    """A regular file of at most MAX_FILE bytes (never a device or a pipe, which could be endless)."""
+    try:
+        with open(path, "rb") as file:
+            if not stat.S_ISREG(os.fstat(file.fileno()).st_mode):
+                raise BadImport(f"fail to read file {path}: not a regular file")
+            data = file.read(MAX_FILE + 1)
+    except OSError as exc:
+        raise BadImport(f"fail to read file {path}: {exc.strerror or exc}") from None
+    if len(data) > MAX_FILE:
+        raise BadImport(f"fail to read file {path}: over {MAX_FILE} bytes")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise BadImport(f"fail to read file {path}: not UTF-8") from None
 
 
 def parse_document(raw: Any, service: Service, plugin: RulesPlugin, *, replace: bool,

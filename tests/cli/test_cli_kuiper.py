@@ -55,8 +55,8 @@ def test_rule_commands_print_kuipers_sentences(svc):
     # internal/server/rpc.go CreateRule, StartRule, StopRule, RestartRule, DropRule.
     out = svc.cli("create", "rule", "rule1", json.dumps(RULE))
     assert out.returncode == 0
-    assert out.stdout.strip() == ("Rule rule1 was created successfully, please use 'ekws getstatus rule rule1' "
-                                  "command to get rule status.")
+    assert out.stdout.strip() == ("Rule rule1 was created successfully, please use "
+                                  "'ekws getstatus rule rule1' command to get rule status.")
     assert svc.cli("stop", "rule", "rule1").stdout.strip() == "Rule rule1 was stopped."
     assert svc.cli("start", "rule", "rule1").stdout.strip() == "Rule rule1 was started"
     assert svc.cli("restart", "rule", "rule1").stdout.strip() == "Rule rule1 was restarted."

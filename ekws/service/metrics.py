@@ -64,8 +64,8 @@ _HELP = {
     "connection_status": "1 connected, 0 connecting, -1 disconnected",
     "connections": "WebSocket connections open",
     "running": "1 while the rule runs",
-    "last_start_timestamp_ms": "when the rule last started, ms since the epoch",
-    "last_stop_timestamp_ms": "when the rule last stopped, ms since the epoch",
+    "last_start_timestamp_seconds": "when the rule last started, seconds since the epoch",
+    "last_stop_timestamp_seconds": "when the rule last stopped, seconds since the epoch",
 }
 
 

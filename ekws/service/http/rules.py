@@ -382,7 +382,7 @@ class RulesPlugin:
             except EkwsError:  # dropped meanwhile
                 continue
         rules = self._rules()
-        groups += rules.metrics()
+        groups += [(kind, labels, _seconds(values)) for kind, labels, values in rules.metrics()]
         statuses = {}
         for rule_id in rules.ids():
             try:
@@ -421,6 +421,13 @@ def _tags(request: Request) -> list[str]:
     if not isinstance(tags, list) or not all(isinstance(t, str) for t in tags):
         raise ApiError(400, "decode body error: expected {\"tags\": [\"tag\", ...]}")
     return tags
+
+
+def _seconds(values: dict[str, Any]) -> dict[str, Any]:
+    """Prometheus' base unit: ``*_timestamp_ms`` keys become ``*_timestamp_seconds``."""
+    return {(key[:-3] + "_seconds" if key.endswith("_timestamp_ms") else key):
+            (value / 1000 if key.endswith("_timestamp_ms") and isinstance(value, (int, float)) else value)
+            for key, value in values.items()}
 
 
 def _attachment(document: dict[str, Any]) -> Response:

@@ -413,9 +413,7 @@ class RulesPlugin:
 
 
 def _tags(request: Request) -> list[str]:
-    """eKuiper's ``{"tags": ["a", "b"]}`` body (an empty body: no tags)."""
-    if not request.get_data(cache=True).strip():
-        return []
+    """eKuiper's ``{"tags": ["a", "b"]}`` body (required, as eKuiper's decoder requires it)."""
     body = json_body(request)
     tags = body.get("tags", []) if isinstance(body, dict) else None
     if not isinstance(tags, list) or not all(isinstance(t, str) for t in tags):

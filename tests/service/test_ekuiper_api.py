@@ -260,3 +260,21 @@ def test_promtool_check_metrics_is_clean(service):
     assert findings, "promtool printed nothing: are eKuiper's families there?"
     assert {line.split()[0] for line in findings} == inherited, findings
     assert out.returncode in (0, 3)  # 3: lint findings only (a parse error is 1)
+
+
+def test_sink_connectivity_check_dials_as_the_websocket_action_would(service):
+    # eKuiper's POST /metadata/sinks/connection/{type} (internal/server/rest.go, connectionHandler's
+    # sink side); eKuiper's websocket sink cannot be checked, ekws's really dials.
+    post_sql(service, ALERT)
+    assert service.request("POST", "/rules", {"id": "r", "sql": "select * from alert",
+                                              "actions": [{"log": {}}]})[0] == 201
+    port = ws_port(service)
+    path = "/metadata/sinks/connection/websocket"
+    status, body = service.json("POST", path, {"addr": f"127.0.0.1:{port}", "path": "/alert"})
+    assert status == 200 and body["message"] == f"ws://127.0.0.1:{port}/alert: connected (HTTP 101)"
+    status, body = service.json("POST", path, {"addr": f"127.0.0.1:{port}", "path": "/nobody"})
+    assert status == 400 and "HTTP 404" in body["message"]
+    status, body = service.json("POST", path, {"address": f"127.0.0.1:{port}", "nope": 1})
+    assert status == 400 and "nope" in body["message"]
+    status, body = service.json("POST", path, {"addr": ""})  # server mode: this ekws serves it
+    assert status == 200 and "served by this ekws" in body["message"]

@@ -163,3 +163,28 @@ def test_ekuipers_default_options_are_accepted_and_what_ekws_cannot_honour_is_na
     bad = {**rule, "id": "qos2", "options": {"qos": 2, "checkpointInterval": "60s"}}
     status, body = service.json("POST", "/rules", bad)
     assert status == 400 and "options.qos" in body["message"] and "not supported" in body["message"]
+
+
+def test_describe_shapes_are_ekuipers(service):
+    # internal/server/rest_test.go Test_sourcesManageHandler ("get stream": Name, Options, Statement,
+    # StreamFields, StreamType), pkg/ast/sourceStmt.go StreamField.MarshalJSON (FieldType, Name,
+    # DefaultClause), fvt/rule_test.go TestRuleTypedSchema (every schema entry has "index": 0).
+    sql = ('CREATE STREAM typed (id BIGINT, ok BOOLEAN DEFAULT true, tags ARRAY(STRING), '
+           'pos STRUCT(x FLOAT)) WITH (DATASOURCE="/typed", FORMAT="json")')
+    assert post_sql(service, sql)[0] == 201
+    status, body = service.json("GET", "/streams/typed")
+    assert status == 200 and set(body) == {"Name", "StreamFields", "Options", "StreamType", "Statement"}
+    assert body["StreamType"] == 0 and body["Statement"] == sql
+    assert body["StreamFields"] == [
+        {"FieldType": "bigint", "Name": "id"},
+        {"FieldType": "boolean", "Name": "ok", "DefaultClause": "true"},
+        {"FieldType": {"Type": "array", "ElementType": "string"}, "Name": "tags"},
+        {"FieldType": {"Type": "struct", "Fields": [{"Name": "x", "FieldType": "float"}]}, "Name": "pos"}]
+    assert service.json("GET", "/streams/typed/schema")[1] == {
+        "id": {"type": "bigint", "index": 0},
+        "ok": {"type": "boolean", "index": 0, "default": "true"},
+        "tags": {"type": "array", "items": {"type": "string", "index": 0}, "index": 0},
+        "pos": {"type": "struct", "properties": {"x": {"type": "float", "index": 0}}, "index": 0}}
+    # internal/processor/stream.go execDescribe: DEFAULT printed as the literal (true, not True)
+    assert "ok\tboolean\tDEFAULT\ttrue\n" in post_sql(service, "DESCRIBE STREAM typed")[1]
+    assert service.json("GET", "/streamdetails")[1][0]["name"] == "typed"

@@ -7,6 +7,9 @@ a websocket stream and keeps the rest of the case.
 
 from __future__ import annotations
 
+import json
+import sys
+
 import pytest
 from helpers.service import Service, write_etc
 
@@ -188,3 +191,21 @@ def test_describe_shapes_are_ekuipers(service):
     # internal/processor/stream.go execDescribe: DEFAULT printed as the literal (true, not True)
     assert "ok\tboolean\tDEFAULT\ttrue\n" in post_sql(service, "DESCRIBE STREAM typed")[1]
     assert service.json("GET", "/streamdetails")[1][0]["name"] == "typed"
+
+
+def test_root_answers_ekuipers_info_to_api_clients_and_the_page_to_browsers(tmp_path):
+    # internal/server/rest.go rootHandler: {"version", "os", "arch", "upTimeSeconds", "memoryTotal"}.
+    with Service(write_etc(tmp_path, streams=(), rules=[], token="t0k")) as svc:
+        auth = {"Authorization": "Bearer t0k"}
+        status, ctype, text = svc.request("GET", "/", headers={**auth, "Accept": "*/*"})
+        assert status == 200 and ctype.startswith("application/json")
+        body = json.loads(text)
+        assert set(body) == {"version", "os", "arch", "upTimeSeconds", "memoryTotal"}
+        assert body["os"] == {"win32": "windows"}.get(sys.platform, sys.platform)
+        assert isinstance(body["upTimeSeconds"], int) and int(body["memoryTotal"]) >= 0
+        no_accept = svc.request("GET", "/", headers=auth)  # an API client that sends no Accept
+        assert no_accept[1].startswith("application/json")
+        assert svc.request("GET", "/")[0] == 401  # the info names the host: the token is needed
+        browser = {"Accept": "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"}
+        status, ctype, _ = svc.request("GET", "/", headers=browser)
+        assert status == 200 and ctype.startswith("text/html")

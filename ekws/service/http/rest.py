@@ -238,6 +238,10 @@ class RestApp:
             return False
         return endpoint in self._public
 
+    def authorized(self, request: Request) -> bool:
+        """True without a token, else whether the request carries it (for a public route's data)."""
+        return self._token is None or self._authorized(request)
+
     def _authorized(self, request: Request) -> bool:
         assert self._token is not None
         scheme, _, credentials = request.headers.get("Authorization", "").partition(" ")

@@ -47,6 +47,20 @@ class Unreachable(Exception):
     """No ekws answers at the address; exit 1."""
 
 
+class BadName(Exception):
+    """A rule id or stream name eKuiper's ``ValidateID`` refuses; exit 1, as the service would answer."""
+
+
+def _checked(name: str, what: str) -> str:
+    """The name URL-quoted for a path, after eKuiper's id check (rpc.go checks before any call)."""
+    from ..ddl import id_problem
+
+    problem = id_problem(name)
+    if problem is not None:
+        raise BadName(f"invalid {what}: {problem}")
+    return quote(name, safe="")
+
+
 class Client:
     """One REST call per command, with the bearer token when one is set."""
 
@@ -224,7 +238,7 @@ def _read(path: str) -> str:
 def _rule_path(args: list[str], verb: str, suffix: str = "") -> str:
     if len(args) != 1:
         raise UsageError(f"{verb} rule NAME")
-    return f"/rules/{quote(args[0], safe='')}{suffix}"
+    return f"/rules/{_checked(args[0], 'rule id')}{suffix}"
 
 
 def _rule_body(args: list[str], verb: str) -> tuple[str, dict[str, Any]]:
@@ -302,17 +316,25 @@ def describe_rule(commands: Commands, args: list[str]) -> int:
     return code
 
 
-# The options ekws honours, with the values it uses when a body leaves them out.
-RULE_OPTION_DEFAULTS = {"isEventTime": False, "lateTolerance": 0, "sendError": False,
-                        "restartStrategy": {}}
+# eKuiper's option order (internal/pkg/def/rule.go RuleOption), with the values ekws runs with when
+# a body leaves them out (eKuiper's defaults except lateTolerance, 0 in ekws; bufferLength, when not
+# given, is the stream's and so is not printed).
+RULE_OPTION_DEFAULTS: dict[str, Any] = {
+    "debug": False, "logFilename": None, "isEventTime": False, "lateTolerance": "0s", "concurrency": 1,
+    "bufferLength": None, "sendMetaToSink": False, "sendNilField": False, "sendError": False, "qos": None,
+    "checkpointInterval": None, "restartStrategy": {}}
 
 
 def describe_rule_body(body: dict[str, Any]) -> dict[str, Any]:
+    """``describe rule`` as kuiper prints it (``ExecDesc``: def.Rule re-marshalled): ``triggered``
+    and ``id`` first, then the body's keys, the options with the defaults filled in."""
     out: dict[str, Any] = {"triggered": body.get("triggered", True), "id": body.get("id")}
     for key in ("name", "sql", "stream", "actions"):
         if key in body:
             out[key] = body[key]
-    out["options"] = {**RULE_OPTION_DEFAULTS, **(body.get("options") or {})}
+    given = dict(body.get("options") or {})
+    options = {key: given.pop(key, default) for key, default in RULE_OPTION_DEFAULTS.items()}
+    out["options"] = {**{k: v for k, v in options.items() if v is not None}, **given}
     if body.get("tags"):
         out["tags"] = body["tags"]
     return out
@@ -391,7 +413,7 @@ def import_data(commands: Commands, args: list[str]) -> int:
 def export_data(commands: Commands, args: list[str]) -> int:
     if len(args) != 1:
         raise UsageError("export data FILE")
-    return _export(commands, "/data/export", args[0], "exported {streams} streams and {rules} rules")
+    return _export(commands, "/data/export", args[0], "export configuration success")
 
 
 def _export(commands: Commands, path: str, file: str, sentence: str) -> int:
@@ -549,4 +571,7 @@ def run_command(words: list[str], host: str, port: int, token: str | None,
         return USAGE
     except Unreachable as exc:
         print(f"ekws: {exc}", file=err)
+        return FAILED
+    except BadName as exc:
+        print(exc, file=err)
         return FAILED

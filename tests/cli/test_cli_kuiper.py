@@ -134,7 +134,30 @@ def test_export_and_import_ruleset_and_data(svc, tmp_path):
     out = svc.cli("import", "ruleset", "-f", str(file))
     assert (out.returncode, out.stdout.strip()) == (0, "imported 1 streams, 0 tables and 1 rules")
     data = tmp_path / "data.json"
-    assert svc.cli("export", "data", str(data)).returncode == 0
+    out = svc.cli("export", "data", str(data))
+    assert (out.returncode, out.stdout.strip()) == (0, "export configuration success")
     out = svc.cli("import", "data", "-f", str(data), "-p", "true")
-    assert out.returncode == 0 and json.loads(out.stdout)["ErrorMsg"] == ""
+    # rpc_test.go TestConfiguration: the reply, indented, every Configuration key empty
+    keys = ("streams", "tables", "rules", "nativePlugins", "portablePlugins", "sourceConfig", "sinkConfig",
+            "connectionConfig", "Service", "Schema", "uploads", "scripts")
+    assert out.returncode == 0
+    expected = {"ErrorMsg": "", "ConfigResponse": {k: {} for k in keys}}
+    assert out.stdout == json.dumps(expected, indent=2) + "\n"
     assert svc.request("DELETE", "/rules/exported")[0] == 200
+
+
+def test_rpc_test_rule_cases(svc):
+    # internal/server/rpc_test.go TestRule, with a log action for its file action: describe rule's
+    # shape and order, and "invalid characters" for every rule command given a bad name.
+    rule = {"sql": "SELECT * from alert;", "actions": [{"log": {}}]}
+    assert svc.cli("create", "rule", "myRule", json.dumps(rule)).returncode == 0
+    out = svc.cli("describe", "rule", "myRule")
+    head = '{\n  "triggered": true,\n  "id": "myRule",\n  "sql": "SELECT * from alert;",'
+    assert out.stdout.startswith(head)
+    assert json.loads(out.stdout)["options"] == {
+        "debug": False, "isEventTime": False, "lateTolerance": "0s", "concurrency": 1,
+        "sendMetaToSink": False, "sendNilField": False, "sendError": False, "restartStrategy": {}}
+    for verb in ("start", "stop", "getstatus", "gettopo", "describe", "restart", "drop"):
+        out = svc.cli(verb, "rule", "invalid/name")
+        assert out.returncode == 1 and "invalid characters" in out.stderr, verb
+    assert svc.cli("drop", "rule", "myRule").stdout.strip() == "Rule myRule is dropped."

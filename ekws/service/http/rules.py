@@ -371,7 +371,7 @@ class RulesPlugin:
         raw = transfer.read_content(json_body(request))
         document = transfer.parse_document(raw, service, self, replace=replace, with_confkeys=True)
         transfer.apply(document, service, self, replace=replace)
-        return json_response({"ErrorMsg": "", "ConfigResponse": transfer.export_data(service, self)})
+        return json_response({"ErrorMsg": "", "ConfigResponse": transfer.empty_configuration()})
 
     def metrics(self, service: Service, request: Request) -> Response:
         """Prometheus text: every stream's metrics, then every rule's, node's and action's."""

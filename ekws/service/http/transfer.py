@@ -50,6 +50,8 @@ __all__ = ["Document", "BadImport", "apply", "export_data", "export_ruleset", "p
 
 MAX_FILE = 16 << 20  # a document named by {"file": path}; a body is bounded by the REST layer
 
+_CONFIGURATION_KEYS = ("streams", "tables", "rules", "nativePlugins", "portablePlugins", "sourceConfig",
+                       "sinkConfig", "connectionConfig", "Service", "Schema", "uploads", "scripts")
 # eKuiper's Configuration keys that ekws has nothing for: exported empty, refused unless empty.
 _EMPTY_KEYS = ("tables", "nativePlugins", "portablePlugins", "sinkConfig", "connectionConfig", "Service",
                "Schema", "uploads", "scripts")
@@ -90,12 +92,19 @@ def export_ruleset(service: Service, plugin: RulesPlugin) -> dict[str, Any]:
 
 
 def export_data(service: Service, plugin: RulesPlugin) -> dict[str, Any]:
-    document: dict[str, Any] = export_ruleset(service, plugin)
+    """eKuiper's ``Configuration``, its keys in its order (internal/server/import_export.go)."""
+    ruleset = export_ruleset(service, plugin)
     stored = service.store.confkeys()
+    document = empty_configuration()
+    document.update(streams=ruleset["streams"], rules=ruleset["rules"])
     document["sourceConfig"] = {"websocket": json.dumps(stored, ensure_ascii=False)} if stored else {}
-    for key in _EMPTY_KEYS:
-        document.setdefault(key, {})
     return document
+
+
+def empty_configuration() -> dict[str, Any]:
+    """Every key of eKuiper's ``Configuration``, empty: what a successful import answers as its
+    ``ConfigResponse`` (eKuiper lists there what failed, by name)."""
+    return {key: {} for key in _CONFIGURATION_KEYS}
 
 
 # -- import ------------------------------------------------------------------------------------------

@@ -302,7 +302,7 @@ def test_a_rule_that_cannot_start_is_created_stopped_with_the_reason_and_start_i
     assert status == 400 and body["message"].startswith("rule broken did not start: ")
     assert "no-such-dir" in body["message"]
     flat = service.json("GET", "/rules/broken/status")[1]
-    assert flat["status"] == "stopped" and "no-such-dir" in flat["message"]
+    assert flat["status"] == "stopped by error" and "no-such-dir" in flat["message"]
     missing.parent.mkdir()
     assert service.request("POST", "/rules/broken/start")[0] == 200
     assert rule_list(service)[1] == [{"id": "broken", "status": "running"}]

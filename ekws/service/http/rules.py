@@ -255,7 +255,10 @@ class RulesPlugin:
         return Response(f"Rule {rule_id} was restarted", 200, mimetype="text/plain")
 
     def rule_status(self, service: Service, request: Request, rule_id: str) -> Response:
-        return json_response(ekuiper_status(self._call(self._rules().status, rule_id)))
+        """eKuiper v2's status: its keys in its order, its state word (``stopped by error`` too)."""
+        status = ekuiper_status(self._call(self._rules().status, rule_id))
+        status["status"] = list_status(status)
+        return json_response(status)
 
     def all_status(self, service: Service, request: Request) -> Response:
         """eKuiper's ``GET /rules/status/all``: per rule its state and its latest exception."""

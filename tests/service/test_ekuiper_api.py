@@ -104,7 +104,7 @@ def test_tags_and_bulk_start_stop(service):
     matched = service.json("GET", "/rules/tags/match", {"tags": ["mock-tag"]})
     assert matched == (200, {"rules": ["r0", "r1", "r2"]})
     assert service.json("GET", "/rules/tags/match", {"tags": ["b"]}) == (200, {"rules": ["r0"]})
-    assert service.json("GET", "/rules/tags/match", {"tags": ["zzz"]}) == (200, {"rules": None})
+    assert service.json("GET", "/rules/tags/match", {"tags": ["zzz"]}) == (200, {})  # rules: omitempty
     assert service.json("POST", "/rules/bulkstop", {"tags": ["mock-tag"]}) == (200, [
         {"ruleId": f"r{n}", "success": True} for n in range(3)])
     assert {r["status"] for r in service.json("GET", "/rules")[1]} == {"stopped"}
@@ -170,7 +170,7 @@ def test_a_bad_file_changes_nothing(service):
                                                                  '[{"log": {}}]}'}}, "nope"),
             ({"streams": {"fresh": good_stream, "bad": "CREATE STREAM bad () WITH (DATASORCE=\"/x\")"}},
              "DATASORCE"),
-            ({"streams": {"fresh": good_stream}, "rules": {"r": "{not json"}}, "rules.r"),
+            ({"streams": {"fresh": good_stream}, "rules": {"r": "{not json"}}, "invalid rule json"),
             ({"streams": {"other": good_stream}}, "defines stream 'fresh'"),
             ({"nativePlugins": {"x": "y"}}, "nativePlugins")):
         for path in ("/data/import", "/data/import?partial=1", "/ruleset/import"):
@@ -178,7 +178,7 @@ def test_a_bad_file_changes_nothing(service):
             assert status == 400 and words in body["message"], (path, body)
             assert service.json("GET", "/data/export")[1] == before
     status, body = service.json("POST", "/data/import", {"content": "{oops"})
-    assert status == 400 and body["message"].startswith("invalid import file")
+    assert status == 400 and body["message"].startswith("configuration unmarshal with error ")
     assert service.json("POST", "/ruleset/import", {"file": "/dev/zero"})[0] == 400  # never read forever
     empty = service.json("POST", "/ruleset/import", {})
     assert empty[1]["message"] == "Invalid body: must specify content or file"
@@ -278,3 +278,35 @@ def test_sink_connectivity_check_dials_as_the_websocket_action_would(service):
     assert status == 400 and "nope" in body["message"]
     status, body = service.json("POST", path, {"addr": ""})  # server mode: this ekws serves it
     assert status == 200 and "served by this ekws" in body["message"]
+
+
+def test_data_import_errors_are_ekuipers_configuration_map(service):
+    # fvt/import_test.go TestImportError: a bad entry's reason in the Configuration map, as the message;
+    # a document that is not JSON: "configuration unmarshal with error ...".
+    keys = ("streams", "tables", "rules", "nativePlugins", "portablePlugins", "sourceConfig", "sinkConfig",
+            "connectionConfig", "Service", "Schema", "uploads", "scripts")
+    wrong = {"streams": {"demo": 'CREATE STwREAM demo () WITH (DATASOURCE="/users", FORMAT="JSON")'}}
+    for path in ("/data/import?partial=1", "/data/import"):
+        status, body = service.json("POST", path, {"content": json.dumps(wrong)})
+        assert status == 400 and body["error"] == 1000
+        answer = json.loads(body["message"])
+        assert list(answer) == list(keys) and list(answer["streams"]) == ["demo"]
+        assert "STwREAM" in answer["streams"]["demo"] and all(answer[k] == {} for k in keys[1:])
+    status, body = service.json("POST", "/data/import", {"content": '{"streams": {"demo": "CREATE STwREAM'})
+    assert status == 400 and body["message"].startswith("configuration unmarshal with error ")
+
+
+def test_rule_tags_sequence(service):
+    # fvt/rulestate_test.go TestRuleTags: add, match, remove, reset.
+    post_sql(service, ALERT)
+    rule = {"id": "ruleTags", "triggered": False, "sql": "SELECT * FROM alert", "actions": [{"log": {}}],
+            "options": {"sendError": False, "bufferLength": 2}}
+    assert service.request("POST", "/rules", rule)[0] == 201
+    match = {"tags": ["t1", "t2"]}
+    assert service.request("PATCH", "/rules/ruleTags/tags", match)[0] == 200
+    assert service.json("GET", "/rules/tags/match", match)[1] == {"rules": ["ruleTags"]}
+    assert service.request("DELETE", "/rules/ruleTags/tags", {"tags": ["t1"]})[0] == 200
+    assert service.json("GET", "/rules/tags/match", match)[1] == {}
+    assert service.request("PUT", "/rules/ruleTags/tags", match)[0] == 200
+    assert service.json("GET", "/rules/tags/match", match)[1] == {"rules": ["ruleTags"]}
+    assert service.json("GET", "/rules")[1][0]["status"] == "stopped"  # tags never start a rule

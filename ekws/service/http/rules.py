@@ -31,6 +31,7 @@ start 400 (409 when another stream serves its path).
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 from collections.abc import Sequence
@@ -318,8 +319,8 @@ class RulesPlugin:
 
     def match_tags(self, service: Service, request: Request) -> Response:
         """eKuiper's ``GET /rules/tags/match`` (a body ``{"tags": [...]}``): rules holding all of them."""
-        wanted = _tags(request)
-        return json_response({"rules": self._matching(wanted) or None})
+        matching = self._matching(_tags(request))
+        return json_response({"rules": matching} if matching else {})  # eKuiper: omitempty
 
     def _matching(self, wanted: list[str]) -> list[str]:
         rules = self._rules()
@@ -371,8 +372,21 @@ class RulesPlugin:
         if request.args.get("stop") == "1":
             raise ApiError(400, "stop=1 (exit after the import) is not supported by ekws")
         replace = request.args.get("partial") != "1"
-        raw = transfer.read_content(json_body(request))
-        document = transfer.parse_document(raw, service, self, replace=replace, with_confkeys=True)
+        try:
+            raw = transfer.read_content(json_body(request))
+        except transfer.BadImport as exc:
+            if not str(exc).startswith("invalid import file: "):
+                raise
+            reason = str(exc)[len("invalid import file: "):]
+            raise ApiError(400, f"configuration unmarshal with error {reason}") from None
+        try:
+            document = transfer.parse_document(raw, service, self, replace=replace, with_confkeys=True)
+        except transfer.BadImport as exc:
+            if not exc.section:
+                raise
+            # eKuiper's answer (fvt/import_test.go): the message is its Configuration map, as JSON
+            raise ApiError(400, json.dumps(exc.configuration(), separators=(",", ":"), ensure_ascii=False)) \
+                from None
         transfer.apply(document, service, self, replace=replace)
         return json_response({"ErrorMsg": "", "ConfigResponse": transfer.empty_configuration()})
 

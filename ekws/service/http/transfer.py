@@ -58,7 +58,25 @@ _EMPTY_KEYS = ("tables", "nativePlugins", "portablePlugins", "sinkConfig", "conn
 
 
 class BadImport(InvalidRule):
-    """A document that cannot be imported; nothing was changed (400 by the error table)."""
+    """A document that cannot be imported; nothing was changed (400 by the error table).
+
+    ``section`` and ``name`` say which entry (``streams``, ``demo``) when one is to blame.
+    """
+
+    def __init__(self, message: str, *, section: str = "", name: str = "", detail: str = "") -> None:
+        super().__init__(message)
+        self.section, self.name, self.detail = section, name, detail or message
+
+    def configuration(self) -> dict[str, Any]:
+        """eKuiper's data-import error answer: the Configuration map with the entry's reason."""
+        answer = empty_configuration()
+        if self.section in answer:
+            answer[self.section][self.name] = self.detail
+        return answer
+
+
+def _bad(section: str, name: Any, detail: str) -> BadImport:
+    return BadImport(f"{section}.{name}: {detail}", section=section, name=str(name), detail=detail)
 
 
 @dataclass
@@ -166,15 +184,15 @@ def parse_document(raw: Any, service: Service, plugin: RulesPlugin, *, replace: 
     document = Document()
     for name, sql in (raw.get("streams") or {}).items():
         if not isinstance(sql, str):
-            raise BadImport(f"streams.{name}: expected a CREATE STREAM statement")
+            raise _bad("streams", name, "expected a CREATE STREAM statement")
         document.streams[str(name)] = sql
     for rule_id, text in (raw.get("rules") or {}).items():
         try:
             body = json.loads(text) if isinstance(text, str) else text
         except ValueError as exc:
-            raise BadImport(f"rules.{rule_id}: invalid rule json: {exc}") from None
+            raise _bad("rules", rule_id, f"invalid rule json: {exc}") from None
         if not isinstance(body, dict):
-            raise BadImport(f"rules.{rule_id}: expected a rule object")
+            raise _bad("rules", rule_id, "expected a rule object")
         document.rules[str(rule_id)] = {**body, "id": body.get("id", rule_id)}
     if with_confkeys:
         document.confkeys = _confkeys(raw.get("sourceConfig") or {})
@@ -186,17 +204,17 @@ def _confkeys(source_config: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
     keys: dict[str, dict[str, Any]] = {}
     for plugin, text in source_config.items():
         if plugin != "websocket":
-            raise BadImport(f"sourceConfig.{plugin}: ekws has only the websocket source")
+            raise _bad("sourceConfig", plugin, "ekws has only the websocket source")
         try:
             value = json.loads(text) if isinstance(text, str) else text
         except ValueError as exc:
-            raise BadImport(f"sourceConfig.websocket: invalid json: {exc}") from None
+            raise _bad("sourceConfig", "websocket", f"invalid json: {exc}") from None
         if not isinstance(value, dict) or not all(isinstance(v, dict) for v in value.values()):
-            raise BadImport("sourceConfig.websocket: expected {\"<conf key>\": {props}}")
+            raise _bad("sourceConfig", "websocket", "expected {\"<conf key>\": {props}}")
         try:
             websocket_config_from_dict(value, path="sourceConfig.websocket")
         except ConfigError as exc:
-            raise BadImport(str(exc)) from None
+            raise _bad("sourceConfig", "websocket", str(exc)) from None
         keys.update(value)
     return keys
 
@@ -216,9 +234,9 @@ def _check(document: Document, service: Service, plugin: RulesPlugin, *, replace
         try:
             definition = parse_stream(sql)
         except EkwsError as exc:
-            raise BadImport(f"streams.{name}: {exc}") from None
+            raise _bad("streams", name, f"{exc}") from None
         if definition.name != name:
-            raise BadImport(f"streams.{name}: the statement defines stream {definition.name!r}")
+            raise _bad("streams", name, f"the statement defines stream {definition.name!r}")
         if name in service.declared and service.declared[name] != sql:
             raise ReadOnly(f"streams.{name}: stream {name} is declared in ekws.yaml; the document must "
                            "hold it as declared or leave it out", name=name)
@@ -227,7 +245,7 @@ def _check(document: Document, service: Service, plugin: RulesPlugin, *, replace
         try:
             rule_def = parse_rule(body, rule_id)
         except (EkwsError, ValueError) as exc:
-            raise BadImport(f"rules.{rule_id}: {exc}") from None
+            raise _bad("rules", rule_id, f"{exc}") from None
         if rule_id in plugin.declared:
             assert plugin.manager is not None
             if plugin.manager.describe(rule_id) != body:
@@ -235,11 +253,11 @@ def _check(document: Document, service: Service, plugin: RulesPlugin, *, replace
                                "hold it as declared or leave it out", name=rule_id)
         stream = rule_def.query.stream
         if stream not in fields:
-            raise BadImport(f"rules.{rule_id}: stream {stream!r} does not exist")
+            raise _bad("rules", rule_id, f"stream {stream!r} does not exist")
         try:
             check_fields(rule_def.query, fields[stream])
         except (EkwsError, ValueError) as exc:
-            raise BadImport(f"rules.{rule_id}: {exc}") from None
+            raise _bad("rules", rule_id, f"{exc}") from None
 
 
 def _stream_of(body: Mapping[str, Any]) -> str | None:

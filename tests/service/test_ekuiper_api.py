@@ -8,6 +8,7 @@ websocket stream and the rest of the case is kept.
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 
@@ -27,7 +28,9 @@ def service(tmp_path):
 
 
 def ws_port(svc):
-    return int(svc.err.wait_for(r"listening on ws://127.0.0.1:(\d+)").group(1))
+    """The shared server's port, as last logged (it moves when it stops with its last stream)."""
+    svc.err.wait_for(r"listening on ws://127.0.0.1:(\d+)")
+    return int(re.findall(r"listening on ws://127.0.0.1:(\d+)", svc.err.text)[-1])
 
 
 def post_sql(svc, sql):
@@ -310,3 +313,33 @@ def test_rule_tags_sequence(service):
     assert service.request("PUT", "/rules/ruleTags/tags", match)[0] == 200
     assert service.json("GET", "/rules/tags/match", match)[1] == {"rules": ["ruleTags"]}
     assert service.json("GET", "/rules")[1][0]["status"] == "stopped"  # tags never start a rule
+
+
+def test_conf_keys_a_stream_needs_are_checked_before_anything_changes(service):
+    # a CONF_KEY that will not exist after the import: refused up front, nothing changed
+    post_sql(service, ALERT)
+    assert service.request("PUT", "/metadata/sources/websocket/confKeys/plant", {"addr": ""})[0] == 200
+    post_sql(service, 'CREATE STREAM fed () WITH (DATASOURCE="/fed", CONF_KEY="plant")')
+    before = service.json("GET", "/data/export")[1]
+    needs = {"streams": {"x": 'CREATE STREAM x () WITH (DATASOURCE="/x", CONF_KEY="nokey")'}}
+    status, body = service.json("POST", "/ruleset/import", {"content": json.dumps(needs)})
+    assert status == 400 and "nokey" in body["message"]
+    dropped = {**before, "sourceConfig": {}}  # a full import without the key the stream uses
+    status, body = service.json("POST", "/data/import", {"content": json.dumps(dropped)})
+    assert status == 400 and "plant" in json.loads(body["message"])["streams"]["fed"]
+    assert service.json("GET", "/data/export")[1] == before
+    assert service.request("POST", "/data/import", {"content": json.dumps(before)})[0] == 200
+
+
+def test_an_import_that_changes_a_stream_recreates_its_rules(service):
+    post_sql(service, ALERT)
+    assert service.request("POST", "/rules", {"id": "keep", "sql": "select * from alert",
+                                              "actions": [{"log": {}}]})[0] == 201
+    moved = 'CREATE stream alert() WITH (DATASOURCE="/alert2", TYPE="websocket")'
+    document = json.dumps({"streams": {"alert": moved}})
+    assert service.request("POST", "/data/import?partial=1", {"content": document})[0] == 200
+    assert service.json("GET", "/streams/alert")[1]["Options"]["datasource"] == "/alert2"
+    assert service.json("GET", "/rules")[1][0]["status"] == "running"
+    with connect(f"ws://127.0.0.1:{ws_port(service)}/alert2", open_timeout=5) as ws:
+        ws.send('{"moved": 1}')
+        service.out.wait_for(r'"moved": ?1')

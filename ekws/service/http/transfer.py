@@ -237,6 +237,8 @@ def _check(document: Document, service: Service, plugin: RulesPlugin, *, replace
             raise _bad("streams", name, f"{exc}") from None
         if definition.name != name:
             raise _bad("streams", name, f"the statement defines stream {definition.name!r}")
+        if definition.conf_key is not None:
+            _check_conf_key(definition.conf_key, name, document, service, replace=replace)
         if name in service.declared and service.declared[name] != sql:
             raise ReadOnly(f"streams.{name}: stream {name} is declared in ekws.yaml; the document must "
                            "hold it as declared or leave it out", name=name)
@@ -258,6 +260,20 @@ def _check(document: Document, service: Service, plugin: RulesPlugin, *, replace
             check_fields(rule_def.query, fields[stream])
         except (EkwsError, ValueError) as exc:
             raise _bad("rules", rule_id, f"{exc}") from None
+
+
+def _check_conf_key(key: str, stream: str, document: Document, service: Service, *, replace: bool) -> None:
+    """The stream's CONF_KEY must exist after the import: in the document, the file or (partial) the store."""
+    folded = key.casefold()
+    if document.confkeys is not None and any(k.casefold() == folded for k in document.confkeys):
+        return
+    stored = any(k.casefold() == folded for k in service.store.confkeys())
+    if stored and replace and document.confkeys is not None:
+        raise _bad("streams", stream, f"conf key {key} is dropped by this import (not in its sourceConfig)")
+    try:
+        service.runtime.config.props(key)
+    except ConfigError as exc:
+        raise _bad("streams", stream, str(exc)) from None
 
 
 def _stream_of(body: Mapping[str, Any]) -> str | None:

@@ -141,6 +141,14 @@ class RulesPlugin:
             self.manager.close()
         log_action.set_output(None)
 
+    def running_rules(self) -> RuleManager:
+        """The manager (409 between stop and exit), for the import in :mod:`.transfer`."""
+        return self._rules()
+
+    def create(self, body: Any) -> Any:
+        """Create, store and (when triggered) start a rule body (see ``_create``)."""
+        return self._create(body)
+
     def _rules(self) -> RuleManager:
         if self.manager is None:
             raise ApiError(409, "the rules are not running")  # only between stop and exit

@@ -32,7 +32,7 @@ import os
 import stat
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Optional, Protocol
 
 from ...config import websocket_config_from_dict
 from ...ddl import parse_stream
@@ -41,8 +41,8 @@ from ...rules.definition import InvalidRule, parse_rule
 from ...rules.sql import check_fields
 
 if TYPE_CHECKING:
+    from ...rules.manager import RuleManager
     from ..app import Service
-    from .rules import RulesPlugin
 
 logger = logging.getLogger(__name__)
 
@@ -55,6 +55,17 @@ _CONFIGURATION_KEYS = ("streams", "tables", "rules", "nativePlugins", "portableP
 # eKuiper's Configuration keys that ekws has nothing for: exported empty, refused unless empty.
 _EMPTY_KEYS = ("tables", "nativePlugins", "portablePlugins", "sinkConfig", "connectionConfig", "Service",
                "Schema", "uploads", "scripts")
+
+
+class RulesPlugin(Protocol):
+    """What an import needs of the rules plugin (:class:`.rules.RulesPlugin`)."""
+
+    manager: Optional[RuleManager]
+    declared: set[str]
+
+    def running_rules(self) -> RuleManager: ...
+
+    def create(self, body: Any) -> Any: ...
 
 
 class BadImport(InvalidRule):
@@ -303,7 +314,7 @@ def apply(document: Document, service: Service, plugin: RulesPlugin, *, replace:
 
 def _apply(document: Document, service: Service, plugin: RulesPlugin, *, replace: bool) -> None:
     runtime = service.runtime
-    manager = plugin._rules()
+    manager = plugin.running_rules()
     current_sql = {name: runtime.describe_stream(name).sql for name in runtime.streams()}
     changed_streams = {name for name, sql in document.streams.items() if current_sql.get(name) != sql}
     gone_streams = {name for name in current_sql if replace and name not in document.streams
@@ -344,7 +355,7 @@ def _apply(document: Document, service: Service, plugin: RulesPlugin, *, replace
             if key not in document.confkeys:
                 service.delete_confkey(key)
     for rule_id in sorted(recreate):
-        plugin._create(recreate[rule_id])
+        plugin.create(recreate[rule_id])
     logger.info("import: %d streams and %d rules (re)created, %d rules and %d streams dropped",
                 len(changed_streams), len(recreate), len(drop) - len(set(drop) & set(recreate)),
                 len(gone_streams))

@@ -411,13 +411,23 @@ def import_data(commands: Commands, args: list[str]) -> int:
 
 
 def export_data(commands: Commands, args: list[str]) -> int:
+    """``export data FILE [-r '["rule1"]']``: all, or those rules with their streams and conf keys."""
+    usage = "export data FILE [-r '[\"rule1\", ...]']"
+    if len(args) == 3 and args[1] == "-r":
+        try:
+            rules = json.loads(args[2])
+        except ValueError as exc:
+            raise UsageError(f"-r: rules {args[2]} unmarshal error {exc}") from None
+        if not isinstance(rules, list) or not all(isinstance(r, str) for r in rules):
+            raise UsageError("-r: expected a JSON array of rule ids")
+        return _export(commands, "/data/export", args[0], "export configuration success", rules)
     if len(args) != 1:
-        raise UsageError("export data FILE")
+        raise UsageError(usage)
     return _export(commands, "/data/export", args[0], "export configuration success")
 
 
-def _export(commands: Commands, path: str, file: str, sentence: str) -> int:
-    status, text = commands.client.call("GET", path)
+def _export(commands: Commands, path: str, file: str, sentence: str, body: Any = None) -> int:
+    status, text = commands.client.call("GET" if body is None else "POST", path, body)
     if status != 200:
         return commands.fail(_message(text))
     document = json.loads(text)
@@ -501,8 +511,9 @@ COMMANDS: dict[tuple[str, str], Command] = {
     ("import", "data"): Command("import data -f FILE [-p true|false]",
                                 "make the service hold what FILE holds (-p true: add and replace, drop "
                                 "nothing); all or nothing", import_data),
-    ("export", "data"): Command("export data FILE", "write streams, rules and conf keys to FILE",
-                                export_data),
+    ("export", "data"): Command("export data FILE [-r '[\"rule1\", ...]']",
+                                "write streams, rules and conf keys to FILE (-r: those rules, with the "
+                                "streams and conf keys they use)", export_data),
     ("check", "websocket"): Command("check websocket '<props json>'",
                                     "connectivity check, e.g. '{\"addr\": \"127.0.0.1:8080\"}'",
                                     check_websocket),

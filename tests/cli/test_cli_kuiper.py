@@ -143,6 +143,11 @@ def test_export_and_import_ruleset_and_data(svc, tmp_path):
     assert out.returncode == 0
     expected = {"ErrorMsg": "", "ConfigResponse": {k: {} for k in keys}}
     assert out.stdout == json.dumps(expected, indent=2) + "\n"
+    # cmd/kuiper/main.go export data -r: the named rules and the streams they read
+    partial = tmp_path / "partial.json"
+    out = svc.cli("export", "data", str(partial), "-r", '["exported"]')
+    assert (out.returncode, out.stdout.strip()) == (0, "export configuration success")
+    assert list(json.loads(partial.read_text())["rules"]) == ["exported"]
     assert svc.request("DELETE", "/rules/exported")[0] == 200
 
 

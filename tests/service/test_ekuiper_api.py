@@ -343,3 +343,18 @@ def test_an_import_that_changes_a_stream_recreates_its_rules(service):
     with connect(f"ws://127.0.0.1:{ws_port(service)}/alert2", open_timeout=5) as ws:
         ws.send('{"moved": 1}')
         service.out.wait_for(r'"moved": ?1')
+
+
+def test_partial_data_export_of_named_rules(service):
+    # internal/server/rule_migration.go ConfigurationPartialExport: the rules, their streams, their conf keys.
+    assert service.request("PUT", "/metadata/sources/websocket/confKeys/plant", {"addr": ""})[0] == 200
+    post_sql(service, 'CREATE STREAM fed () WITH (DATASOURCE="/fed", CONF_KEY="plant")')
+    post_sql(service, ALERT)
+    for rule_id, stream in (("a", "fed"), ("b", "alert")):
+        assert service.request("POST", "/rules", {"id": rule_id, "sql": f"SELECT * FROM {stream}",
+                                                  "actions": [{"log": {}}]})[0] == 201
+    status, document = service.json("POST", "/data/export", ["a"])
+    assert status == 200 and list(document["rules"]) == ["a"] and list(document["streams"]) == ["fed"]
+    assert json.loads(document["sourceConfig"]["websocket"]) == {"plant": {"addr": ""}}
+    assert service.json("POST", "/data/export", ["nope"])[0] == 404
+    assert service.json("POST", "/data/export", {"rules": ["a"]})[0] == 400

@@ -85,7 +85,7 @@ class RulesPlugin:
             Route("/rules/bulkstop", ("POST",), self.bulk_stop),
             Route("/ruleset/export", ("GET", "POST"), self.export_ruleset),
             Route("/ruleset/import", ("POST",), self.import_ruleset),
-            Route("/data/export", ("GET",), self.export_data),
+            Route("/data/export", ("GET", "POST"), self.export_data),
             Route("/data/import", ("POST",), self.import_data),
             Route("/metrics", ("GET",), self.metrics),
         ]
@@ -366,7 +366,13 @@ class RulesPlugin:
         return _attachment(transfer.export_ruleset(service, self))
 
     def export_data(self, service: Service, request: Request) -> Response:
-        return _attachment(transfer.export_data(service, self))
+        """Everything (GET), or (POST ``["r1", ...]``) those rules with their streams and conf keys."""
+        if request.method == "GET":
+            return _attachment(transfer.export_data(service, self))
+        rule_ids = json_body(request)
+        if not isinstance(rule_ids, list) or not all(isinstance(r, str) for r in rule_ids):
+            raise ApiError(400, "expected a JSON array of rule ids, like [\"rule1\"]")
+        return _attachment(transfer.export_rules(service, self, rule_ids))
 
     def import_ruleset(self, service: Service, request: Request) -> Response:
         raw = transfer.read_content(json_body(request))

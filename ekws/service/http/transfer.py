@@ -130,6 +130,32 @@ def export_data(service: Service, plugin: RulesPlugin) -> dict[str, Any]:
     return document
 
 
+def export_rules(service: Service, plugin: RulesPlugin, rule_ids: list[str]) -> dict[str, Any]:
+    """eKuiper's partial export (``POST /data/export``): the rules, the streams they read and the
+    stored conf keys those streams name.
+
+    Raises:
+        RuleNotFound: an id that is no rule (eKuiper exports an empty entry for it).
+    """
+    manager = plugin.running_rules()
+    document = empty_configuration()
+    stored = service.store.confkeys()
+    keys: dict[str, Any] = {}
+    for rule_id in rule_ids:
+        body = manager.describe(rule_id)
+        document["rules"][rule_id] = json.dumps(body, ensure_ascii=False)
+        stream = _stream_of(body)
+        if stream is None or stream in document["streams"]:
+            continue
+        definition = service.runtime.describe_stream(stream)
+        document["streams"][stream] = definition.sql
+        if definition.conf_key is not None:
+            keys.update({k: v for k, v in stored.items() if k.casefold() == definition.conf_key.casefold()})
+    if keys:
+        document["sourceConfig"] = {"websocket": json.dumps(keys, ensure_ascii=False)}
+    return document
+
+
 def empty_configuration() -> dict[str, Any]:
     """Every key of eKuiper's ``Configuration``, empty: what a successful import answers as its
     ``ConfigResponse`` (eKuiper lists there what failed, by name)."""

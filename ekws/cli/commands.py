@@ -351,6 +351,12 @@ def getstatus_rule(commands: Commands, args: list[str]) -> int:
     return _json_answer(commands, _rule_path(args, "getstatus", "/status"))
 
 
+def getstatus_import(commands: Commands, args: list[str]) -> int:
+    if args:
+        raise UsageError("getstatus import takes no argument")
+    return _json_answer(commands, "/data/import/status")
+
+
 def gettopo_rule(commands: Commands, args: list[str]) -> int:
     return _json_answer(commands, _rule_path(args, "gettopo", "/topo"))
 
@@ -501,6 +507,8 @@ COMMANDS: dict[tuple[str, str], Command] = {
                                  _lifecycle("restart", "Rule {} was restarted.")),
     ("getstatus", "rule"): Command("getstatus rule NAME", "the rule's status and metrics (eKuiper's JSON)",
                                    getstatus_rule),
+    ("getstatus", "import"): Command("getstatus import", "what failed in the last data import (always "
+                                     "empty: an ekws import is all or nothing)", getstatus_import),
     ("gettopo", "rule"): Command("gettopo rule NAME", "the rule's topology (sources and edges)",
                                  gettopo_rule),
     ("import", "ruleset"): Command("import ruleset -f FILE",

@@ -143,6 +143,9 @@ def test_export_and_import_ruleset_and_data(svc, tmp_path):
     assert out.returncode == 0
     expected = {"ErrorMsg": "", "ConfigResponse": {k: {} for k in keys}}
     assert out.stdout == json.dumps(expected, indent=2) + "\n"
+    # rpc_test.go TestConfiguration: getstatus import, every key empty
+    out = svc.cli("getstatus", "import")
+    assert out.returncode == 0 and json.loads(out.stdout) == {k: {} for k in keys}
     # cmd/kuiper/main.go export data -r: the named rules and the streams they read
     partial = tmp_path / "partial.json"
     out = svc.cli("export", "data", str(partial), "-r", '["exported"]')

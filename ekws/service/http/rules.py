@@ -87,6 +87,7 @@ class RulesPlugin:
             Route("/ruleset/import", ("POST",), self.import_ruleset),
             Route("/data/export", ("GET", "POST"), self.export_data),
             Route("/data/import", ("POST",), self.import_data),
+            Route("/data/import/status", ("GET",), self.import_status),
             Route("/metrics", ("GET",), self.metrics),
         ]
 
@@ -380,6 +381,11 @@ class RulesPlugin:
         counts = transfer.apply(document, service, self, replace=False)
         return Response("imported {} streams, {} tables and {} rules".format(*counts), 200,
                         mimetype="text/plain")
+
+    def import_status(self, service: Service, request: Request) -> Response:
+        """eKuiper's ``GET /data/import/status``: what failed in the last import, by name. An ekws
+        import is all or nothing (a failure is the import's answer), so every key is empty."""
+        return json_response(transfer.empty_configuration())
 
     def import_data(self, service: Service, request: Request) -> Response:
         """eKuiper's ``POST /data/import``: replace everything (``?partial=1``: add and replace)."""

@@ -66,6 +66,9 @@ _HELP = {
     "running": "1 while the rule runs",
     "last_start_timestamp_seconds": "when the rule last started, seconds since the epoch",
     "last_stop_timestamp_seconds": "when the rule last stopped, seconds since the epoch",
+    "last_exception_timestamp_seconds": "when the last failure happened, seconds since the epoch (0: never)",
+    "connection_last_connected_timestamp_seconds": "when the last connection opened, seconds since the epoch",
+    "connection_last_disconnected_timestamp_seconds": "when the last connection closed, seconds since epoch",
 }
 
 

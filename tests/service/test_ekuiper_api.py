@@ -242,6 +242,9 @@ def test_metrics_have_ekuipers_prometheus_names_and_labels(service):
     # ekws's own series stay, with HELP texts
     assert ("ekws_stream_records_in_total", (("stream", "alert"),)) in samples
     assert "# HELP ekws_stream_records_in_total ekws stream: records received" in text
+    # ekws's times in Prometheus' base unit: seconds
+    assert samples[("ekws_stream_connection_last_connected_timestamp_seconds", (("stream", "alert"),))] > 1e9
+    assert not [name for name, _ in samples if name.startswith("ekws_") and name.endswith(("_ms", "_time"))]
 
 
 def test_promtool_check_metrics_is_clean(service):

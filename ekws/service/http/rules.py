@@ -34,7 +34,7 @@ from __future__ import annotations
 import json
 import logging
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from werkzeug.wrappers import Request, Response
@@ -415,7 +415,7 @@ class RulesPlugin:
         groups: list[tuple[str, dict[str, str], dict[str, Any]]] = []
         for name in service.runtime.streams():
             try:
-                groups.append(("stream", {"stream": name}, service.runtime.status(name)))
+                groups.append(("stream", {"stream": name}, _seconds(service.runtime.status(name))))
             except EkwsError:  # dropped meanwhile
                 continue
         rules = self._rules()
@@ -458,11 +458,18 @@ def _tags(request: Request) -> list[str]:
     return tags
 
 
-def _seconds(values: dict[str, Any]) -> dict[str, Any]:
-    """Prometheus' base unit: ``*_timestamp_ms`` keys become ``*_timestamp_seconds``."""
-    return {(key[:-3] + "_seconds" if key.endswith("_timestamp_ms") else key):
-            (value / 1000 if key.endswith("_timestamp_ms") and isinstance(value, (int, float)) else value)
-            for key, value in values.items()}
+def _seconds(values: Mapping[str, Any]) -> dict[str, Any]:
+    """Prometheus' base unit for ekws's own series: a time in ms since the epoch (``*_timestamp_ms``,
+    eKuiper's ``*_time``) becomes ``*_timestamp_seconds``."""
+    out: dict[str, Any] = {}
+    for key, value in values.items():
+        stem = key[:-len("_timestamp_ms")] if key.endswith("_timestamp_ms") else \
+            key[:-len("_time")] if key.endswith("_time") else None
+        if stem is None or isinstance(value, bool) or not isinstance(value, (int, float)):
+            out[key] = value
+        else:
+            out[f"{stem}_timestamp_seconds"] = value / 1000
+    return out
 
 
 def _attachment(document: dict[str, Any]) -> Response:

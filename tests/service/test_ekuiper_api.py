@@ -361,3 +361,15 @@ def test_partial_data_export_of_named_rules(service):
     assert json.loads(document["sourceConfig"]["websocket"]) == {"plant": {"addr": ""}}
     assert service.json("POST", "/data/export", ["nope"])[0] == 404
     assert service.json("POST", "/data/export", {"rules": ["a"]})[0] == 400
+
+
+def test_a_rule_put_without_its_id_round_trips_idempotently(service):
+    post_sql(service, ALERT)
+    body = {"sql": "select * from alert", "actions": [{"log": {}}]}
+    assert service.request("PUT", "/rules/noid", body)[0] == 200
+    document = service.json("GET", "/data/export")[1]
+    assert json.loads(document["rules"]["noid"])["id"] == "noid"
+    first = service.json("GET", "/rules/noid/status")[1]["lastStartTimestamp"]
+    for _ in range(2):
+        assert service.request("POST", "/data/import", {"content": json.dumps(document)})[0] == 200
+    assert service.json("GET", "/rules/noid/status")[1]["lastStartTimestamp"] == first

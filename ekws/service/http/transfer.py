@@ -114,7 +114,8 @@ def export_ruleset(service: Service, plugin: RulesPlugin) -> dict[str, Any]:
     rules = {}
     for rule_id in manager.ids() if manager is not None else ():
         try:
-            rules[rule_id] = json.dumps(manager.describe(rule_id), ensure_ascii=False)  # type: ignore[union-attr]
+            body = {**manager.describe(rule_id), "id": rule_id}  # type: ignore[union-attr]
+            rules[rule_id] = json.dumps(body, ensure_ascii=False)
         except EkwsError:
             continue
     return {"streams": streams, "tables": {}, "rules": rules}
@@ -142,7 +143,7 @@ def export_rules(service: Service, plugin: RulesPlugin, rule_ids: list[str]) -> 
     stored = service.store.confkeys()
     keys: dict[str, Any] = {}
     for rule_id in rule_ids:
-        body = manager.describe(rule_id)
+        body = {**manager.describe(rule_id), "id": rule_id}  # a body PUT without its id has it here
         document["rules"][rule_id] = json.dumps(body, ensure_ascii=False)
         stream = _stream_of(body)
         if stream is None or stream in document["streams"]:
@@ -287,7 +288,7 @@ def _check(document: Document, service: Service, plugin: RulesPlugin, *, replace
             raise _bad("rules", rule_id, f"{exc}") from None
         if rule_id in plugin.declared:
             assert plugin.manager is not None
-            if plugin.manager.describe(rule_id) != body:
+            if {**plugin.manager.describe(rule_id), "id": rule_id} != body:
                 raise ReadOnly(f"rules.{rule_id}: rule {rule_id} is declared in ekws.yaml; the document must "
                                "hold it as declared or leave it out", name=rule_id)
         stream = rule_def.query.stream
@@ -351,7 +352,7 @@ def _apply(document: Document, service: Service, plugin: RulesPlugin, *, replace
     for rule_id in manager.ids():
         if rule_id in plugin.declared:
             continue
-        body = manager.describe(rule_id)
+        body = {**manager.describe(rule_id), "id": rule_id}  # a body PUT without its id has it here
         wanted = document.rules.get(rule_id)
         stream = _stream_of(body)
         differs = wanted is not None and wanted != body

@@ -19,8 +19,12 @@ restart or a ``kill -9`` it comes back started or stopped as it was left.
 Messages are eKuiper's: ``Rule r1 was created successfully.``, ``Rule r1
 was updated successfully.``, ``Rule r1 is dropped.``, ``Rule r1 was
 started``, ``Rule r1 was stopped.``, ``Rule r1 was restarted``. ``GET
-/rules`` answers ``[{"id", "status"}]`` with eKuiper v2's words (``running``,
-``stopped``, ``stopped by error``). ``PUT /rules/{id}`` is eKuiper's upsert:
+/rules`` answers eKuiper's ``[{"id", "name", "status", "version", "trace",
+"tags"}]`` with eKuiper v2's words (``running``, ``stopped``, ``stopped by
+error``); ``GET /rules/{id}/status`` has every key of eKuiper v2's status, in
+its order. Also eKuiper's ``/rules/validate``, ``/rules/{id}/topo``,
+``/rules/status/all``, tags and bulk start/stop, and the ruleset and data
+import/export of :mod:`.transfer`. ``PUT /rules/{id}`` is eKuiper's upsert:
 a new id is created, and ``triggered`` (default true) says whether the rule
 runs after; start/stop/restart keep a body's ``triggered`` in step.
 Errors (the table in :mod:`.errors`): a bad body or SQL 400

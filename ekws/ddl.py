@@ -44,6 +44,7 @@ Options ekws honours beyond the obvious ones:
 
 from __future__ import annotations
 
+import base64
 import logging
 import re
 from dataclasses import dataclass
@@ -177,8 +178,8 @@ def parse_command(sql: str) -> tuple[str, str | None] | None:
 def describe_text(stream: StreamDef) -> str:
     """eKuiper's ``DESCRIBE STREAM`` text: the fields, a dashed rule, then the options set."""
     lines = ["Fields", "-" * 80]
-    lines += [f"{f.name}\t{_type_text(f.type)}" + (f"\tDEFAULT\t{f.default}" if f.has_default else "")
-              for f in stream.fields]
+    lines += [f"{f.name}\t{_type_text(f.type)}" + (f"\tDEFAULT\t{default_text(f.default)}" if f.has_default
+                                                    else "") for f in stream.fields]
     lines.append("")
     options = [("CONF_KEY", stream.conf_key), ("DATASOURCE", stream.datasource),
                ("FORMAT", stream.format.upper()), ("SCHEMAID", stream.schemaid), ("KEY", stream.key),
@@ -188,6 +189,17 @@ def describe_text(stream: StreamDef) -> str:
                ("TYPE", stream.type), ("VERSION", stream.version)]
     lines += [f"{name}: {value}" for name, value in options if value]
     return "\n".join(lines) + "\n"
+
+
+def default_text(value: Any) -> str:
+    """A DEFAULT value as eKuiper's ``Literal.String()`` prints it: ``true``, ``3``, ``1.5``, ``x``."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float):
+        return repr(value) if not value.is_integer() or abs(value) >= 1e21 else str(int(value))
+    if isinstance(value, bytes):
+        return base64.b64encode(value).decode("ascii")
+    return str(value)
 
 
 def _type_text(ftype: FieldType) -> str:

@@ -20,8 +20,16 @@ Manage a running service over its REST API, as eKuiper's bin/kuiper does
   ekws drop rule NAME
   ekws start|stop|restart rule NAME
   ekws getstatus rule NAME            status and metrics (eKuiper's flat JSON)
+  ekws gettopo rule NAME              the rule's sources and edges
+  ekws validate rule NAME '<rule json>' | -f FILE   check a rule, create nothing
+  ekws import ruleset -f FILE         eKuiper's ruleset file: streams and rules
+  ekws export ruleset FILE
+  ekws import data -f FILE [-p true]  make the service hold what FILE holds
+  ekws getstatus import               what failed in the last data import
+  ekws export data FILE [-r RULES]    streams, rules and conf keys (-r '["r1"]': just those)
   ekws check websocket '<props json>' connectivity check, e.g. '{"addr": "127.0.0.1:8080"}'
   ekws tail STREAM                    print the stream's live records as JSON lines (Ctrl-C ends)
+  ekws COMMAND ... --help             the usage of one command (it does nothing else)
 
   e.g. ekws CREATE STREAM demo'() with(format="json", datasource="/api/data", type="websocket")'
 

@@ -7,6 +7,9 @@ a websocket stream and keeps the rest of the case.
 
 from __future__ import annotations
 
+import json
+import sys
+
 import pytest
 from helpers.service import Service, write_etc
 
@@ -128,12 +131,14 @@ def test_put_upserts_and_triggered_is_honoured(service):
     body = {"id": "rule321", "triggered": False, "sql": "select * from alert", "actions": [{"log": {}}]}
     assert service.request("POST", "/rules", body)[0] == 201
     # fvt TestRecoverRule: a rule created with triggered false is "stopped" (eKuiper v2's words)
-    assert service.json("GET", "/rules") == (200, [{"id": "rule321", "status": "stopped"}])
+    # internal/server/rule_manager.go GetAllRulesWithStatus: id, name, status, version, trace, tags
+    assert service.json("GET", "/rules") == (200, [{"id": "rule321", "name": "rule321", "status": "stopped",
+                                                    "version": "", "trace": False, "tags": None}])
     update = {"id": "rule321", "triggered": True, "sql": "select * from alert", "actions": [{"log": {}}]}
     updated = (200, "Rule rule321 was updated successfully.")
     assert service.request("PUT", "/rules/rule321", update)[::2] == updated
     assert service.json("GET", "/rules/rule321") == (200, update)
-    assert service.json("GET", "/rules") == (200, [{"id": "rule321", "status": "running"}])
+    assert service.json("GET", "/rules")[1][0]["status"] == "running"
     assert service.request("POST", "/rules/rule321/stop")[::2] == (200, "Rule rule321 was stopped.")
     assert service.json("GET", "/rules/rule321")[1]["triggered"] is False
     assert service.request("POST", "/rules/rule321/restart")[0] == 200
@@ -142,7 +147,8 @@ def test_put_upserts_and_triggered_is_honoured(service):
     new = {"id": "fresh", "triggered": False, "sql": "select * from alert", "actions": [{"log": {}}]}
     assert service.request("PUT", "/rules/fresh", new)[::2] == (200, "Rule fresh was updated successfully.")
     assert service.json("GET", "/rules/fresh") == (200, new)
-    assert service.json("GET", "/rules")[1][0] == {"id": "fresh", "status": "stopped"}
+    assert service.json("GET", "/rules")[1][0]["id"] == "fresh"
+    assert service.json("GET", "/rules")[1][0]["status"] == "stopped"
 
 
 def test_ekuipers_default_options_are_accepted_and_what_ekws_cannot_honour_is_named(service):
@@ -160,3 +166,46 @@ def test_ekuipers_default_options_are_accepted_and_what_ekws_cannot_honour_is_na
     bad = {**rule, "id": "qos2", "options": {"qos": 2, "checkpointInterval": "60s"}}
     status, body = service.json("POST", "/rules", bad)
     assert status == 400 and "options.qos" in body["message"] and "not supported" in body["message"]
+
+
+def test_describe_shapes_are_ekuipers(service):
+    # internal/server/rest_test.go Test_sourcesManageHandler ("get stream": Name, Options, Statement,
+    # StreamFields, StreamType), pkg/ast/sourceStmt.go StreamField.MarshalJSON (FieldType, Name,
+    # DefaultClause), fvt/rule_test.go TestRuleTypedSchema (every schema entry has "index": 0).
+    sql = ('CREATE STREAM typed (id BIGINT, ok BOOLEAN DEFAULT true, tags ARRAY(STRING), '
+           'pos STRUCT(x FLOAT)) WITH (DATASOURCE="/typed", FORMAT="json")')
+    assert post_sql(service, sql)[0] == 201
+    status, body = service.json("GET", "/streams/typed")
+    assert status == 200 and set(body) == {"Name", "StreamFields", "Options", "StreamType", "Statement"}
+    assert body["StreamType"] == 0 and body["Statement"] == sql
+    assert body["StreamFields"] == [
+        {"FieldType": "bigint", "Name": "id"},
+        {"FieldType": "boolean", "Name": "ok", "DefaultClause": "true"},
+        {"FieldType": {"Type": "array", "ElementType": "string"}, "Name": "tags"},
+        {"FieldType": {"Type": "struct", "Fields": [{"Name": "x", "FieldType": "float"}]}, "Name": "pos"}]
+    assert service.json("GET", "/streams/typed/schema")[1] == {
+        "id": {"type": "bigint", "index": 0},
+        "ok": {"type": "boolean", "index": 0, "default": "true"},
+        "tags": {"type": "array", "items": {"type": "string", "index": 0}, "index": 0},
+        "pos": {"type": "struct", "properties": {"x": {"type": "float", "index": 0}}, "index": 0}}
+    # internal/processor/stream.go execDescribe: DEFAULT printed as the literal (true, not True)
+    assert "ok\tboolean\tDEFAULT\ttrue\n" in post_sql(service, "DESCRIBE STREAM typed")[1]
+    assert service.json("GET", "/streamdetails")[1][0]["name"] == "typed"
+
+
+def test_root_answers_ekuipers_info_to_api_clients_and_the_page_to_browsers(tmp_path):
+    # internal/server/rest.go rootHandler: {"version", "os", "arch", "upTimeSeconds", "memoryTotal"}.
+    with Service(write_etc(tmp_path, streams=(), rules=[], token="t0k")) as svc:
+        auth = {"Authorization": "Bearer t0k"}
+        status, ctype, text = svc.request("GET", "/", headers={**auth, "Accept": "*/*"})
+        assert status == 200 and ctype.startswith("application/json")
+        body = json.loads(text)
+        assert set(body) == {"version", "os", "arch", "upTimeSeconds", "memoryTotal"}
+        assert body["os"] == {"win32": "windows"}.get(sys.platform, sys.platform)
+        assert isinstance(body["upTimeSeconds"], int) and int(body["memoryTotal"]) >= 0
+        no_accept = svc.request("GET", "/", headers=auth)  # an API client that sends no Accept
+        assert no_accept[1].startswith("application/json")
+        assert svc.request("GET", "/")[0] == 401  # the info names the host: the token is needed
+        browser = {"Accept": "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"}
+        status, ctype, _ = svc.request("GET", "/", headers=browser)
+        assert status == 200 and ctype.startswith("text/html")

@@ -177,13 +177,13 @@ def test_dropping_the_stream_ends_the_tail_with_1001(tmp_path: Path) -> None:
 
 def test_only_the_page_is_served_without_the_token(tmp_path: Path) -> None:
     with Service(write_etc(tmp_path, token=TOKEN)) as svc:
-        code, ctype, html = svc.request("GET", "/")
+        code, ctype, html = svc.request("GET", "/", headers={"Accept": "text/html"})  # as a browser asks
         assert code == 200 and ctype.startswith("text/html")
         assert "status/events" in html and "<script>" in html
         # Nothing is fetched from elsewhere: no src/href to another origin, a CSP that forbids it.
         assert not re.search(r"""(?:src|href)\s*=\s*["']?(?:https?:)?//""", html)
         conn = http.client.HTTPConnection(svc.host, svc.port, timeout=10)
-        conn.request("GET", "/")
+        conn.request("GET", "/", headers={"Accept": "text/html,application/xhtml+xml,*/*;q=0.8"})
         response = conn.getresponse()
         response.read()
         csp = response.getheader("Content-Security-Policy") or ""

@@ -56,7 +56,7 @@ def test_metrics_cover_streams_rules_nodes_and_actions_behind_the_token(tmp_path
             assert samples[("ekws_stream_buffer_length", stream)] == 0
             assert samples[("ekws_rule_running", (("rule", "hot"),))] == 1
             assert samples[("ekws_rule_running", (("rule", "demoLog"),))] == 1
-            assert samples[("ekws_rule_last_start_timestamp_ms", (("rule", "hot"),))] > 0
+            assert samples[("ekws_rule_last_start_timestamp_seconds", (("rule", "hot"),))] > 1e9
             source = (("rule", "hot"), ("stream", "websocketDemo"))
             assert samples[("ekws_rule_source_records_in_total", source)] == 3
             filter_ = (("op", "filter"), ("rule", "hot"))

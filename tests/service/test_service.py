@@ -44,9 +44,9 @@ def test_ping_and_streams_crud_with_ekuipers_messages(service):
     assert service.json("GET", "/streams/s2/schema") == (
         200,
         {
-            "temperature": {"type": "float"},
-            "tags": {"type": "array", "items": {"type": "string"}},
-            "pos": {"type": "struct", "properties": {"x": {"type": "bigint"}}},
+            "temperature": {"type": "float", "index": 0},  # eKuiper's JsonStreamField: index always
+            "tags": {"type": "array", "items": {"type": "string", "index": 0}, "index": 0},
+            "pos": {"type": "struct", "properties": {"x": {"type": "bigint", "index": 0}}, "index": 0},
         },
     )
     assert service.json("GET", "/streams/websocketDemo/schema") == (200, {})

@@ -31,17 +31,21 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import platform
+import sys
 import threading
+import time
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from werkzeug.wrappers import Request, Response
 
-from ... import Broadcaster, ClosedError, Message, SourceProps, StreamNotFound
+from ... import Broadcaster, ClosedError, Message, SourceProps, StreamNotFound, __version__
 from ..output import json_line
 from . import status
-from .rest import ApiError, Route
+from .rest import ApiError, Route, json_response
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIEnvironment
@@ -54,6 +58,28 @@ MAX_LIVE = 8  # tails + status event streams at once
 TAIL_BUFFER = 1024  # lines queued per tail before the oldest is dropped
 TAIL_SEND_TIMEOUT = 30.0  # seconds a tail may take nothing before it is disconnected
 NOTICE_EVERY = 1.0  # seconds between two {"dropped": N} notices
+
+
+_GO_ARCH = {"x86_64": "amd64", "amd64": "amd64", "aarch64": "arm64", "arm64": "arm64", "i686": "386",
+            "i386": "386", "armv7l": "arm", "armv6l": "arm", "ppc64le": "ppc64le", "s390x": "s390x",
+            "riscv64": "riscv64"}
+
+
+def info(service: ServicePort, request: Request) -> Response:
+    """eKuiper's ``GET /`` (internal/server/rest.go rootHandler): version, os, arch (Go's names),
+    upTimeSeconds and memoryTotal. It names the host, so it needs the token when one is set."""
+    rest = service.rest
+    if rest is not None and not rest.app.authorized(request):
+        raise ApiError(401, "missing or wrong bearer token")
+    machine = platform.machine().lower()
+    try:
+        memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        memory = 0
+    go_os = {"win32": "windows", "cygwin": "windows"}.get(sys.platform, sys.platform)
+    return json_response({"version": __version__, "os": go_os,
+                          "arch": _GO_ARCH.get(machine, machine),
+                          "upTimeSeconds": int(time.time() - service.started), "memoryTotal": str(memory)})
 
 
 class LivePlugin:
@@ -87,7 +113,10 @@ class LivePlugin:
     # -- routes ---------------------------------------------------------------------------
 
     def _page(self, service: ServicePort, request: Request) -> Response:
-        return status.page(service, request)
+        """The status page to a browser (its Accept names text/html); eKuiper's JSON info to the rest."""
+        if any(value == "text/html" and quality > 0 for value, quality in request.accept_mimetypes):
+            return status.page(service, request)
+        return info(service, request)
 
     def _status(self, service: ServicePort, request: Request) -> Response:
         return status.json_snapshot(status.snapshot(service, self.rates))

@@ -30,6 +30,7 @@ class ServicePort(Protocol):
     """The service as the views see it (:class:`ekws.service.app.Service` provides it)."""
 
     rules: Optional[RuleManager]  # set by the rules plugin when it starts
+    declared: dict[str, str]  # stream name -> statement, for the streams declared in ekws.yaml
 
     @property
     def config_dir(self) -> Path: ...

@@ -211,7 +211,7 @@ class RestApp:
             return error_response(413, f"the request body is over {MAX_BODY} bytes")
         except MethodNotAllowed as exc:
             response = error_response(405, f"{request.method} is not allowed on {request.path}")
-            response.headers["Allow"] = ", ".join(exc.valid_methods or ())
+            response.headers["Allow"] = ", ".join(self._allowed(request.path, exc.valid_methods or ()))
             return response
         except NotFound:
             return error_response(404, f"no such path: {request.path}")
@@ -222,6 +222,14 @@ class RestApp:
             logger.exception("REST %s %s failed", request.method, request.path)
             return error_response(500, "internal error; see the service log")
 
+    def _allowed(self, path: str, methods: Iterable[str]) -> list[str]:
+        """The methods of the path's own route: ``/rules/validate`` is not also ``/rules/<rule_id>``."""
+        static = [rule for rule in self.url_map.iter_rules()
+                  if not rule.arguments and rule.rule.rstrip("/") == path.rstrip("/")]
+        if static:
+            methods = {method for rule in static for method in rule.methods or ()}
+        return sorted(methods)
+
     def _is_public(self, request: Request) -> bool:
         if not self._public:
             return False
@@ -230,6 +238,10 @@ class RestApp:
         except HTTPException:
             return False
         return endpoint in self._public
+
+    def authorized(self, request: Request) -> bool:
+        """True without a token, else whether the request carries it (for a public route's data)."""
+        return self._token is None or self._authorized(request)
 
     def _authorized(self, request: Request) -> bool:
         assert self._token is not None

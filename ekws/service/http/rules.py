@@ -19,8 +19,12 @@ restart or a ``kill -9`` it comes back started or stopped as it was left.
 Messages are eKuiper's: ``Rule r1 was created successfully.``, ``Rule r1
 was updated successfully.``, ``Rule r1 is dropped.``, ``Rule r1 was
 started``, ``Rule r1 was stopped.``, ``Rule r1 was restarted``. ``GET
-/rules`` answers ``[{"id", "status"}]`` with eKuiper v2's words (``running``,
-``stopped``, ``stopped by error``). ``PUT /rules/{id}`` is eKuiper's upsert:
+/rules`` answers eKuiper's ``[{"id", "name", "status", "version", "trace",
+"tags"}]`` with eKuiper v2's words (``running``, ``stopped``, ``stopped by
+error``); ``GET /rules/{id}/status`` has every key of eKuiper v2's status, in
+its order. Also eKuiper's ``/rules/validate``, ``/rules/{id}/topo``,
+``/rules/status/all``, tags and bulk start/stop, and the ruleset and data
+import/export of :mod:`.transfer`. ``PUT /rules/{id}`` is eKuiper's upsert:
 a new id is created, and ``triggered`` (default true) says whether the rule
 runs after; start/stop/restart keep a body's ``triggered`` in step.
 Errors (the table in :mod:`.errors`): a bad body or SQL 400
@@ -31,8 +35,10 @@ start 400 (409 when another stream serves its path).
 
 from __future__ import annotations
 
+import json
 import logging
-from collections.abc import Sequence
+import re
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from werkzeug.wrappers import Request, Response
@@ -44,7 +50,8 @@ from ...config import SERVICE_FILE
 from ...errors import BindError, ConfigError, EkwsError, ReadOnly, ServerError
 from ...rules.manager import InvalidRule, RuleExists, RuleManager, RuleNotFound
 from ...rules.sql import SQLError
-from ..metrics import CONTENT_TYPE, render
+from ..metrics import CONTENT_TYPE, render, render_kuiper
+from . import transfer
 from .rest import ApiError, Route, json_body, json_response
 
 if TYPE_CHECKING:
@@ -75,6 +82,18 @@ class RulesPlugin:
             Route("/rules/<rule_id>/stop", ("POST",), self.stop_rule),
             Route("/rules/<rule_id>/restart", ("POST",), self.restart_rule),
             Route("/rules/<rule_id>/status", ("GET",), self.rule_status),
+            Route("/rules/<rule_id>/topo", ("GET",), self.rule_topo),
+            Route("/rules/<rule_id>/tags", ("PUT", "PATCH", "DELETE"), self.rule_tags),
+            Route("/rules/validate", ("POST",), self.validate_rule),
+            Route("/rules/status/all", ("GET",), self.all_status),
+            Route("/rules/tags/match", ("GET",), self.match_tags),
+            Route("/rules/bulkstart", ("POST",), self.bulk_start),
+            Route("/rules/bulkstop", ("POST",), self.bulk_stop),
+            Route("/ruleset/export", ("GET", "POST"), self.export_ruleset),
+            Route("/ruleset/import", ("POST",), self.import_ruleset),
+            Route("/data/export", ("GET", "POST"), self.export_data),
+            Route("/data/import", ("POST",), self.import_data),
+            Route("/data/import/status", ("GET",), self.import_status),
             Route("/metrics", ("GET",), self.metrics),
         ]
 
@@ -132,6 +151,14 @@ class RulesPlugin:
         log_action.set_output(None)
         action_cache.set_directory(None)
 
+    def running_rules(self) -> RuleManager:
+        """The manager (409 between stop and exit), for the import in :mod:`.transfer`."""
+        return self._rules()
+
+    def create(self, body: Any) -> Any:
+        """Create, store and (when triggered) start a rule body (see ``_create``)."""
+        return self._create(body)
+
     def _rules(self) -> RuleManager:
         if self.manager is None:
             raise ApiError(409, "the rules are not running")  # only between stop and exit
@@ -165,7 +192,14 @@ class RulesPlugin:
                 status = rules.status(rule_id)
             except RuleNotFound:  # dropped meanwhile
                 continue
-            out.append({"id": rule_id, "status": list_status(status)})
+            try:
+                body = rules.describe(rule_id)
+            except RuleNotFound:
+                continue
+            tags = body.get("tags")
+            out.append({"id": rule_id, "name": body.get("name") or rule_id, "status": list_status(status),
+                        "version": str(body.get("version") or ""), "trace": False,
+                        "tags": tags if isinstance(tags, list) and tags else None})
         return json_response(out)
 
     def create_rule(self, service: ServicePort, request: Request) -> Response:
@@ -240,18 +274,170 @@ class RulesPlugin:
         return Response(f"Rule {rule_id} was restarted", 200, mimetype="text/plain")
 
     def rule_status(self, service: ServicePort, request: Request, rule_id: str) -> Response:
-        return json_response(self._call(self._rules().status, rule_id))
+        """eKuiper v2's status: its keys in its order, its state word (``stopped by error`` too)."""
+        status = ekuiper_status(self._call(self._rules().status, rule_id))
+        status["status"] = list_status(status)
+        return json_response(status)
+
+    def all_status(self, service: ServicePort, request: Request) -> Response:
+        """eKuiper's ``GET /rules/status/all``: per rule its state and its latest exception."""
+        rules = self._rules()
+        out: dict[str, Any] = {}
+        for rule_id in rules.ids():
+            try:
+                status = ekuiper_status(rules.status(rule_id))
+            except RuleNotFound:
+                continue
+            entry: dict[str, Any] = {"status": list_status(status), "last_exception": "",
+                                     "exceptions_total": 0}
+            latest = 0
+            for key, value in status.items():
+                if key.endswith("_last_exception_time") and isinstance(value, int) and value > latest:
+                    node = key[:-len("_last_exception_time")]
+                    latest = value
+                    entry["last_exception"] = status.get(f"{node}_last_exception", "")
+                    entry["exceptions_total"] = status.get(f"{node}_exceptions_total", 0)
+            out[rule_id] = entry
+        return json_response(out)
+
+    def rule_topo(self, service: ServicePort, request: Request, rule_id: str) -> Response:
+        """eKuiper's ``GET /rules/{id}/topo``: ``{"sources": [...], "edges": {node: [next]}}``."""
+        status = self._call(self._rules().status, rule_id)
+        return json_response(topo(status))
+
+    def validate_rule(self, service: ServicePort, request: Request) -> Response:
+        """eKuiper's ``POST /rules/validate``: 200 ``{"sources", "valid"}``, or 422 with the reason."""
+        body = json_body(request)
+        try:
+            definition = self._rules().validate(body)
+        except (*_BAD_BODY, RuleExists) as exc:
+            return Response(str(exc), 422, mimetype="text/plain")
+        return json_response({"sources": [definition.query.stream], "valid": True})
+
+    # -- tags and bulk ---------------------------------------------------------------------------
+
+    def rule_tags(self, service: ServicePort, request: Request, rule_id: str) -> Response:
+        """PUT sets a rule's tags, PATCH adds to them, DELETE removes some (eKuiper's rule_tag.go)."""
+        tags = _tags(request)
+        rules = self._rules()
+        body = self._call(rules.describe, rule_id)
+        self._check_writable(rule_id)
+        old = [t for t in body.get("tags") or () if isinstance(t, str)]
+        if request.method == "PUT":
+            new = tags
+        elif request.method == "PATCH":
+            new = old + [t for t in tags if t not in old]
+        else:
+            new = [t for t in old if t not in tags]
+        body["tags"] = new
+        wish = next((running for stored, _, running in self._store().rules() if stored == rule_id), True)
+        rules.update(rule_id, body)  # a running rule restarts with its new definition
+        self._store().put_rule(rule_id, rules.describe(rule_id), wish)
+        return Response("", 200)
+
+    def match_tags(self, service: ServicePort, request: Request) -> Response:
+        """eKuiper's ``GET /rules/tags/match`` (a body ``{"tags": [...]}``): rules holding all of them."""
+        matching = self._matching(_tags(request))
+        return json_response({"rules": matching} if matching else {})  # eKuiper: omitempty
+
+    def _matching(self, wanted: list[str]) -> list[str]:
+        rules = self._rules()
+        out = []
+        for rule_id in rules.ids():
+            try:
+                tags = rules.describe(rule_id).get("tags") or []
+            except RuleNotFound:
+                continue
+            if all(tag in tags for tag in wanted):
+                out.append(rule_id)
+        return out
+
+    def bulk_start(self, service: ServicePort, request: Request) -> Response:
+        return self._bulk(request, self._rules().start, True)
+
+    def bulk_stop(self, service: ServicePort, request: Request) -> Response:
+        return self._bulk(request, self._rules().stop, False)
+
+    def _bulk(self, request: Request, method: Any, running: bool) -> Response:
+        """eKuiper's bulk start/stop by tags: ``[{"ruleId", "success", "error"?}]``."""
+        out = []
+        for rule_id in self._matching(_tags(request)):
+            try:
+                self._lifecycle(method, rule_id, running)
+            except (ApiError, EkwsError) as exc:
+                out.append({"ruleId": rule_id, "success": False, "error": getattr(exc, "message", str(exc))})
+                continue
+            out.append({"ruleId": rule_id, "success": True})
+        return json_response(out)
+
+    # -- import / export -------------------------------------------------------------------------
+
+    def export_ruleset(self, service: ServicePort, request: Request) -> Response:
+        return _attachment(transfer.export_ruleset(service, self))
+
+    def export_data(self, service: ServicePort, request: Request) -> Response:
+        """Everything (GET), or (POST ``["r1", ...]``) those rules with their streams and conf keys."""
+        if request.method == "GET":
+            return _attachment(transfer.export_data(service, self))
+        rule_ids = json_body(request)
+        if not isinstance(rule_ids, list) or not all(isinstance(r, str) for r in rule_ids):
+            raise ApiError(400, "expected a JSON array of rule ids, like [\"rule1\"]")
+        return _attachment(transfer.export_rules(service, self, rule_ids))
+
+    def import_ruleset(self, service: ServicePort, request: Request) -> Response:
+        raw = transfer.read_content(json_body(request))
+        document = transfer.parse_document(raw, service, self, replace=False, with_confkeys=False)
+        counts = transfer.apply(document, service, self, replace=False)
+        return Response("imported {} streams, {} tables and {} rules".format(*counts), 200,
+                        mimetype="text/plain")
+
+    def import_status(self, service: ServicePort, request: Request) -> Response:
+        """eKuiper's ``GET /data/import/status``: what failed in the last import, by name. An ekws
+        import is all or nothing (a failure is the import's answer), so every key is empty."""
+        return json_response(transfer.empty_configuration())
+
+    def import_data(self, service: ServicePort, request: Request) -> Response:
+        """eKuiper's ``POST /data/import``: replace everything (``?partial=1``: add and replace)."""
+        if request.args.get("stop") == "1":
+            raise ApiError(400, "stop=1 (exit after the import) is not supported by ekws")
+        replace = request.args.get("partial") != "1"
+        try:
+            raw = transfer.read_content(json_body(request))
+        except transfer.BadImport as exc:
+            if not str(exc).startswith("invalid import file: "):
+                raise
+            reason = str(exc)[len("invalid import file: "):]
+            raise ApiError(400, f"configuration unmarshal with error {reason}") from None
+        try:
+            document = transfer.parse_document(raw, service, self, replace=replace, with_confkeys=True)
+        except transfer.BadImport as exc:
+            if not exc.section:
+                raise
+            # eKuiper's answer (fvt/import_test.go): the message is its Configuration map, as JSON
+            raise ApiError(400, json.dumps(exc.configuration(), separators=(",", ":"), ensure_ascii=False)) \
+                from None
+        transfer.apply(document, service, self, replace=replace)
+        return json_response({"ErrorMsg": "", "ConfigResponse": transfer.empty_configuration()})
 
     def metrics(self, service: ServicePort, request: Request) -> Response:
         """Prometheus text: every stream's metrics, then every rule's, node's and action's."""
         groups: list[tuple[str, dict[str, str], dict[str, Any]]] = []
         for name in service.runtime.streams():
             try:
-                groups.append(("stream", {"stream": name}, service.runtime.status(name)))
+                groups.append(("stream", {"stream": name}, _seconds(service.runtime.status(name))))
             except EkwsError:  # dropped meanwhile
                 continue
-        groups += self._rules().metrics()
-        return Response(render(groups), 200, content_type=CONTENT_TYPE)
+        rules = self._rules()
+        groups += [(kind, labels, _seconds(values)) for kind, labels, values in rules.metrics()]
+        statuses = {}
+        for rule_id in rules.ids():
+            try:
+                status = ekuiper_status(rules.status(rule_id))
+            except RuleNotFound:
+                continue
+            status["status"] = list_status(status)
+            statuses[rule_id] = status
+        return Response(render_kuiper(statuses) + render(groups), 200, content_type=CONTENT_TYPE)
 
     # -- helpers -----------------------------------------------------------------------------
 
@@ -270,6 +456,90 @@ class RulesPlugin:
             raise ApiError(409, f"rule {rule_id} did not start: {exc}") from exc
         except Exception as exc:  # noqa: BLE001 - BindError, an action that cannot open ...: never a 500
             raise ApiError(400, f"rule {rule_id} did not start: {exc}") from exc
+
+
+def _tags(request: Request) -> list[str]:
+    """eKuiper's ``{"tags": ["a", "b"]}`` body (required, as eKuiper's decoder requires it)."""
+    body = json_body(request)
+    tags = body.get("tags", []) if isinstance(body, dict) else None
+    if not isinstance(tags, list) or not all(isinstance(t, str) for t in tags):
+        raise ApiError(400, "decode body error: expected {\"tags\": [\"tag\", ...]}")
+    return tags
+
+
+def _seconds(values: Mapping[str, Any]) -> dict[str, Any]:
+    """Prometheus' base unit for ekws's own series: a time in ms since the epoch (``*_timestamp_ms``,
+    eKuiper's ``*_time``) becomes ``*_timestamp_seconds``."""
+    out: dict[str, Any] = {}
+    for key, value in values.items():
+        stem = key[:-len("_timestamp_ms")] if key.endswith("_timestamp_ms") else \
+            key[:-len("_time")] if key.endswith("_time") else None
+        if stem is None or isinstance(value, bool) or not isinstance(value, (int, float)):
+            out[key] = value
+        else:
+            out[f"{stem}_timestamp_seconds"] = value / 1000
+    return out
+
+
+def _attachment(document: dict[str, Any]) -> Response:
+    response = json_response(document)
+    response.headers["Content-Disposition"] = "Attachment"
+    return response
+
+
+# eKuiper's per-node metric names, in the order its status prints them
+# (internal/topo/node/metric/stats_manager.go MetricNames).
+NODE_METRICS: tuple[tuple[str, Any], ...] = (
+    ("records_in_total", 0), ("records_out_total", 0), ("messages_processed_total", 0),
+    ("process_latency_us", 0), ("buffer_length", 0), ("last_invocation", 0), ("exceptions_total", 0),
+    ("last_exception", ""), ("last_exception_time", 0))
+CONNECTION_METRICS: tuple[tuple[str, Any], ...] = (
+    ("connection_status", 0), ("connection_last_connected_time", 0), ("connection_last_disconnected_time", 0),
+    ("connection_last_disconnected_message", ""), ("connection_last_try_time", 0))
+_NODE = re.compile(r"^((?:source|op|sink)_.+?_\d+)_records_in_total$")
+
+
+def ekuiper_status(status: dict[str, Any]) -> dict[str, Any]:
+    """A rule's status with every key of eKuiper v2's, in its order; ekws's extra keys follow each node's.
+
+    What ekws does not measure is eKuiper's zero value: ``process_latency_us``,
+    ``last_invocation`` and the sink's ``connection_last_try_time``.
+    ``messages_processed_total`` is ``records_in_total`` (ekws hands a node one
+    record per message).
+    """
+    out: dict[str, Any] = {key: status.get(key, 0) for key in
+                           ("status", "message", "lastStartTimestamp", "lastStopTimestamp",
+                            "nextStartTimestamp", "nextStopTimestamp")}
+    out["message"] = status.get("message") or ""
+    nodes = [match.group(1) for match in map(_NODE.match, status) if match]
+    for node in nodes:
+        values = {key[len(node) + 1:]: value for key, value in status.items() if key.startswith(node + "_")}
+        values.setdefault("messages_processed_total", values.get("records_in_total", 0))
+        defaults = NODE_METRICS + (CONNECTION_METRICS if not node.startswith("op_") else ())
+        if node.startswith("sink_") and "connection_status" not in values:
+            values["connection_status"] = 1 if status.get("status") == "running" else 0
+            values.setdefault("connection_last_connected_time", status.get("lastStartTimestamp", 0))
+        for key, default in defaults:
+            out[f"{node}_{key}"] = values.pop(key, default)
+        out.update({f"{node}_{key}": value for key, value in values.items()})
+    for key, value in status.items():
+        out.setdefault(key, value)
+    return out
+
+
+def topo(status: dict[str, Any]) -> dict[str, Any]:
+    """eKuiper's printable topology from a status' node names: one chain, source to every sink."""
+    names = [match.group(1).rsplit("_", 1)[0] for match in map(_NODE.match, status) if match]
+    sources = [n for n in names if n.startswith("source_")]
+    ops = [n for n in names if n.startswith("op_")]
+    sinks = [n for n in names if n.startswith("sink_")]
+    edges: dict[str, list[str]] = {}
+    chain = sources[:1] + ops
+    for here, there in zip(chain, chain[1:]):
+        edges[here] = [there]
+    if chain and sinks:
+        edges[chain[-1]] = sinks
+    return {"sources": sources, "edges": edges}
 
 
 def list_status(status: dict[str, Any]) -> str:

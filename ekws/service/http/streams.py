@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from werkzeug.wrappers import Request, Response
 
-from ...ddl import describe_text, parse_command
+from ...ddl import default_text, describe_text, parse_command
 from ...errors import ConfigError, EkwsError, InUse, ReadOnly, ServerError, StreamExists, StreamNotFound
 from .errors import STREAM_TABLE, answer
 from .rest import ApiError, Route, json_object, json_response, text_response
@@ -94,7 +94,22 @@ def stream_details(service: ServicePort, request: Request) -> Response:
 
 
 def describe_stream(service: ServicePort, request: Request, name: str) -> Response:
-    return json_response(service.runtime.describe_stream(name).describe())
+    """eKuiper's ``GET /streams/{name}``: Name, StreamFields, Options, StreamType, Statement.
+
+    Fields are ``{"FieldType", "Name", "DefaultClause"?}`` (``pkg/ast/sourceStmt.go``
+    ``StreamField.MarshalJSON``): a scalar type is its name (``"bigint"``), an
+    array ``{"Type": "array", "ElementType": ...}``, a struct ``{"Type": "struct",
+    "Fields": [...]}``; ``DefaultClause`` is the DEFAULT as eKuiper prints it.
+    ``StreamType`` is 0 (a stream; ekws has no tables). ``Statement`` is the
+    statement as given (eKuiper answers null there).
+    """
+    definition = service.runtime.describe_stream(name)
+    body = definition.describe()
+    fields = [{"FieldType": f.type.describe(), "Name": f.name,
+               **({"DefaultClause": default_text(f.default)} if f.has_default else {})}
+              for f in definition.fields]
+    return json_response({"Name": body["Name"], "StreamFields": fields or None, "Options": body["Options"],
+                          "StreamType": 0, "Statement": body["Statement"]})
 
 
 def update_stream(service: ServicePort, request: Request, name: str) -> Response:
@@ -109,19 +124,25 @@ def drop_stream(service: ServicePort, request: Request, name: str) -> Response:
 
 
 def stream_schema(service: ServicePort, request: Request, name: str) -> Response:
+    """eKuiper's ``GET /streams/{name}/schema`` (``pkg/ast`` ``JsonStreamField``): every level has
+    ``type`` and ``index`` (0: ekws infers nothing), a DEFAULT is ``default``."""
     definition = service.runtime.describe_stream(name)
-    fields = definition.describe()["StreamFields"] or ()
-    return json_response({f["Name"]: _schema(f["FieldType"]) for f in fields})
+    out = {}
+    for f in definition.fields:
+        out[f.name] = _schema(f.type.describe())
+        if f.has_default:
+            out[f.name]["default"] = default_text(f.default)
+    return json_response(out)
 
 
 def _schema(field_type: Any) -> dict[str, Any]:
     """eKuiper's JSON-schema-like form of a described field type."""
     if isinstance(field_type, dict) and field_type.get("Type") == "array":
-        return {"type": "array", "items": _schema(field_type["ElementType"])}
+        return {"type": "array", "items": _schema(field_type["ElementType"]), "index": 0}
     if isinstance(field_type, dict) and field_type.get("Type") == "struct":
         properties = {f["Name"]: _schema(f["FieldType"]) for f in field_type["Fields"]}
-        return {"type": "struct", "properties": properties}
-    return {"type": str(field_type)}
+        return {"type": "struct", "properties": properties, "index": 0}
+    return {"type": str(field_type), "index": 0}
 
 
 def stream_status(service: ServicePort, request: Request, name: str) -> Response:
@@ -169,6 +190,30 @@ def check_websocket(service: ServicePort, request: Request) -> Response:
     return json_response({"message": result.message})
 
 
+def check_websocket_sink(service: ServicePort, request: Request) -> Response:
+    """eKuiper's sink connectivity check: the props a ``websocket`` action takes.
+
+    Checked as a rule would check them (a bad prop is a 400 naming it); client
+    mode dials ``{scheme}://{addr}{path}`` and upgrades, as the action will;
+    server mode (``addr: ""``) checks the shared server's address.
+    """
+    from ...actions import parse_action
+    from ...actions.websocket import WebsocketConfig
+    from ..check import check_client, check_server
+
+    spec = parse_action({"websocket": json_object(request)}, 0)  # ActionError: 400 by the error table
+    config = spec.config
+    if isinstance(config, WebsocketConfig):
+        path = config.url.split("://", 1)[1]
+        path = path[path.index("/"):] if "/" in path else "/"
+        result = check_client(config.props, path)
+    else:
+        result = check_server(service.runtime.config.server, service.runtime.server_address)
+    if not result.ok:
+        raise ApiError(400, result.message)
+    return json_response({"message": result.message})
+
+
 def ping(service: ServicePort, request: Request) -> Response:
     return Response("", 200)
 
@@ -204,4 +249,5 @@ ROUTES = [
     Route("/metadata/sources/websocket/confKeys/<key>", ("PUT",), put_confkey),
     Route("/metadata/sources/websocket/confKeys/<key>", ("DELETE",), delete_confkey),
     Route("/metadata/sources/connection/websocket", ("POST",), check_websocket),
+    Route("/metadata/sinks/connection/websocket", ("POST",), check_websocket_sink),
 ]

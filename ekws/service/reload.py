@@ -33,7 +33,7 @@ import dataclasses
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from ..codec import make_decoder
 from ..config import SERVICE_FILE, SOURCE_FILE, ServiceConfig, WebsocketConfig
@@ -44,7 +44,31 @@ from ..subscription import Subscription
 from .health import should_run
 
 if TYPE_CHECKING:
-    from .app import Service
+    from pathlib import Path
+
+    from ..rules.manager import RuleManager
+    from .store import Store
+
+
+class Service(Protocol):
+    """What a reload reads and changes of :class:`ekws.service.app.Service` (which calls it):
+    a Protocol, so this module does not import ``app`` (no cycle, not even for the types)."""
+
+    settings: ServiceConfig
+    yaml_keys: dict[str, Any]
+    declared: dict[str, str]
+    rules: RuleManager | None
+    runtime: Runtime
+    store: Store
+    config_dir: Path
+
+    @property
+    def rules_plugin(self) -> Any: ...
+
+    def create_stream(self, sql: str, *, declared: bool = False) -> str: ...
+
+    def websocket_config(self, stored: Mapping[str, Mapping[str, Any]],
+                         yaml_keys: Mapping[str, Any] | None = None) -> WebsocketConfig: ...
 
 logger = logging.getLogger(__name__)
 

@@ -95,7 +95,10 @@ def seq(path: str, count: int, mode: str) -> int:
     values = []
     with open(path, encoding="utf-8") as file:
         for line in file:
-            values.append(json.loads(line)["seq"])
+            # A file action writes a line a message: the JSON array of its rows (eKuiper's
+            # sendSingle false), or one record with sendSingle true.
+            rows = json.loads(line)
+            values.extend(row["seq"] for row in (rows if isinstance(rows, list) else [rows]))
     unique = sorted(set(values))
     duplicates = len(values) - len(unique)
     if mode == "all":

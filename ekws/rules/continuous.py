@@ -26,7 +26,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, Optional, Union
+from typing import TYPE_CHECKING, Any, Optional, Protocol, Union
 
 from ..errors import CallbackError, EkwsError
 from ..message import Message, Peer
@@ -37,7 +37,6 @@ from .sql import parse_query
 from .window import Emission, EventWindowRunner, Timers, WindowRunner
 
 if TYPE_CHECKING:  # pragma: no cover
-    from ..runtime import Runtime
     from ..subscription import Subscription
 
 __all__ = ["ContinuousQuery", "Result"]
@@ -46,6 +45,17 @@ logger = logging.getLogger(__name__)
 
 OnResult = Callable[[Message], Any]
 OnError = Callable[[EkwsError], Any]
+
+
+class Subscriber(Protocol):
+    """What a query needs of :class:`ekws.Runtime` (which makes it): a Protocol, so the engine
+    does not import the runtime, and ``Runtime.query``'s lazy import makes no cycle."""
+
+    def subscribe(self, name: str, on_message: Callable[[Message], Any],
+                  on_error: Optional[Callable[[EkwsError], Any]] = None,
+                  on_status: Optional[Callable[[Any], Any]] = None, *,
+                  buffer_length: Optional[int] = None, overflow: Optional[str] = None,
+                  delivery: Optional[str] = None) -> Subscription: ...
 
 
 class Result(Message):
@@ -76,7 +86,7 @@ class ContinuousQuery:
     Made by :meth:`ekws.Runtime.query`, which documents the arguments.
     """
 
-    def __init__(self, runtime: Runtime, sql: str, on_result: OnResult, on_error: Optional[OnError] = None,
+    def __init__(self, runtime: Subscriber, sql: str, on_result: OnResult, on_error: Optional[OnError] = None,
                  *, is_event_time: bool = False, late_tolerance: int = 0, max_window_rows: int = 100_000,
                  max_window_groups: int = 10_000, buffer_length: Optional[int] = None,
                  overflow: Optional[str] = None, timers: Optional[Timers] = None) -> None:

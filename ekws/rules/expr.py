@@ -14,7 +14,8 @@ import re
 from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple, Optional
 
-from .. import EkwsError, Message
+from ..errors import EkwsError
+from ..message import Message
 
 __all__ = [
     "EvalError", "Expr", "Fn", "Record", "and_op", "arith", "arithmetic_op",

@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import Any, NamedTuple, Optional
 
-from .. import Message
+from ..message import Message
 from .aggregates import AGGREGATES, INCREMENTAL, Accumulator, deduplicate
 from .expr import MAX_INLINE, EvalError, Expr, Fn, Record, inline
 from .window import Emission, StateConditions, WindowSpec

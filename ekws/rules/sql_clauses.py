@@ -9,8 +9,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, Optional
 
-from .. import Message
 from ..errors import SQLError
+from ..message import Message
 from .expr import Expr, Fn, and_expr, query_fns
 from .grouping import Grouping
 from .sql_expr import ExprParser

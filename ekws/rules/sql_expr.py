@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any, Optional, cast
 
-from .. import Message
+from ..message import Message
 from . import functions
 from .aggregates import AGGREGATES
 from .expr import (

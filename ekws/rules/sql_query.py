@@ -9,7 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, NamedTuple, Optional, cast
 
-from .. import Message
+from ..message import Message
 from .expr import Fn, Record, unnest_rows
 from .functions import analytic
 from .grouping import Grouping

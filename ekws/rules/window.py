@@ -49,7 +49,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any, NamedTuple, Optional
 
-from .. import Message
+from ..message import Message
 
 __all__ = ["UNITS", "Emission", "EventWindowRunner", "StateConditions", "Timers", "WindowRunner",
            "WindowSpec", "WindowState", "aligned_end"]

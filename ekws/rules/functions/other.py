@@ -15,7 +15,7 @@ import uuid
 from collections.abc import Sequence
 from typing import Any, Callable
 
-from ... import Message
+from ...message import Message
 from ..expr import EvalError
 from .registry import Arg, register
 

@@ -55,6 +55,7 @@ from ..config import (
 from ..ddl import parse_stream
 from ..errors import InUse, NotFound, ReadOnly
 from ..signals import SignalWait
+from ..wire.tls import check_client_files
 from . import health
 from .check import CheckResult, check_client, check_server
 from .http import streams as api
@@ -379,6 +380,7 @@ class Service:
         for plugin in self.plugins:
             plugin.start(self)
         self._fail_on_config_errors()
+        self._check_declared_tls()
         routes = list(api.ROUTES) + [route for plugin in self.plugins for route in plugin.routes]
         app = RestApp(self, routes, self.settings.auth_token)
         self.rest = RestServer(app, self.settings.rest_ip, self.settings.rest_port)
@@ -409,6 +411,24 @@ class Service:
                 raise ConfigError(f"rule {rule_id} cannot start: {exc}",
                                   file=str(self.config_dir / SERVICE_FILE),
                                   key=f"rules[{index.get(rule_id, '?')}]") from exc
+
+    def _check_declared_tls(self) -> None:
+        """Every declared client-mode wss stream's TLS files load, whether or not a rule reads it yet.
+
+        A rule on such a stream has failed already (naming ``rules[i]``); this
+        catches the stream that no rule reads, before a rule created over REST
+        would find it at its start.
+
+        Raises:
+            ConfigError: naming ekws.yaml, ``streams[i]``, the stream, the prop and the file.
+        """
+        for index, sql in enumerate(self.settings.streams):
+            name = _name_of(sql)
+            try:
+                check_client_files(self.runtime.config.props(self.runtime.describe_stream(name).conf_key))
+            except ConfigError as exc:
+                raise ConfigError(f"stream {name}: {exc}", file=str(self.config_dir / SERVICE_FILE),
+                                  key=f"streams[{index}]") from exc
 
     @property
     def rules_plugin(self) -> Any:

@@ -36,18 +36,14 @@ import os
 import sys
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, TextIO
 
 import yaml
 
 from .. import BindError, ConfigError, DDLError, EkwsError, Runtime, ServerError, StreamExists
-from ..config import (
-    SERVICE_FILE,
-    SOURCE_FILE,
-    ServiceConfig,
-)
+from ..config import SERVICE_FILE, SOURCE_FILE, ServiceConfig, WebsocketConfig
 from ..ddl import parse_stream
 from ..errors import InUse, ReadOnly
 from ..signals import SignalWait
@@ -289,23 +285,30 @@ class Service(ConfKeys):
                                   file=str(self.config_dir / SERVICE_FILE),
                                   key=f"rules[{index.get(rule_id, '?')}]") from exc
 
-    def _check_declared_tls(self) -> None:
+    def _check_declared_tls(self, settings: ServiceConfig | None = None,
+                            config: WebsocketConfig | None = None,
+                            only: Collection[str] | None = None) -> None:
         """Every declared client-mode wss stream's TLS files load, whether or not a rule reads it yet.
 
-        A rule on such a stream has failed already (naming ``rules[i]``); this
-        catches the stream that no rule reads, before a rule created over REST
-        would find it at its start.
+        At start a rule on such a stream has failed already (naming
+        ``rules[i]``); this catches the stream that no rule reads, before a rule
+        created over REST would find it at its start. A reload checks the
+        streams it adds or re-creates (``only``) against the new config.
 
         Raises:
             ConfigError: naming ekws.yaml, ``streams[i]``, the stream, the prop and the file.
         """
-        for index, sql in enumerate(self.settings.streams):
-            name = _name_of(sql)
+        settings = settings or self.settings
+        config = config or self.runtime.config
+        for index, sql in enumerate(settings.streams):
+            definition = parse_stream(sql)
+            if only is not None and definition.name not in only:
+                continue
             try:
-                check_client_files(self.runtime.config.props(self.runtime.describe_stream(name).conf_key))
+                check_client_files(config.props(definition.conf_key))
             except ConfigError as exc:
-                raise ConfigError(f"stream {name}: {exc}", file=str(self.config_dir / SERVICE_FILE),
-                                  key=f"streams[{index}]") from exc
+                raise ConfigError(f"stream {definition.name}: {exc}",
+                                  file=str(self.config_dir / SERVICE_FILE), key=f"streams[{index}]") from exc
 
     @property
     def rules_plugin(self) -> Any:
@@ -328,6 +331,8 @@ class Service(ConfKeys):
                     settings = load_settings(self.config_dir, self.environ, self._log_level)
                     yaml_keys = read_source_keys(self.config_dir, self.environ)
                     change = reload.plan(self, settings, yaml_keys)
+                    self._check_declared_tls(change.settings, change.config,
+                                             only={*change.stream_add, *change.stream_redo})
                 except (EkwsError, OSError, yaml.YAMLError) as exc:
                     logger.error("reload failed, keeping the running configuration: %s", exc)
                     return False

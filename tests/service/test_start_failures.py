@@ -122,6 +122,21 @@ def test_a_rest_rule_on_a_bad_tls_file_is_created_as_in_ekuiper_and_never_silent
         assert service.stop() == 0
 
 
+def test_a_reload_adding_a_wss_stream_whose_tls_file_is_missing_is_refused(tmp_path):
+    from test_reload import reload
+
+    missing = f"{tmp_path}/no/ca.pem"
+    etc = write_etc(tmp_path, websocket_yaml=_wss(tmp_path, f"  rootCaPath: {missing}\n"))
+    with Service(etc) as service:
+        write_etc(tmp_path, streams=(DEMO, FEED), websocket_yaml=_wss(tmp_path, f"  rootCaPath: {missing}\n"))
+        line = reload(service)
+        assert "ERROR" in line and "reload failed, keeping the running configuration" in line, line
+        assert f"ekws.yaml:streams[1]: stream feed: remote.rootCaPath: cannot load '{missing}'" in line, line
+        assert sorted(service.json("GET", "/streams")[1]) == ["websocketDemo"]
+        assert service.proc.poll() is None
+        assert service.stop() == 0
+
+
 def _notify_socket(tmp_path):
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
     sock.bind(str(tmp_path / "notify.sock"))

@@ -3,8 +3,8 @@
 ``ekws run -c etc`` builds a :class:`Service`, calls :meth:`Service.run` and
 exits with what it returns. Start-up, in order: read ``etc/ekws.yaml`` and
 ``etc/sources/websocket.yaml`` (conf keys stored over REST overlay the file and
-win over environment overrides, as in eKuiper), open the store, create the
-streams declared in ``ekws.yaml``, restore the streams stored over REST, start
+win over environment overrides, as in eKuiper; see :mod:`.settings`), open the
+store, create the streams declared in ``ekws.yaml``, restore the streams stored over REST, start
 the plugins (the rules: declared, then stored; see :mod:`.http.rules`), start
 the REST API, tell systemd READY=1.
 
@@ -36,31 +36,25 @@ import os
 import sys
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, TextIO
 
 import yaml
 
-from .. import BindError, ConfigError, DDLError, EkwsError, Runtime, ServerError, StreamDef, StreamExists
-from ..config import (
-    SERVICE_FILE,
-    SOURCE_FILE,
-    ServiceConfig,
-    WebsocketConfig,
-    load_service_config,
-    load_websocket_config,
-    websocket_config_from_dict,
-)
+from .. import BindError, ConfigError, DDLError, EkwsError, Runtime, ServerError, StreamExists
+from ..config import SERVICE_FILE, SOURCE_FILE, ServiceConfig, WebsocketConfig
 from ..ddl import parse_stream
-from ..errors import InUse, NotFound, ReadOnly
+from ..errors import InUse, ReadOnly
 from ..signals import SignalWait
+from ..wire.tls import check_client_files
 from . import health
-from .check import CheckResult, check_client, check_server
 from .http import streams as api
 from .http.rest import RestApp, RestServer, Route
 from .notify import Notifier
 from .output import LinePrinter
+from .settings import ConfKeys, read_source_keys
+from .settings import load_settings as load_settings  # re-exported: `ekws run` imports it from here
 from .store import Store
 
 if TYPE_CHECKING:
@@ -70,8 +64,6 @@ logger = logging.getLogger(__name__)
 
 STOP_DEADLINE = 9.0  # seconds; systemd's and the issue's budget is 10
 HEALTH_PERIOD = 2.0  # seconds between two looks at the rules' health (STATUS=, a log line on change)
-RESERVED_KEY = "source"
-_MASK = "******"
 
 
 class Plugin(Protocol):
@@ -84,35 +76,7 @@ class Plugin(Protocol):
     def stop(self, service: Service) -> None: ...
 
 
-def load_settings(config_dir: str | os.PathLike[str], environ: Mapping[str, str] | None = None,
-                  log_level: str | None = None) -> ServiceConfig:
-    """``ekws.yaml`` with env overrides; ``log_level`` (``--log-level``) wins and is checked alike.
-
-    Raises:
-        ConfigError: no such config dir, no ekws.yaml in it, or a bad value.
-    """
-    folder = Path(config_dir)
-    if not folder.is_dir():
-        raise ConfigError(f"config dir {str(folder)!r} does not exist (expected a folder holding "
-                          f"{SERVICE_FILE} and {SOURCE_FILE}, like the shipped etc/)")
-    if not (folder / SERVICE_FILE).is_file():
-        raise ConfigError(f"file not found; `ekws run` needs it (copy the shipped etc/{SERVICE_FILE})",
-                          file=str(folder / SERVICE_FILE))
-    env = dict(os.environ if environ is None else environ)
-    if log_level is None:
-        return load_service_config(folder, env)
-    env["EKWS__LOGLEVEL"] = log_level
-    try:
-        return load_service_config(folder, env)
-    except ConfigError as exc:
-        if exc.file != "EKWS__LOGLEVEL":
-            raise
-        prefix = f"{exc.file}:{exc.key}: "
-        message = str(exc)[len(prefix):] if str(exc).startswith(prefix) else str(exc)
-        raise ConfigError(message, file="--log-level") from None
-
-
-class Service:
+class Service(ConfKeys):
     """``ekws run``: streams, store, REST API and systemd glue around one :class:`ekws.Runtime`.
 
     Args:
@@ -140,9 +104,7 @@ class Service:
                               file=str(self.config_dir / SERVICE_FILE), key="rules")
         self._register_functions(settings.functions)
         self._source_file = self.config_dir / SOURCE_FILE
-        load_websocket_config(self.config_dir, self.environ)  # clean errors for the file and env first
-        raw = yaml.safe_load(self._source_file.read_text(encoding="utf-8"))
-        self.yaml_keys: dict[str, Any] = dict(raw) if isinstance(raw, dict) else {}
+        self.yaml_keys: dict[str, Any] = read_source_keys(self.config_dir, self.environ)
         self.store = Store(settings.data_dir)
         self.runtime = Runtime(config=self.websocket_config(self.store.confkeys()))
         self.declared: dict[str, str] = {}
@@ -156,94 +118,6 @@ class Service:
         self._stop = threading.Event()
         self._stop_reason = ""
         self._signals = SignalWait(reload=True)  # run()'s wait, woken by request_stop from any thread
-
-    # -- configuration -------------------------------------------------------------------
-
-    def _register_functions(self, declared: Sequence[tuple[str, str]]) -> None:
-        """``functions:`` in ekws.yaml: each imported and registered before any rule is made."""
-        from ..rules.functions import FunctionError, load
-
-        for name, target in declared:
-            try:
-                load(name, target)
-            except FunctionError as exc:
-                raise ConfigError(str(exc), file=str(self.config_dir / SERVICE_FILE),
-                                  key=f"functions.{name}") from None
-
-    def websocket_config(self, stored: Mapping[str, Mapping[str, Any]],
-                         yaml_keys: Mapping[str, Any] | None = None) -> WebsocketConfig:
-        """The file's conf keys overlaid by stored ones; a stored key also beats env overrides."""
-        data = self._merged_keys(stored, yaml_keys)
-        stored_names = {key.casefold() for key in stored}
-        environ = {var: value for var, value in self.environ.items()
-                   if not (var.startswith("WEBSOCKET__") and var.split("__")[1].casefold() in stored_names)}
-        return websocket_config_from_dict(data, path=str(self._source_file), environ=environ)
-
-    def _merged_keys(self, stored: Mapping[str, Mapping[str, Any]],
-                     yaml_keys: Mapping[str, Any] | None = None) -> dict[str, Any]:
-        data = dict(self.yaml_keys if yaml_keys is None else yaml_keys)
-        for key, props in stored.items():
-            for same in [k for k in data if str(k).casefold() == key.casefold()]:
-                del data[same]
-            data[key] = dict(props)
-        return data
-
-    def confkeys(self) -> dict[str, Any]:
-        """Conf keys as ``GET /metadata/sources/yaml/websocket`` shows them (secrets masked)."""
-        return {str(key): _masked(props) for key, props in self._merged_keys(self.store.confkeys()).items()}
-
-    def put_confkey(self, key: str, props: dict[str, Any]) -> None:
-        """Store a conf key (over the file's and env's); streams created afterwards use it."""
-        if key.casefold() == RESERVED_KEY:
-            raise ConfigError(f"{RESERVED_KEY!r} is the shared server's block; set it in {self._source_file}")
-        with self._lock:
-            stored = self.store.confkeys()
-            stored = {k: v for k, v in stored.items() if k.casefold() != key.casefold()}
-            # Errors name the request body, not the file:
-            websocket_config_from_dict({key: props}, path="request body")
-            stored[key] = props
-            config = self.websocket_config(stored)
-            self.store.put_confkey(key, props)
-            for same in [k for k in self.store.confkeys() if k != key and k.casefold() == key.casefold()]:
-                self.store.delete_confkey(same)
-            self.runtime.config = config  # read by create_stream; running streams keep their props
-        logger.info("conf key %s saved", key)
-
-    def delete_confkey(self, key: str) -> None:
-        with self._lock:
-            stored = self.store.confkeys()
-            match = next((k for k in stored if k.casefold() == key.casefold()), None)
-            if match is None:
-                in_file = any(str(k).casefold() == key.casefold() for k in self.yaml_keys)
-                if in_file:
-                    raise ReadOnly(f"conf key {key} is defined in {self._source_file}; edit the file",
-                                   name=key)
-                raise NotFound(f"conf key {key} is not found", name=key)
-            rest = {k: v for k, v in stored.items() if k != match}
-            config = self.websocket_config(rest)
-            users = [name for name in self.runtime.streams()
-                     if _conf_key_gone(self.runtime.describe_stream(name), config)]
-            if users:
-                raise InUse(f"conf key {key} is used by stream(s) {', '.join(users)}; drop them first",
-                            name=key)
-            self.store.delete_confkey(match)
-            self.runtime.config = config
-        logger.info("conf key %s deleted", key)
-
-    def check(self, body: dict[str, Any]) -> CheckResult:
-        """The connectivity check for props given as a request body (see :mod:`.check`)."""
-        props_body = dict(body)
-        datasource = props_body.pop("datasource", "/")
-        if not isinstance(datasource, str) or not datasource.startswith("/"):
-            raise ConfigError("expected a path starting with '/'", key="datasource")
-        data = self._merged_keys(self.store.confkeys())
-        default = next((v for k, v in data.items() if str(k).casefold() == "default"), None)
-        config = websocket_config_from_dict(
-            {"default": default or {}, "request": props_body}, path="request body")
-        props = config.props("request")
-        if props.is_server:
-            return check_server(self.runtime.config.server, self.runtime.server_address)
-        return check_client(props, datasource)
 
     # -- streams ---------------------------------------------------------------------------
 
@@ -379,6 +253,7 @@ class Service:
         for plugin in self.plugins:
             plugin.start(self)
         self._fail_on_config_errors()
+        self._check_declared_tls()
         routes = list(api.ROUTES) + [route for plugin in self.plugins for route in plugin.routes]
         app = RestApp(self, routes, self.settings.auth_token)
         self.rest = RestServer(app, self.settings.rest_ip, self.settings.rest_port)
@@ -410,6 +285,31 @@ class Service:
                                   file=str(self.config_dir / SERVICE_FILE),
                                   key=f"rules[{index.get(rule_id, '?')}]") from exc
 
+    def _check_declared_tls(self, settings: ServiceConfig | None = None,
+                            config: WebsocketConfig | None = None,
+                            only: Collection[str] | None = None) -> None:
+        """Every declared client-mode wss stream's TLS files load, whether or not a rule reads it yet.
+
+        At start a rule on such a stream has failed already (naming
+        ``rules[i]``); this catches the stream that no rule reads, before a rule
+        created over REST would find it at its start. A reload checks the
+        streams it adds or re-creates (``only``) against the new config.
+
+        Raises:
+            ConfigError: naming ekws.yaml, ``streams[i]``, the stream, the prop and the file.
+        """
+        settings = settings or self.settings
+        config = config or self.runtime.config
+        for index, sql in enumerate(settings.streams):
+            definition = parse_stream(sql)
+            if only is not None and definition.name not in only:
+                continue
+            try:
+                check_client_files(config.props(definition.conf_key))
+            except ConfigError as exc:
+                raise ConfigError(f"stream {definition.name}: {exc}",
+                                  file=str(self.config_dir / SERVICE_FILE), key=f"streams[{index}]") from exc
+
     @property
     def rules_plugin(self) -> Any:
         """The plugin that runs the rules (its ``declared`` ids), or None."""
@@ -429,10 +329,10 @@ class Service:
             with self._lock:
                 try:
                     settings = load_settings(self.config_dir, self.environ, self._log_level)
-                    load_websocket_config(self.config_dir, self.environ)  # the file and env: clean errors
-                    raw = yaml.safe_load(self._source_file.read_text(encoding="utf-8"))
-                    yaml_keys = dict(raw) if isinstance(raw, dict) else {}
+                    yaml_keys = read_source_keys(self.config_dir, self.environ)
                     change = reload.plan(self, settings, yaml_keys)
+                    self._check_declared_tls(change.settings, change.config,
+                                             only={*change.stream_add, *change.stream_redo})
                 except (EkwsError, OSError, yaml.YAMLError) as exc:
                     logger.error("reload failed, keeping the running configuration: %s", exc)
                     return False
@@ -532,27 +432,3 @@ class Service:
 
 def _name_of(sql: str) -> str:
     return parse_stream(sql).name
-
-
-def _conf_key_gone(definition: StreamDef, config: WebsocketConfig) -> bool:
-    try:
-        config.props(definition.conf_key)
-    except ConfigError:
-        return True
-    return False
-
-
-def _masked(props: Any) -> Any:
-    """Props with secrets replaced: authToken and every requestHeader value."""
-    if not isinstance(props, dict):
-        return props
-    out: dict[str, Any] = {}
-    for key, value in props.items():
-        name = str(key).casefold()
-        if name == "authtoken" and value:
-            out[str(key)] = _MASK
-        elif name == "requestheader" and isinstance(value, dict):
-            out[str(key)] = {str(h): _MASK for h in value}
-        else:
-            out[str(key)] = _masked(value) if isinstance(value, dict) else value
-    return out

@@ -10,7 +10,9 @@ failing (r1: ...)``.
 At start a declared rule whose start fails for a configuration reason is
 fatal (``ekws run`` exits 2, naming it): a missing or unreadable TLS file,
 a path another stream already serves, an action's bad props, a ``file``
-action whose folder does not exist. Anything else (a dial, a broker that is
+action whose folder does not exist. So is a declared client-mode ``wss``
+stream whose TLS files do not load, even one no rule reads yet (exit 2
+naming ``streams[i]``). Anything else (a dial, a broker that is
 down) is transient: the rule is retried per its ``restartStrategy`` and the
 service runs degraded meanwhile.
 """

@@ -40,6 +40,16 @@ def client_context(props: SourceProps) -> ssl.SSLContext:
     return ctx
 
 
+def check_client_files(props: SourceProps) -> None:
+    """Load a client-mode ``wss`` conf key's TLS files now, as a dial would; ``ws`` and server mode: nothing.
+
+    Raises:
+        ConfigError: a file is missing or unreadable, naming the prop and the path.
+    """
+    if not props.is_server and props.scheme == "wss":
+        client_context(props)
+
+
 def server_context(tls: TlsConfig) -> ssl.SSLContext:
     """The context the shared server serves wss with; mutual TLS with a client CA."""
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)

@@ -237,6 +237,26 @@ def test_status_events_stream_snapshots_every_second(tmp_path: Path) -> None:
         assert svc.stop() == 0  # an open event stream does not hold up the stop
 
 
+def test_the_page_and_its_events_carry_the_health_line(tmp_path: Path) -> None:
+    broken = {"id": "broken", "sql": "SELECT * FROM websocketDemo",
+              "actions": [{"file": {"path": str(tmp_path / "missing" / "out.jsonl")}}]}
+    with Service(write_etc(tmp_path, token=TOKEN)) as svc:
+        html = svc.request("GET", "/", headers={"Accept": "text/html"})[2]
+        assert 'id="health"' in html and "renderHealth(snap.health)" in html  # the page shows it
+        assert status(svc)["health"] == "ok"
+        assert svc.request("POST", "/rules", broken, headers=AUTH)[0] == 201  # created, fails to start
+        conn = http.client.HTTPConnection(svc.host, svc.port, timeout=10)
+        conn.request("GET", "/status/events", headers=AUTH)
+        response = conn.getresponse()
+        line = ""
+        while not line.startswith("data: "):  # bounded by the connection's timeout
+            line = response.fp.readline().decode()
+        conn.close()
+        health = json.loads(line[6:])["health"]
+        assert health.startswith("degraded: 1 rule failing (broken: ") and "missing" in health, health
+        assert health == svc.request("GET", "/health", headers=AUTH)[2].strip()
+
+
 def test_live_views_are_bounded(tmp_path: Path) -> None:
     with Service(write_etc(tmp_path, token=TOKEN)) as svc:
         held = []

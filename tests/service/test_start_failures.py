@@ -56,6 +56,87 @@ def test_a_path_that_cannot_be_mounted_exits_2(tmp_path):
     assert "rules[1]: rule r2 cannot start" in last and "/api/data" in last, last
 
 
+FEED = 'CREATE STREAM feed() WITH (DATASOURCE="/feed", CONF_KEY="remote", FORMAT="json")'
+
+
+def _wss(tmp_path, tls: str) -> str:
+    """websocket.yaml with a client-mode wss conf key ``remote`` (nothing listens: no dial succeeds)."""
+    extra = "remote:\n  addr: 127.0.0.1:1\n  scheme: wss\n" + tls
+    return SOURCES.format(extra=extra, server="")
+
+
+@pytest.mark.parametrize("tls, named", [
+    ("  rootCaPath: {base}/no/ca.pem\n", "remote.rootCaPath: cannot load '{base}/no/ca.pem'"),
+    ("  certificationPath: {base}/no/c.pem\n  privateKeyPath: {base}/no/k.pem\n",
+     "remote.certificationPath/privateKeyPath: cannot load '{base}/no/c.pem'"),
+    ("  rootCaPath: {base}\n", "Is a directory"),
+    ("  rootCaPath: {base}/etc/ekws.yaml\n", "cannot load '{base}/etc/ekws.yaml'"),  # not a certificate
+    ("  privateKeyPath: {base}/k.pem\n", "needs both certificationPath and privateKeyPath"),
+])
+def test_a_client_mode_tls_file_that_does_not_load_exits_2_naming_the_rule_and_the_file(tmp_path, tls, named):
+    etc = write_etc(tmp_path, streams=(FEED,), rules=[log_rule("feed", "r1")],
+                    websocket_yaml=_wss(tmp_path, tls.format(base=tmp_path)))
+    out = run_to_exit(etc)  # at start, not after a dial: nothing listens on port 1
+    assert out.returncode == 2, out.stderr
+    last = out.stderr.strip().splitlines()[-1]
+    assert f"{etc / 'ekws.yaml'}:rules[0]: rule r1 cannot start: " in last, last
+    assert named.format(base=tmp_path) in last, last
+    assert "connecting" not in out.stderr
+
+
+def test_a_bad_tls_min_version_exits_2_naming_the_conf_key(tmp_path):
+    etc = write_etc(tmp_path, streams=(FEED,), rules=[log_rule("feed", "r1")],
+                    websocket_yaml=_wss(tmp_path, "  tlsMinVersion: '1.5'\n"))
+    out = run_to_exit(etc)
+    assert out.returncode == 2, out.stderr
+    assert "sources/websocket.yaml:remote.tlsMinVersion: " in out.stderr.strip().splitlines()[-1]
+
+
+def test_a_declared_wss_stream_no_rule_reads_is_checked_too(tmp_path):
+    etc = write_etc(tmp_path, streams=(DEMO, FEED), rules=[log_rule("websocketDemo", "r1")],
+                    websocket_yaml=_wss(tmp_path, f"  rootCaPath: {tmp_path}/no/ca.pem\n"))
+    out = run_to_exit(etc)
+    assert out.returncode == 2, out.stderr
+    last = out.stderr.strip().splitlines()[-1]
+    assert f"ekws.yaml:streams[1]: stream feed: remote.rootCaPath: cannot load '{tmp_path}/no/ca.pem'" in last
+
+
+def test_a_rest_rule_on_a_bad_tls_file_is_created_as_in_ekuiper_and_never_silently_degraded(tmp_path):
+    # eKuiper loads the TLS files when the connection dials (internal/io/http/httpserver/websocketConn.go,
+    # pkg/cert/cert.go GenTLSConfig): POST /rules answers 201 and the rule is in error. ekws loads them
+    # at the rule's start, so its status, /health and `ekws create rule` name the file at once.
+    missing = f"{tmp_path}/no/ca.pem"
+    etc = write_etc(tmp_path, streams=(), rules=[],
+                    websocket_yaml=_wss(tmp_path, f"  rootCaPath: {missing}\n"))
+    with Service(etc) as service:
+        assert service.request("POST", "/streams", {"sql": FEED})[0] == 201  # no rule reads it yet
+        assert service.request("POST", "/rules", log_rule("feed", "r1"))[0] == 201
+        status = json.loads(service.request("GET", "/rules/r1/status")[2])
+        assert status["status"] == "stopped by error" and missing in status["message"], status
+        code, _, text = service.request("GET", "/health")
+        assert code == 503, text
+        assert text.startswith("degraded: 1 rule failing (r1: failed to start: remote.rootCaPath"), text
+        assert missing in text
+        out = service.cli("create", "rule", "r2", json.dumps(log_rule("feed", "r2")))
+        assert out.returncode != 0 and missing in out.stderr, out
+        assert service.stop() == 0
+
+
+def test_a_reload_adding_a_wss_stream_whose_tls_file_is_missing_is_refused(tmp_path):
+    from test_reload import reload
+
+    missing = f"{tmp_path}/no/ca.pem"
+    etc = write_etc(tmp_path, websocket_yaml=_wss(tmp_path, f"  rootCaPath: {missing}\n"))
+    with Service(etc) as service:
+        write_etc(tmp_path, streams=(DEMO, FEED), websocket_yaml=_wss(tmp_path, f"  rootCaPath: {missing}\n"))
+        line = reload(service)
+        assert "ERROR" in line and "reload failed, keeping the running configuration" in line, line
+        assert f"ekws.yaml:streams[1]: stream feed: remote.rootCaPath: cannot load '{missing}'" in line, line
+        assert sorted(service.json("GET", "/streams")[1]) == ["websocketDemo"]
+        assert service.proc.poll() is None
+        assert service.stop() == 0
+
+
 def _notify_socket(tmp_path):
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
     sock.bind(str(tmp_path / "notify.sock"))

@@ -170,6 +170,21 @@ def test_the_page_shows_the_stream_and_its_count_rises_while_a_client_sends(
         sender.join(10)
 
 
+def test_the_page_shows_the_health_line(service: Service, browser: DevTools, tmp_path: Path) -> None:
+    host, port = service.rest.address  # type: ignore[union-attr]
+    browser.call("Page.navigate", url=f"http://{host}:{port}/#token={TOKEN}")
+    health = "(document.getElementById('health') || {}).textContent"
+    assert wait_value(browser, health, lambda v: v == "ok")
+    assert browser.evaluate("document.getElementById('health').className") == "ok"
+    missing = tmp_path / "missing" / "out.jsonl"  # a file action whose folder does not exist
+    service.rules_plugin.create({"id": "broken", "sql": "SELECT * FROM websocketDemo",
+                                 "actions": [{"file": {"path": str(missing)}}]})
+    line = wait_value(browser, health, lambda v: v and v.startswith("degraded"))
+    assert line == service.health() and line.startswith("degraded: 1 rule failing (broken: ")
+    assert str(missing) in line
+    assert browser.evaluate("document.getElementById('health').className") == "degraded"
+
+
 def test_the_page_asks_for_the_token_when_it_has_none(service: Service, browser: DevTools) -> None:
     host, port = service.rest.address  # type: ignore[union-attr]
     browser.call("Page.navigate", url=f"http://{host}:{port}/")

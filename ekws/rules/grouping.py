@@ -48,7 +48,7 @@ logger = logging.getLogger(__name__)
 class WindowContext(Message):
     """The message an expression sees in a window: a group's rows and the window's bounds."""
 
-    __slots__ = ("rows", "window_start", "window_end", "accs", "hits")
+    __slots__ = ("rows", "window_start", "window_end", "accs", "hits", "analytic")
 
     def __init__(self, first: Message, rows: Sequence[Message], start: int, end: int,
                  timestamp: Optional[int] = None,
@@ -59,6 +59,8 @@ class WindowContext(Message):
         self.window_end = end
         self.accs = accs  # incremental: the group's accumulators, by AggSpec slot
         self.hits: Optional[tuple[int, int]] = None  # last_agg_hit_count()/_time() for this row
+        # lag() ... outside an aggregate: the values they had for the group's first row
+        self.analytic: Optional[dict[int, Any]] = getattr(first, "analytic", None)
 
 
 class HitState:

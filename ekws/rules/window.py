@@ -45,7 +45,7 @@ import threading
 import time
 from bisect import bisect_right
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any, NamedTuple, Optional
 
@@ -71,6 +71,8 @@ class WindowSpec:
     delay: int = 0  # sliding
     count: int = 0  # count window: rows per window
     count_interval: int = 0  # count window: rows between windows
+    # What the window keeps of a record it takes (analytic calls' values: ekws.rules.analytic_rows)
+    capture: Optional[Callable[[Message], Message]] = field(default=None, compare=False, repr=False)
 
 
 class StateConditions(NamedTuple):
@@ -430,6 +432,7 @@ class WindowRunner:
         self.late = 0  # processing time: no record is late
         self._moves = spec.kind in ("session", "sliding")  # whether a row moves the next deadline
         self._fast = groups is not None and spec.kind == "tumbling"
+        self._capture = spec.capture
         self.state = WindowState(spec, self._now(), max_rows, trigger, state, groups)
         with self._lock:
             self._reschedule()
@@ -438,6 +441,8 @@ class WindowRunner:
         return int(self._clock() * 1000)
 
     def add(self, msg: Message) -> None:
+        if self._capture is not None:
+            msg = self._capture(msg)
         with self._lock:
             if self._stopped:
                 return
@@ -521,7 +526,7 @@ class EventWindowRunner:
 
     def add(self, msg: Message) -> None:
         """A record for the window."""
-        self._see(msg, True)
+        self._see(msg if self._spec.capture is None else self._spec.capture(msg), True)
 
     def observe(self, msg: Message) -> None:
         """A record the WHERE dropped: it still moves the watermark (and may be late)."""

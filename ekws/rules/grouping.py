@@ -354,7 +354,8 @@ class Grouping:
         window = self.window
         if self.needs_rows or len(self.key_exprs) != len(self.keys):
             return False
-        return window.kind == "tumbling" or (window.kind == "count" and window.count == window.count_interval)
+        return window.kind in ("tumbling", "hopping") or (
+            window.kind == "count" and window.count == window.count_interval)
 
     def new_groups(self, limit: GroupLimit) -> Groups:
         """An empty incremental window (see :attr:`incremental`)."""

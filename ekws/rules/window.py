@@ -128,7 +128,7 @@ class WindowState:
                  state: Optional[StateConditions] = None,
                  groups: Optional[Callable[[], Any]] = None) -> None:
         self.spec = spec
-        incremental = groups is not None and (spec.kind == "tumbling" or (
+        incremental = groups is not None and (spec.kind in ("tumbling", "hopping") or (
             spec.kind == "count" and spec.count == spec.count_interval))
         self._new_groups = groups if incremental else None
         self._buckets: dict[int, Any] = {}  # incremental: window end (count: 0) -> its Groups
@@ -235,6 +235,11 @@ class WindowState:
                 self._last_trigger = at
             elif spec.kind == "hopping":
                 self._next = at + spec.interval
+                if self._new_groups is not None:
+                    groups = self._buckets.pop(at, None)
+                    if groups is not None and (len(groups) or groups.error is not None):
+                        out.append(Emission(at - spec.length, at, [], groups))
+                    continue
                 left = at - spec.length
                 self.rows = [(t, m) for t, m in self.rows if t >= left]
                 out.extend(self._emit(left, at, self._before(at), keep=True))
@@ -262,6 +267,16 @@ class WindowState:
             return [Emission(now, now, [], groups)] if len(groups) or groups.error is not None else []
         nxt = self._next
         assert nxt is not None
+        if spec.kind == "hopping":
+            # Every window that holds it: those ending in (now, now + size], on the hop's ticks.
+            end = nxt if now < nxt else nxt + spec.interval * ((now - nxt) // spec.interval + 1)
+            while end <= now + spec.length:
+                groups = self._buckets.get(end)
+                if groups is None:
+                    groups = self._buckets[end] = self._new_groups()
+                groups.add(msg, now)
+                end += spec.interval
+            return []
         # The window it belongs to: the next to fire, or (a late timer, or event time ahead of
         # the watermark) a later one.
         end = nxt if now < nxt else nxt + spec.length * ((now - nxt) // spec.length + 1)

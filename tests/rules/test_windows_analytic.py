@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import queue
 from typing import Any
 
 import pytest
@@ -115,6 +116,20 @@ def test_event_time_windows_keep_the_rows_values(rules: RuleManager, runtime: ek
             ws.send(json.dumps({"ts": ts, "v": v}))
     assert wait_until(lambda: len(_windows(caplog, "e")) == 2, timeout=5)
     assert _windows(caplog, "e") == [[{"l": [None, 1000], "c": [1, None]}], [{"l": [1500], "c": [2]}]]
+
+
+def test_in_a_device_script_query_with_a_sliding_window(runtime: ekws.Runtime) -> None:
+    # rt.query runs the same engine: the trigger, the CASE and collect() read each row's lag()
+    got: queue.Queue[ekws.Message] = queue.Queue()
+    sql = ("SELECT collect(lag(t)) AS l, sum(CASE WHEN t > lag(t) THEN 1 ELSE 0 END) AS rises FROM demo "
+           "GROUP BY SLIDINGWINDOW(ss, 10) OVER (WHEN t > lag(t, 1, 0) + 1)")
+    with runtime.query(sql, got.put):
+        send(runtime, {"t": 1}, {"t": 3}, {"t": 2}, {"t": 5}, {"t": 6})
+        first, second = got.get(timeout=5), got.get(timeout=5)
+    # t 1 3 2 5 6, lag(t) None 1 3 2 5: t=1 (1 > 0 + 1 is false) and t=6 do not trigger
+    assert first.data == {"l": [None, 1], "rises": 1}
+    assert second.data == {"l": [None, 1, 3, 2], "rises": 2}
+    assert got.empty()
 
 
 def test_what_stays_refused_in_a_window() -> None:

@@ -14,11 +14,16 @@ With an aggregate or a ``GROUP BY`` field, a window gives one row per group
 
 Incremental: when the query is aggregated and every aggregate has an
 accumulator (:data:`~ekws.rules.aggregates.INCREMENTAL`, with constant further
-arguments), a tumbling or count window keeps no rows: each row goes straight
-into its window's :class:`Groups` (per group: its first row and one
-accumulator per aggregate, O(groups) memory), and the aggregate expressions
+arguments), a tumbling, hopping or count window (its interval its count)
+keeps no rows: each row goes straight into its window's :class:`Groups` (per
+group: its first row and one accumulator per aggregate, O(groups) memory; a
+hopping window's row goes into each of the ``size / hop`` windows open that
+hold it, as eKuiper's ``HoppingWindowIncAggOp`` does), and the aggregate expressions
 read the accumulators when the window fires (``WindowContext.accs``). Any
 other query keeps the rows and computes at the end; both give the same rows.
+A sliding window keeps its rows: eKuiper's incremental sliding window
+(``SlidingWindowIncAggOp``) opens a set of accumulators for every row, which
+holds more than the rows do.
 
 A window holds at most ``max_groups`` groups (:class:`GroupLimit`, the rule
 option ``maxWindowGroups``): a row that would open one more is dropped,

@@ -32,9 +32,11 @@ The windows follow eKuiper's ``internal/topo/node/window_op.go``:
 A window that fires with no rows emits nothing (eKuiper sends an empty list).
 
 Given ``groups`` (a factory of :class:`~ekws.rules.grouping.Groups`, for a
-query the grouping computes incrementally), a tumbling window, or a count
-window whose interval is its count, keeps no rows: each row goes into the
-groups of the window it belongs to, and the emission carries them.
+query the grouping computes incrementally), a tumbling or hopping window, or
+a count window whose interval is its count, keeps no rows: each row goes into
+the groups of each window it belongs to, and the emission carries them.
+``WindowSpec.capture`` is what a window keeps of a record: the values of the
+query's analytic calls, with it (:mod:`ekws.rules.analytic_rows`).
 """
 
 from __future__ import annotations

@@ -35,8 +35,8 @@ Given ``groups`` (a factory of :class:`~ekws.rules.grouping.Groups`, for a
 query the grouping computes incrementally), a tumbling or hopping window, or
 a count window whose interval is its count, keeps no rows: each row goes into
 the groups of each window it belongs to, and the emission carries them.
-``WindowSpec.capture`` is what a window keeps of a record: the values of the
-query's analytic calls, with it (:mod:`ekws.rules.analytic_rows`).
+``WindowSpec.capture`` is what a window keeps of a record taken: it, with the
+values of the query's analytic calls (:mod:`ekws.rules.analytic_rows`).
 """
 
 from __future__ import annotations
@@ -72,7 +72,6 @@ class WindowSpec:
     delay: int = 0  # sliding
     count: int = 0  # count window: rows per window
     count_interval: int = 0  # count window: rows between windows
-    # What the window keeps of a record it takes (analytic calls' values: ekws.rules.analytic_rows)
     capture: Optional[Callable[[Message], Message]] = field(default=None, compare=False, repr=False)
 
 

@@ -118,6 +118,18 @@ def test_event_time_windows_keep_the_rows_values(rules: RuleManager, runtime: ek
     assert _windows(caplog, "e") == [[{"l": [None, 1000], "c": [1, None]}], [{"l": [1500], "c": [2]}]]
 
 
+def test_a_restarted_rule_starts_its_analytic_state_and_windows_empty(
+        rules: RuleManager, runtime: ekws.Runtime, caplog: pytest.LogCaptureFixture) -> None:
+    # As eKuiper without checkpoints: a restart forgets lag()'s last value and the window's rows.
+    out = _rule(rules, runtime, caplog, "SELECT collect(lag(size)) AS l FROM demo GROUP BY COUNTWINDOW(2)", 2)
+    assert out == [[{"l": [None, 3]}], [{"l": [6, 2]}]]  # size 1 waits in the window
+    rules.restart("a")
+    assert wait_until(lambda: rules.is_running("a"), timeout=5)
+    send(runtime, {"size": 7}, {"size": 8})
+    assert wait_until(lambda: len(_windows(caplog, "a")) == 3, timeout=5)
+    assert _windows(caplog, "a")[2] == [{"l": [None, 7]}]
+
+
 def test_in_a_device_script_query_with_a_sliding_window(runtime: ekws.Runtime) -> None:
     # rt.query runs the same engine: the trigger, the CASE and collect() read each row's lag()
     got: queue.Queue[ekws.Message] = queue.Queue()

@@ -14,11 +14,16 @@ With an aggregate or a ``GROUP BY`` field, a window gives one row per group
 
 Incremental: when the query is aggregated and every aggregate has an
 accumulator (:data:`~ekws.rules.aggregates.INCREMENTAL`, with constant further
-arguments), a tumbling or count window keeps no rows: each row goes straight
-into its window's :class:`Groups` (per group: its first row and one
-accumulator per aggregate, O(groups) memory), and the aggregate expressions
+arguments), a tumbling, hopping or count window (its interval its count)
+keeps no rows: each row goes straight into its window's :class:`Groups` (per
+group: its first row and one accumulator per aggregate, O(groups) memory; a
+hopping window's row goes into each of the ``size / hop`` windows open that
+hold it, as eKuiper's ``HoppingWindowIncAggOp`` does), and the aggregate expressions
 read the accumulators when the window fires (``WindowContext.accs``). Any
 other query keeps the rows and computes at the end; both give the same rows.
+A sliding window keeps its rows: eKuiper's incremental sliding window
+(``SlidingWindowIncAggOp``) opens a set of accumulators for every row, which
+holds more than the rows do.
 
 A window holds at most ``max_groups`` groups (:class:`GroupLimit`, the rule
 option ``maxWindowGroups``): a row that would open one more is dropped,
@@ -48,7 +53,7 @@ logger = logging.getLogger(__name__)
 class WindowContext(Message):
     """The message an expression sees in a window: a group's rows and the window's bounds."""
 
-    __slots__ = ("rows", "window_start", "window_end", "accs", "hits")
+    __slots__ = ("rows", "window_start", "window_end", "accs", "hits", "analytic")
 
     def __init__(self, first: Message, rows: Sequence[Message], start: int, end: int,
                  timestamp: Optional[int] = None,
@@ -59,6 +64,8 @@ class WindowContext(Message):
         self.window_end = end
         self.accs = accs  # incremental: the group's accumulators, by AggSpec slot
         self.hits: Optional[tuple[int, int]] = None  # last_agg_hit_count()/_time() for this row
+        # lag() ... outside an aggregate: the values they had for the group's first row
+        self.analytic: Optional[dict[int, Any]] = getattr(first, "analytic", None)
 
 
 class HitState:
@@ -352,7 +359,8 @@ class Grouping:
         window = self.window
         if self.needs_rows or len(self.key_exprs) != len(self.keys):
             return False
-        return window.kind == "tumbling" or (window.kind == "count" and window.count == window.count_interval)
+        return window.kind in ("tumbling", "hopping") or (
+            window.kind == "count" and window.count == window.count_interval)
 
     def new_groups(self, limit: GroupLimit) -> Groups:
         """An empty incremental window (see :attr:`incremental`)."""

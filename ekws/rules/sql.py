@@ -79,7 +79,7 @@ count of emitted rows and the window end of the last, before this row; in
 HAVING only a row that passes counts) are :mod:`ekws.rules.grouping`'s.
 
 Refused, each with its position: the expanding and counting functions
-and analytic functions in a window query, JOIN, ``* EXCEPT``/``*
+in a window query (analytic functions run there, per record), JOIN, ``* EXCEPT``/``*
 REPLACE``, array slices, a second stream, select aliases used in later select
 items, and an unknown function. Every parse problem is a :class:`SQLError`.
 

@@ -7,10 +7,11 @@ Part of the rule SQL parser; :mod:`ekws.rules.sql` is its entry point and docume
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any, Optional
 
-from ..errors import SQLError
 from ..message import Message
+from .analytic_rows import capture
 from .expr import Expr, Fn, and_expr, query_fns
 from .grouping import Grouping
 from .sql_expr import ExprParser
@@ -49,9 +50,6 @@ class Parser(ExprParser):
             raise self.error(f"{token.text.lower()}() in a window query is not supported by ekws rules",
                              token)
         if grouping_parts is not None:
-            if self.analytics:
-                raise SQLError("analytic functions (lag, acc_sum ...) in a window query are not "
-                               "supported by ekws rules")
             # The aggregates read the group's rows: compile the projection only now.
             projector, _ = query_fns(select_all, items, None)
             # What reaches the window: the WHERE and the window's FILTER (WHERE ...).
@@ -59,6 +57,9 @@ class Parser(ExprParser):
                 and_expr(where, self.window_filter))
             _, run = query_fns(True, [], taken)
             window, keys, having, order, limit = grouping_parts
+            if self.analytics:  # updated on every record before the WHERE, kept with the row
+                run = analytics_first(tuple(self.analytics), run)
+                window = replace(window, capture=capture(self.analytics))
             aggregated = bool(self.aggregate_tokens or keys)
             grouping = Grouping(window, keys, aggregated, having, order, limit,
                                 projector if projector is not None else lambda m: dict(m.data),

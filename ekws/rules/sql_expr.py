@@ -11,6 +11,7 @@ from typing import Any, Optional, cast
 from ..message import Message
 from . import functions
 from .aggregates import AGGREGATES
+from .analytic_rows import reader
 from .expr import (
     EvalError,
     Expr,
@@ -349,7 +350,7 @@ class ExprParser(TokenParser):
         except functions.FunctionError as exc:
             raise self.error(str(exc), token) from None
         self.analytics.append(node)
-        return Expr(lambda d, m: node.value, node.name, False)
+        return Expr(reader(node), node.name, False)  # in a window: the row's own value
 
     def row_number(self, token: Token) -> Expr:
         """``row_number()``: the row's number in its set; a per-record query's set is one record."""

@@ -4,8 +4,9 @@
 epoch) with every record and every timer call, and answers the windows that
 fire as :class:`Emission` values; tests drive it with any clock they like.
 :class:`WindowRunner` puts it on the clock: the rule's worker thread adds
-records, one shared :class:`Timers` thread (a heap of deadlines, for every
-window of every rule in the process) fires the time windows.
+records, one shared :class:`~ekws.rules.timers.Timers` thread (a heap of
+deadlines, for every window of every rule in the process) fires the time
+windows; the clock's part lives in :mod:`ekws.rules.timers`.
 
 The windows follow eKuiper's ``internal/topo/node/window_op.go``:
 
@@ -31,27 +32,27 @@ The windows follow eKuiper's ``internal/topo/node/window_op.go``:
 A window that fires with no rows emits nothing (eKuiper sends an empty list).
 
 Given ``groups`` (a factory of :class:`~ekws.rules.grouping.Groups`, for a
-query the grouping computes incrementally), a tumbling window, or a count
-window whose interval is its count, keeps no rows: each row goes into the
-groups of the window it belongs to, and the emission carries them.
+query the grouping computes incrementally), a tumbling or hopping window, or
+a count window whose interval is its count, keeps no rows: each row goes into
+the groups of each window it belongs to, and the emission carries them.
+``WindowSpec.capture`` is what a window keeps of a record taken: it, with the
+values of the query's analytic calls (:mod:`ekws.rules.analytic_rows`).
 """
 
 from __future__ import annotations
 
 import heapq
-import itertools
 import logging
 import threading
-import time
 from bisect import bisect_right
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from dataclasses import dataclass, field
 from typing import Any, NamedTuple, Optional
 
 from ..message import Message
+from .timers import TIMERS, Timers, aligned_end
 
-__all__ = ["UNITS", "Emission", "EventWindowRunner", "StateConditions", "Timers", "WindowRunner",
+__all__ = ["TIMERS", "UNITS", "Emission", "EventWindowRunner", "StateConditions", "Timers", "WindowRunner",
            "WindowSpec", "WindowState", "aligned_end"]
 
 logger = logging.getLogger(__name__)
@@ -71,6 +72,7 @@ class WindowSpec:
     delay: int = 0  # sliding
     count: int = 0  # count window: rows per window
     count_interval: int = 0  # count window: rows between windows
+    capture: Optional[Callable[[Message], Message]] = field(default=None, compare=False, repr=False)
 
 
 class StateConditions(NamedTuple):
@@ -96,28 +98,6 @@ class Emission(NamedTuple):
         return None if first is None else first.peer
 
 
-def aligned_end(now_ms: int, raw: int, unit: str) -> int:
-    """eKuiper's ``getAlignedWindowEndTime`` (in UTC): the end of the first window."""
-    n = datetime.fromtimestamp(now_ms / 1000, timezone.utc)
-    day = n.replace(hour=0, minute=0, second=0, microsecond=0)
-    if unit == "DD":
-        end = day + timedelta(days=raw)
-    elif unit == "HH":
-        end = day + timedelta(hours=_gap(n.hour, raw))
-    elif unit == "MI":
-        end = n.replace(minute=0, second=0, microsecond=0) + timedelta(minutes=_gap(n.minute, raw))
-    elif unit == "SS":
-        end = n.replace(second=0, microsecond=0) + timedelta(seconds=_gap(n.second, raw))
-    else:
-        milli = n.microsecond // 1000
-        end = n.replace(microsecond=0) + timedelta(milliseconds=_gap(milli, raw))
-    return int(round(end.timestamp() * 1000))
-
-
-def _gap(part: int, raw: int) -> int:
-    return raw * (part // raw + 1) if part > raw else raw
-
-
 class WindowState:
     """The rows a window holds and its deadlines; every method is told the time."""
 
@@ -126,7 +106,7 @@ class WindowState:
                  state: Optional[StateConditions] = None,
                  groups: Optional[Callable[[], Any]] = None) -> None:
         self.spec = spec
-        incremental = groups is not None and (spec.kind == "tumbling" or (
+        incremental = groups is not None and (spec.kind in ("tumbling", "hopping") or (
             spec.kind == "count" and spec.count == spec.count_interval))
         self._new_groups = groups if incremental else None
         self._buckets: dict[int, Any] = {}  # incremental: window end (count: 0) -> its Groups
@@ -233,6 +213,11 @@ class WindowState:
                 self._last_trigger = at
             elif spec.kind == "hopping":
                 self._next = at + spec.interval
+                if self._new_groups is not None:
+                    groups = self._buckets.pop(at, None)
+                    if groups is not None and (len(groups) or groups.error is not None):
+                        out.append(Emission(at - spec.length, at, [], groups))
+                    continue
                 left = at - spec.length
                 self.rows = [(t, m) for t, m in self.rows if t >= left]
                 out.extend(self._emit(left, at, self._before(at), keep=True))
@@ -260,6 +245,16 @@ class WindowState:
             return [Emission(now, now, [], groups)] if len(groups) or groups.error is not None else []
         nxt = self._next
         assert nxt is not None
+        if spec.kind == "hopping":
+            # Every window that holds it: those ending in (now, now + size], on the hop's ticks.
+            end = nxt if now < nxt else nxt + spec.interval * ((now - nxt) // spec.interval + 1)
+            while end <= now + spec.length:
+                groups = self._buckets.get(end)
+                if groups is None:
+                    groups = self._buckets[end] = self._new_groups()
+                groups.add(msg, now)
+                end += spec.interval
+            return []
         # The window it belongs to: the next to fire, or (a late timer, or event time ahead of
         # the watermark) a later one.
         end = nxt if now < nxt else nxt + spec.length * ((now - nxt) // spec.length + 1)
@@ -346,68 +341,6 @@ class WindowState:
         return [Emission(left, end, window)] if window else []
 
 
-# --------------------------------------------------------------------------- the clock
-
-
-class Timers:
-    """One thread and a heap of deadlines for every window in the process.
-
-    The thread starts with the first deadline and ends when none is left; a
-    cancelled deadline is skipped when it comes up.
-    """
-
-    def __init__(self, clock: Callable[[], float] = time.time) -> None:
-        self.clock = clock
-        self._heap: list[tuple[float, int, Callable[[], None]]] = []
-        self._cancelled: set[int] = set()
-        self._ids = itertools.count()
-        self._cond = threading.Condition()
-        self._thread: Optional[threading.Thread] = None
-
-    def schedule(self, at: float, callback: Callable[[], None]) -> int:
-        """Call ``callback`` in the timer thread at ``at`` (seconds, this clock); its handle."""
-        with self._cond:
-            handle = next(self._ids)
-            heapq.heappush(self._heap, (at, handle, callback))
-            if self._thread is None:
-                self._thread = threading.Thread(target=self._run, name="ekws-window-timers", daemon=True)
-                self._thread.start()
-            self._cond.notify()
-            return handle
-
-    def cancel(self, handle: int) -> None:
-        with self._cond:
-            if any(h == handle for _, h, _ in self._heap):
-                self._cancelled.add(handle)
-
-    def pending(self) -> int:
-        with self._cond:
-            return len(self._heap) - len(self._cancelled)
-
-    def _run(self) -> None:
-        # Daemon: it only waits for deadlines; a window that has not fired has nothing to flush.
-        while True:
-            with self._cond:
-                while True:
-                    while self._heap and self._heap[0][1] in self._cancelled:
-                        self._cancelled.discard(heapq.heappop(self._heap)[1])
-                    if not self._heap:
-                        self._thread = None
-                        return
-                    wait = self._heap[0][0] - self.clock()
-                    if wait <= 0:
-                        _, _, callback = heapq.heappop(self._heap)
-                        break
-                    self._cond.wait(wait)
-            try:
-                callback()
-            except Exception:  # pragma: no cover - the runner catches its own failures
-                logger.exception("a window timer failed")
-
-
-TIMERS = Timers()
-
-
 class WindowRunner:
     """A :class:`WindowState` on the clock: rows from the worker, ticks from :data:`TIMERS`.
 
@@ -430,6 +363,7 @@ class WindowRunner:
         self.late = 0  # processing time: no record is late
         self._moves = spec.kind in ("session", "sliding")  # whether a row moves the next deadline
         self._fast = groups is not None and spec.kind == "tumbling"
+        self._capture = spec.capture
         self.state = WindowState(spec, self._now(), max_rows, trigger, state, groups)
         with self._lock:
             self._reschedule()
@@ -438,6 +372,8 @@ class WindowRunner:
         return int(self._clock() * 1000)
 
     def add(self, msg: Message) -> None:
+        if self._capture is not None:
+            msg = self._capture(msg)
         with self._lock:
             if self._stopped:
                 return
@@ -521,7 +457,7 @@ class EventWindowRunner:
 
     def add(self, msg: Message) -> None:
         """A record for the window."""
-        self._see(msg, True)
+        self._see(msg if self._spec.capture is None else self._spec.capture(msg), True)
 
     def observe(self, msg: Message) -> None:
         """A record the WHERE dropped: it still moves the watermark (and may be late)."""

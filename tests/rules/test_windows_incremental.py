@@ -47,7 +47,10 @@ def _state(sql: str, incremental: bool, limit: Optional[GroupLimit] = None,
      "GROUP BY d, TUMBLINGWINDOW(ss, 1) HAVING avg(t) > 1 ORDER BY d DESC LIMIT 3", True),
     ("SELECT *, count(*) FROM s GROUP BY COUNTWINDOW(5)", True),
     ("SELECT count(*) FROM s GROUP BY COUNTWINDOW(5, 2)", False),  # overlapping: rows
-    ("SELECT avg(t) FROM s GROUP BY HOPPINGWINDOW(ss, 10, 5)", False),
+    # eKuiper's IncAggWindow covers hopping windows too: one set of groups per open window
+    ("SELECT avg(t) FROM s GROUP BY HOPPINGWINDOW(ss, 10, 5)", True),
+    # ... and sliding windows, with one set per row (more than the rows): ekws keeps the rows
+    ("SELECT avg(t) FROM s GROUP BY SLIDINGWINDOW(ss, 10)", False),
     ("SELECT collect(t) FROM s GROUP BY TUMBLINGWINDOW(ss, 1)", False),
     ("SELECT median(t), avg(t) FROM s GROUP BY TUMBLINGWINDOW(ss, 1)", False),
     ("SELECT t FROM s GROUP BY TUMBLINGWINDOW(ss, 1)", False),  # one row per record
@@ -152,6 +155,9 @@ _INCREMENTAL_SQL = [
     "GROUP BY k, TUMBLINGWINDOW(ms, 100) HAVING count(*) > 1 ORDER BY sum(x) DESC, k LIMIT 2",
     "SELECT *, avg(x) / 2 AS h, window_start() AS ws, window_end() AS we FROM s GROUP BY k, COUNTWINDOW(4)",
     "SELECT k, sum(x) AS s, max(k) AS m FROM s WHERE x IS NOT NULL GROUP BY k, COUNTWINDOW(3)",
+    "SELECT k, count(*) AS n, sum(x) AS s, min(x) AS lo, window_start() AS ws, window_end() AS we FROM s "
+    "GROUP BY k, HOPPINGWINDOW(ms, 100, 30) HAVING count(*) > 1 ORDER BY k",
+    "SELECT *, avg(x) AS a, stddev(x) AS sd FROM s GROUP BY HOPPINGWINDOW(ms, 60, 60)",
 ]
 _NUMBERS = st.integers(-10 ** 6, 10 ** 6) | st.floats(-1e6, 1e6, allow_nan=False)
 _X = st.none() | _NUMBERS | _NUMBERS | _NUMBERS | st.sampled_from(["s", True, [1]])
@@ -238,3 +244,22 @@ def test_the_window_op_has_ekuipers_metrics_and_ekws_limits(rules: RuleManager, 
     assert window["last_invocation"] > 0 and window["exceptions_total"] == 0
     assert status["op_2_filter_0_records_out_total"] == 3
     assert _logged(caplog, "m") == [{"d": 1, "a": 2.0}]
+
+
+def test_a_hopping_window_keeps_groups_per_open_window_not_rows() -> None:
+    # HOPPINGWINDOW(ss, 10, 5): a row is in the two windows that hold it, so two sets of groups
+    sql = "SELECT k, avg(x) AS a, count(*) AS n FROM s GROUP BY k, HOPPINGWINDOW(ss, 10, 5)"
+    grouping, state, limit = _state(sql, True)
+    assert state.incremental
+    at, emissions = START, []
+    for n in range(10_000):  # 10 s of records, 3 groups
+        at = START + n
+        emissions += state.fire(at)
+        state.add(ekws.Message({"k": n % 3, "x": n}, PEER, at), at)
+        assert state.held <= 3 * 2
+    assert state.rows == []
+    emissions += state.fire(START + 20_000)
+    out = [[row for row, _ in grouping.evaluate(e, limit)] for e in emissions]
+    # windows end on the hop (5 s): [-5, 5) [0, 10) [5, 15): 5000, 10000, 5000 rows
+    assert [sum(r["n"] for r in rows) for rows in out] == [5000, 10_000, 5000]
+    assert out[0][0] == {"k": 0, "a": 2499.0, "n": 1667}

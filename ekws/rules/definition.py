@@ -20,7 +20,7 @@ from .sql import Query, SQLError, parse_query
 
 __all__ = [
     "InvalidRule", "RestartStrategy", "RuleDef", "RuleError", "RuleExists", "RuleNotFound", "RuleOptions",
-    "parse_rule",
+    "can_replace", "parse_rule", "version_problem",
 ]
 
 MAX_ID_LENGTH = 200
@@ -84,9 +84,10 @@ class RuleDef:
     options: RuleOptions
     body: dict[str, Any]  # as given, for describe and the store
     triggered: bool = True  # start when created
+    version: str = ""  # eKuiper's ``version``: an update must carry a greater one (see can_replace)
 
 
-_BODY_KEYS = ("id", "name", "sql", "stream", "actions", "options", "triggered", "tags")
+_BODY_KEYS = ("id", "name", "version", "sql", "stream", "actions", "options", "triggered", "tags")
 # eKuiper options ekws cannot honour, with the value that means "not used".
 _INERT_OPTIONS: dict[str, Any] = {
     "concurrency": 1, "qos": 0, "sendMetaToSink": False,
@@ -150,8 +151,29 @@ def parse_rule(body: Any, rule_id: Optional[str] = None) -> RuleDef:
     triggered = body.get("triggered", True)
     if not isinstance(triggered, bool):
         raise InvalidRule(f"triggered: expected true or false, got {triggered!r:.40}")
+    version = body.get("version", "")
+    if not isinstance(version, str):  # eKuiper's def.Rule.Version is a Go string
+        raise InvalidRule(f"version: expected a string (eKuiper compares versions as text, e.g. a timestamp "
+                          f"\"1700000000\"), got {version!r:.40}")
     return RuleDef(rid, query, specs, _options(body.get("options")),
-                   copy.deepcopy({"id": rid, **body}), triggered)
+                   copy.deepcopy({"id": rid, **body}), triggered, version)
+
+
+def can_replace(old: str, new: str) -> bool:
+    """eKuiper's ``processor.CanReplace``: no versions on either side, or ``new`` greater as text.
+
+    The comparison is character by character (``"10" < "9"``), as eKuiper's
+    docs say (docs/en_US/guide/rules/overview.md, Versioning); a version no
+    greater than the stored one, or none where one is stored, is refused.
+    """
+    return (old == "" and new == "") or new > old
+
+
+def version_problem(rule_id: str, old: str, new: str) -> Optional[str]:
+    """eKuiper's words when an update's version does not replace the stored one (rule_manager.go)."""
+    if can_replace(old, new):
+        return None
+    return f"rule {rule_id} already exists with version ({old}), new version ({new}) is lower"
 
 
 def _options(raw: Any) -> RuleOptions:

@@ -65,6 +65,7 @@ from .definition import (
     RuleNotFound,
     RuleOptions,
     parse_rule,
+    version_problem,
 )
 from .rule import RUNNING, Rule
 from .sql import check_fields
@@ -130,10 +131,23 @@ class RuleManager:
                 pass
         return definition
 
-    def update(self, rule_id: str, body: Any) -> RuleDef:
-        """Replace a rule's definition (PUT); a running rule restarts with it."""
+    def update(self, rule_id: str, body: Any, *, versioned: bool = False) -> RuleDef:
+        """Replace a rule's definition (PUT); a running rule restarts with it.
+
+        ``versioned``: as eKuiper's ``PUT /rules/{id}``, refuse a body whose
+        ``version`` does not replace the rule's (:func:`~.definition.can_replace`).
+
+        Raises:
+            InvalidRule: a bad body, or (``versioned``) a version that is not greater.
+        """
         definition = self.validate(body, rule_id)
-        self._get(rule_id).replace(definition)
+        with self._lock:
+            rule = self._get(rule_id)
+            if versioned:
+                problem = version_problem(rule_id, rule.definition.version, definition.version)
+                if problem is not None:
+                    raise InvalidRule(problem)
+            rule.replace(definition)
         return definition
 
     def delete(self, rule_id: str) -> None:

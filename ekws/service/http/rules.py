@@ -240,7 +240,7 @@ class RulesPlugin:
             self._create(definition.body)
             return Response(f"Rule {rule_id} was updated successfully.", 200, mimetype="text/plain")
         try:
-            rules.update(rule_id, body)
+            rules.update(rule_id, body, versioned=True)
             if definition.triggered:
                 rules.start(rule_id)
             else:

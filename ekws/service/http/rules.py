@@ -53,6 +53,7 @@ from ...rules.sql import SQLError
 from ..metrics import CONTENT_TYPE, render, render_kuiper
 from . import transfer
 from .rest import ApiError, Route, json_body, json_response
+from .sink_confkeys import SinkConfKeys
 
 if TYPE_CHECKING:
     from .ports import ServicePort
@@ -95,6 +96,7 @@ class RulesPlugin:
             Route("/data/import", ("POST",), self.import_data),
             Route("/data/import/status", ("GET",), self.import_status),
             Route("/metrics", ("GET",), self.metrics),
+            *SinkConfKeys(self).routes,
         ]
 
     # -- lifecycle ---------------------------------------------------------------------
@@ -107,7 +109,9 @@ class RulesPlugin:
             BindError: a rule's server-mode stream cannot bind the shared server's port.
         """
         self._service = service
-        manager = self.manager = RuleManager(service.runtime)
+        store = service.store
+        manager = self.manager = RuleManager(
+            service.runtime, resources=lambda kind, key: store.sink_confkeys(kind).get(key))
         service.rules = manager
         log_action.set_output(service.printer)
         action_cache.set_directory(service.settings.data_dir)  # enableCache: dataDir/cache.db

@@ -26,6 +26,12 @@ a row over either is dropped, counted in the window's status
 ekws does not run (``qos`` > 0, ``cron`` ...) are refused unless they hold
 their default.
 
+A body may carry eKuiper's ``version`` (a string): ``update(..., versioned=True)``
+(``PUT /rules/{id}``) refuses one that is not greater, as text, than the
+rule's (eKuiper's ``CanReplace``; none on either side replaces freely). An
+action's ``resourceId`` names a sink conf key the manager's ``resources``
+look-up finds (the service's store); its props go under the action's own.
+
 A rule with a window (``GROUP BY TUMBLINGWINDOW(ss, 5)`` ...) hands its
 records to the window instead (:mod:`ekws.rules.window`); each window that
 fires sends its output rows to the actions one record at a time. A query

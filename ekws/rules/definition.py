@@ -13,14 +13,14 @@ from dataclasses import dataclass, field
 from typing import Any, Optional
 
 from .. import EkwsError, props
-from ..actions import ActionSpec, parse_action
+from ..actions import KINDS, ActionSpec, parse_action
 from ..ddl import id_problem
 from ..errors import ConfigError, Exists, NotFound
 from .sql import Query, SQLError, parse_query
 
 __all__ = [
     "InvalidRule", "RestartStrategy", "RuleDef", "RuleError", "RuleExists", "RuleNotFound", "RuleOptions",
-    "parse_rule",
+    "Resources", "can_replace", "parse_rule", "uses_resource", "version_problem",
 ]
 
 MAX_ID_LENGTH = 200
@@ -84,9 +84,10 @@ class RuleDef:
     options: RuleOptions
     body: dict[str, Any]  # as given, for describe and the store
     triggered: bool = True  # start when created
+    version: str = ""  # eKuiper's ``version``: an update must carry a greater one (see can_replace)
 
 
-_BODY_KEYS = ("id", "name", "sql", "stream", "actions", "options", "triggered", "tags")
+_BODY_KEYS = ("id", "name", "version", "sql", "stream", "actions", "options", "triggered", "tags")
 # eKuiper options ekws cannot honour, with the value that means "not used".
 _INERT_OPTIONS: dict[str, Any] = {
     "concurrency": 1, "qos": 0, "sendMetaToSink": False,
@@ -102,12 +103,17 @@ _DURATION_OPTIONS = ("checkpointInterval", "forceExitTimeout")
 _IGNORED_OPTIONS = ("planOptimizeStrategy",)
 
 
-def parse_rule(body: Any, rule_id: Optional[str] = None) -> RuleDef:
+# A sink conf key's props by (action kind, key); None when there is no such key.
+Resources = Callable[[str, str], Optional[Mapping[str, Any]]]
+
+
+def parse_rule(body: Any, rule_id: Optional[str] = None, resources: Optional[Resources] = None) -> RuleDef:
     """Check a rule body and compile its SQL; pure (no stream lookup, nothing started).
 
     Args:
         body: the decoded JSON body.
         rule_id: the id from the URL or CLI; the body's ``id`` may be absent or must match.
+        resources: the sink conf keys an action's ``resourceId`` names (none: such an action is refused).
 
     Raises:
         InvalidRule, SQLError, ActionError: naming what is wrong and where.
@@ -146,12 +152,66 @@ def parse_rule(body: Any, rule_id: Optional[str] = None) -> RuleDef:
     actions = body.get("actions")
     if not isinstance(actions, list) or not actions:
         raise InvalidRule("actions: expected a non-empty list like [{\"log\": {}}]")
-    specs = tuple(parse_action(entry, n) for n, entry in enumerate(actions))
+    specs = tuple(parse_action(_resolved(entry, n, resources), n) for n, entry in enumerate(actions))
     triggered = body.get("triggered", True)
     if not isinstance(triggered, bool):
         raise InvalidRule(f"triggered: expected true or false, got {triggered!r:.40}")
+    version = body.get("version", "")
+    if not isinstance(version, str):  # eKuiper's def.Rule.Version is a Go string
+        raise InvalidRule(f"version: expected a string (eKuiper compares versions as text, e.g. a timestamp "
+                          f"\"1700000000\"), got {version!r:.40}")
     return RuleDef(rid, query, specs, _options(body.get("options")),
-                   copy.deepcopy({"id": rid, **body}), triggered)
+                   copy.deepcopy({"id": rid, **body}), triggered, version)
+
+
+def _resolved(entry: Any, index: int, resources: Optional[Resources]) -> Any:
+    """eKuiper's ``resourceId`` (internal/topo/node/conf/sink.go GetSinkConf): the named sink conf
+    key's props, the action's own over them. Unlike eKuiper (a warning, then the action's props
+    alone), a key that does not exist is refused: the action would run without props it asked for."""
+    if not isinstance(entry, Mapping) or len(entry) != 1:
+        return entry  # parse_action says what is wrong
+    ((kind, raw),) = entry.items()
+    if kind not in KINDS or not isinstance(raw, Mapping) or "resourceId" not in raw:
+        return entry
+    key = raw["resourceId"]
+    own = {k: v for k, v in raw.items() if k != "resourceId"}
+    if key in ("", None):
+        return {kind: own}
+    if not isinstance(key, str):
+        raise InvalidRule(f"action {kind} #{index}: resourceId: expected the name of a sink conf key, "
+                          f"got {key!r:.40}")
+    stored = resources(kind, key) if resources is not None else None
+    if stored is None:
+        raise InvalidRule(f"action {kind} #{index}: resourceId: there is no {kind} sink conf key {key!r} "
+                          f"(create it with PUT /metadata/sinks/{kind}/confKeys/{key})")
+    return {kind: {**copy.deepcopy(dict(stored)), **own}}
+
+
+def uses_resource(body: Mapping[str, Any], kind: str, key: str) -> bool:
+    """Whether a rule body has a ``kind`` action with ``resourceId: key``."""
+    for entry in body.get("actions") or ():
+        if isinstance(entry, Mapping) and len(entry) == 1:
+            ((name, raw),) = entry.items()
+            if name == kind and isinstance(raw, Mapping) and raw.get("resourceId") == key:
+                return True
+    return False
+
+
+def can_replace(old: str, new: str) -> bool:
+    """eKuiper's ``processor.CanReplace``: no versions on either side, or ``new`` greater as text.
+
+    The comparison is character by character (``"10" < "9"``), as eKuiper's
+    docs say (docs/en_US/guide/rules/overview.md, Versioning); a version no
+    greater than the stored one, or none where one is stored, is refused.
+    """
+    return (old == "" and new == "") or new > old
+
+
+def version_problem(rule_id: str, old: str, new: str) -> Optional[str]:
+    """eKuiper's words when an update's version does not replace the stored one (rule_manager.go)."""
+    if can_replace(old, new):
+        return None
+    return f"rule {rule_id} already exists with version ({old}), new version ({new}) is lower"
 
 
 def _options(raw: Any) -> RuleOptions:

@@ -26,6 +26,12 @@ a row over either is dropped, counted in the window's status
 ekws does not run (``qos`` > 0, ``cron`` ...) are refused unless they hold
 their default.
 
+A body may carry eKuiper's ``version`` (a string): ``update(..., versioned=True)``
+(``PUT /rules/{id}``) refuses one that is not greater, as text, than the
+rule's (eKuiper's ``CanReplace``; none on either side replaces freely). An
+action's ``resourceId`` names a sink conf key the manager's ``resources``
+look-up finds (the service's store); its props go under the action's own.
+
 A rule with a window (``GROUP BY TUMBLINGWINDOW(ss, 5)`` ...) hands its
 records to the window instead (:mod:`ekws.rules.window`); each window that
 fires sends its output rows to the actions one record at a time. A query
@@ -58,6 +64,7 @@ from typing import Any, Optional
 from .. import Runtime, StreamNotFound, Subscription
 from .definition import (
     InvalidRule,
+    Resources,
     RestartStrategy,
     RuleDef,
     RuleError,
@@ -65,6 +72,8 @@ from .definition import (
     RuleNotFound,
     RuleOptions,
     parse_rule,
+    uses_resource,
+    version_problem,
 )
 from .rule import RUNNING, Rule
 from .sql import check_fields
@@ -85,15 +94,21 @@ class RuleManager:
     was started, and call ``create(body, start=...)`` on restore.
     """
 
-    def __init__(self, runtime: Runtime, *, rng: Callable[[], float] = random.random) -> None:
+    def __init__(self, runtime: Runtime, *, rng: Callable[[], float] = random.random,
+                 resources: Optional[Resources] = None) -> None:
         self._runtime = runtime
         self._rng = rng
+        self._resources = resources  # sink conf keys for actions' resourceId
         self._rules: dict[str, Rule] = {}
         self._lock = threading.RLock()
 
-    def validate(self, body: Any, rule_id: Optional[str] = None) -> RuleDef:
-        """Check a body as :meth:`create` would, its stream included; create nothing."""
-        definition = parse_rule(body, rule_id)
+    def validate(self, body: Any, rule_id: Optional[str] = None, *,
+                 resources: Optional[Resources] = None) -> RuleDef:
+        """Check a body as :meth:`create` would, its stream included; create nothing.
+
+        ``resources``: sink conf keys to resolve ``resourceId`` with instead of the manager's.
+        """
+        definition = parse_rule(body, rule_id, resources or self._resources)
         stream = definition.query.stream
         if stream not in self._runtime.streams():
             raise InvalidRule(f"stream {stream!r} does not exist (rule {definition.id!r})")
@@ -130,10 +145,24 @@ class RuleManager:
                 pass
         return definition
 
-    def update(self, rule_id: str, body: Any) -> RuleDef:
-        """Replace a rule's definition (PUT); a running rule restarts with it."""
-        definition = self.validate(body, rule_id)
-        self._get(rule_id).replace(definition)
+    def update(self, rule_id: str, body: Any, *, versioned: bool = False,
+               resources: Optional[Resources] = None) -> RuleDef:
+        """Replace a rule's definition (PUT); a running rule restarts with it.
+
+        ``versioned``: as eKuiper's ``PUT /rules/{id}``, refuse a body whose
+        ``version`` does not replace the rule's (:func:`~.definition.can_replace`).
+
+        Raises:
+            InvalidRule: a bad body, or (``versioned``) a version that is not greater.
+        """
+        definition = self.validate(body, rule_id, resources=resources)
+        with self._lock:
+            rule = self._get(rule_id)
+            if versioned:
+                problem = version_problem(rule_id, rule.definition.version, definition.version)
+                if problem is not None:
+                    raise InvalidRule(problem)
+            rule.replace(definition)
         return definition
 
     def delete(self, rule_id: str) -> None:
@@ -169,6 +198,11 @@ class RuleManager:
         with self._lock:
             rules = sorted(self._rules.values(), key=lambda r: r.id)
         return [{"id": rule.id, "status": rule.state} for rule in rules]
+
+    def on_resource(self, kind: str, key: str) -> builtins.list[str]:
+        """Ids of the rules with a ``kind`` action whose ``resourceId`` is ``key``."""
+        with self._lock:
+            return sorted(r.id for r in self._rules.values() if uses_resource(r.definition.body, kind, key))
 
     def on_stream(self, stream: str) -> builtins.list[str]:
         """Ids of the rules that read ``stream`` (a service may refuse to drop it while any do)."""

@@ -11,6 +11,7 @@ Tables (the rules module relies on them)::
     streams(name TEXT PRIMARY KEY, sql TEXT)
     rules(id TEXT PRIMARY KEY, body TEXT /* json */, running INTEGER)
     confkeys(key TEXT PRIMARY KEY, props TEXT /* json */)
+    sink_confkeys(kind TEXT, key TEXT, props TEXT /* json */, PRIMARY KEY (kind, key))
 """
 
 from __future__ import annotations
@@ -34,6 +35,8 @@ _SCHEMA = """
 CREATE TABLE IF NOT EXISTS streams(name TEXT PRIMARY KEY, sql TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS rules(id TEXT PRIMARY KEY, body TEXT NOT NULL, running INTEGER NOT NULL DEFAULT 0);
 CREATE TABLE IF NOT EXISTS confkeys(key TEXT PRIMARY KEY, props TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS sink_confkeys(kind TEXT NOT NULL, key TEXT NOT NULL, props TEXT NOT NULL,
+                                         PRIMARY KEY (kind, key));
 """
 
 
@@ -115,6 +118,25 @@ class Store:
     def confkeys(self) -> dict[str, dict[str, Any]]:
         """Conf key name -> its props (camelCase, as given over REST)."""
         rows = self._read("SELECT key, props FROM confkeys ORDER BY key")
+        return {key: json.loads(props) for key, props in rows}
+
+    # -- sink conf keys (eKuiper's resourceId) -------------------------------------------------
+
+    def put_sink_confkey(self, kind: str, key: str, props: dict[str, Any]) -> None:
+        self._write("INSERT OR REPLACE INTO sink_confkeys(kind, key, props) VALUES (?, ?, ?)",
+                    (kind, key, json.dumps(props)))
+
+    def delete_sink_confkey(self, kind: str, key: str) -> bool:
+        return self._write("DELETE FROM sink_confkeys WHERE kind = ? AND key = ?", (kind, key)) > 0
+
+    def sink_confkeys(self, kind: str) -> dict[str, dict[str, Any]]:
+        """An action kind's conf keys (``PUT /metadata/sinks/{kind}/confKeys/{key}``): key -> props."""
+        with self._lock:
+            try:
+                rows = self._db.execute("SELECT key, props FROM sink_confkeys WHERE kind = ? ORDER BY key",
+                                        (kind,)).fetchall()
+            except sqlite3.Error as exc:
+                raise StoreError(f"cannot read the store {self.path}: {exc}") from exc
         return {key: json.loads(props) for key, props in rows}
 
     # -- rules ---------------------------------------------------------------------------------

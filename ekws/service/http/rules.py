@@ -23,10 +23,13 @@ started``, ``Rule r1 was stopped.``, ``Rule r1 was restarted``. ``GET
 "tags"}]`` with eKuiper v2's words (``running``, ``stopped``, ``stopped by
 error``); ``GET /rules/{id}/status`` has every key of eKuiper v2's status, in
 its order. Also eKuiper's ``/rules/validate``, ``/rules/{id}/topo``,
-``/rules/status/all``, tags and bulk start/stop, and the ruleset and data
-import/export of :mod:`.transfer`. ``PUT /rules/{id}`` is eKuiper's upsert:
-a new id is created, and ``triggered`` (default true) says whether the rule
-runs after; start/stop/restart keep a body's ``triggered`` in step.
+``/rules/status/all``, tags and bulk start/stop (:mod:`.rule_tags`), the
+sink conf keys an action's ``resourceId`` names (:mod:`.sink_confkeys`), and
+the ruleset and data import/export of :mod:`.transfer`. A body's ``version``
+(a string) is kept and listed; a PUT whose version is not greater, as text,
+than the rule's is refused, as eKuiper's ``CanReplace``. ``PUT
+/rules/{id}`` is eKuiper's upsert: a new id is created, and ``triggered``
+(default true) says whether the rule runs after; start/stop/restart keep a body's ``triggered`` in step.
 Errors (the table in :mod:`.errors`): a bad body or SQL 400
 (naming the key, the construct and its position), an unknown id 404, an id
 taken 400 (as eKuiper), a declared rule changed 409, a rule that cannot
@@ -53,6 +56,8 @@ from ...rules.sql import SQLError
 from ..metrics import CONTENT_TYPE, render, render_kuiper
 from . import transfer
 from .rest import ApiError, Route, json_body, json_response
+from .rule_tags import RuleTags
+from .sink_confkeys import SinkConfKeys
 
 if TYPE_CHECKING:
     from .ports import ServicePort
@@ -83,18 +88,16 @@ class RulesPlugin:
             Route("/rules/<rule_id>/restart", ("POST",), self.restart_rule),
             Route("/rules/<rule_id>/status", ("GET",), self.rule_status),
             Route("/rules/<rule_id>/topo", ("GET",), self.rule_topo),
-            Route("/rules/<rule_id>/tags", ("PUT", "PATCH", "DELETE"), self.rule_tags),
             Route("/rules/validate", ("POST",), self.validate_rule),
             Route("/rules/status/all", ("GET",), self.all_status),
-            Route("/rules/tags/match", ("GET",), self.match_tags),
-            Route("/rules/bulkstart", ("POST",), self.bulk_start),
-            Route("/rules/bulkstop", ("POST",), self.bulk_stop),
             Route("/ruleset/export", ("GET", "POST"), self.export_ruleset),
             Route("/ruleset/import", ("POST",), self.import_ruleset),
             Route("/data/export", ("GET", "POST"), self.export_data),
             Route("/data/import", ("POST",), self.import_data),
             Route("/data/import/status", ("GET",), self.import_status),
             Route("/metrics", ("GET",), self.metrics),
+            *RuleTags(self).routes,
+            *SinkConfKeys(self).routes,
         ]
 
     # -- lifecycle ---------------------------------------------------------------------
@@ -107,7 +110,9 @@ class RulesPlugin:
             BindError: a rule's server-mode stream cannot bind the shared server's port.
         """
         self._service = service
-        manager = self.manager = RuleManager(service.runtime)
+        store = service.store
+        manager = self.manager = RuleManager(
+            service.runtime, resources=lambda kind, key: store.sink_confkeys(kind).get(key))
         service.rules = manager
         log_action.set_output(service.printer)
         action_cache.set_directory(service.settings.data_dir)  # enableCache: dataDir/cache.db
@@ -168,7 +173,7 @@ class RulesPlugin:
         assert self._service is not None
         return self._service.store
 
-    def _check_writable(self, rule_id: str) -> None:
+    def check_writable(self, rule_id: str) -> None:
         if rule_id in self.declared:
             assert self._service is not None
             raise ReadOnly(f"rule {rule_id} is declared in {self._service.config_dir / SERVICE_FILE}; "
@@ -207,7 +212,7 @@ class RulesPlugin:
         self._rules()  # 409 between stop and exit
         rule_id = body.get("id") if isinstance(body, dict) else None
         if isinstance(rule_id, str):
-            self._check_writable(rule_id)
+            self.check_writable(rule_id)
         definition = self._create(body)
         return Response(f"Rule {definition.id} was created successfully.", 201, mimetype="text/plain")
 
@@ -234,13 +239,13 @@ class RulesPlugin:
         """eKuiper's upsert: a new id is created; ``triggered`` (default true) says whether it runs after."""
         body = json_body(request)
         rules = self._rules()
-        self._check_writable(rule_id)
+        self.check_writable(rule_id)
         definition = rules.validate(body, rule_id)  # a bad body: 400 by the error table
         if rule_id not in rules.ids():
             self._create(definition.body)
             return Response(f"Rule {rule_id} was updated successfully.", 200, mimetype="text/plain")
         try:
-            rules.update(rule_id, body)
+            rules.update(rule_id, body, versioned=True)
             if definition.triggered:
                 rules.start(rule_id)
             else:
@@ -255,22 +260,22 @@ class RulesPlugin:
     def drop_rule(self, service: ServicePort, request: Request, rule_id: str) -> Response:
         rules = self._rules()
         self._call(rules.describe, rule_id)
-        self._check_writable(rule_id)
+        self.check_writable(rule_id)
         self._call(rules.delete, rule_id)
         self._store().delete_rule(rule_id)
         logger.info("rule %s dropped", rule_id)
         return Response(f"Rule {rule_id} is dropped.", 200, mimetype="text/plain")
 
     def start_rule(self, service: ServicePort, request: Request, rule_id: str) -> Response:
-        self._lifecycle(self._rules().start, rule_id, True)
+        self.lifecycle(self._rules().start, rule_id, True)
         return Response(f"Rule {rule_id} was started", 200, mimetype="text/plain")
 
     def stop_rule(self, service: ServicePort, request: Request, rule_id: str) -> Response:
-        self._lifecycle(self._rules().stop, rule_id, False)
+        self.lifecycle(self._rules().stop, rule_id, False)
         return Response(f"Rule {rule_id} was stopped.", 200, mimetype="text/plain")
 
     def restart_rule(self, service: ServicePort, request: Request, rule_id: str) -> Response:
-        self._lifecycle(self._rules().restart, rule_id, True)
+        self.lifecycle(self._rules().restart, rule_id, True)
         return Response(f"Rule {rule_id} was restarted", 200, mimetype="text/plain")
 
     def rule_status(self, service: ServicePort, request: Request, rule_id: str) -> Response:
@@ -313,62 +318,6 @@ class RulesPlugin:
         except (*_BAD_BODY, RuleExists) as exc:
             return Response(str(exc), 422, mimetype="text/plain")
         return json_response({"sources": [definition.query.stream], "valid": True})
-
-    # -- tags and bulk ---------------------------------------------------------------------------
-
-    def rule_tags(self, service: ServicePort, request: Request, rule_id: str) -> Response:
-        """PUT sets a rule's tags, PATCH adds to them, DELETE removes some (eKuiper's rule_tag.go)."""
-        tags = _tags(request)
-        rules = self._rules()
-        body = self._call(rules.describe, rule_id)
-        self._check_writable(rule_id)
-        old = [t for t in body.get("tags") or () if isinstance(t, str)]
-        if request.method == "PUT":
-            new = tags
-        elif request.method == "PATCH":
-            new = old + [t for t in tags if t not in old]
-        else:
-            new = [t for t in old if t not in tags]
-        body["tags"] = new
-        wish = next((running for stored, _, running in self._store().rules() if stored == rule_id), True)
-        rules.update(rule_id, body)  # a running rule restarts with its new definition
-        self._store().put_rule(rule_id, rules.describe(rule_id), wish)
-        return Response("", 200)
-
-    def match_tags(self, service: ServicePort, request: Request) -> Response:
-        """eKuiper's ``GET /rules/tags/match`` (a body ``{"tags": [...]}``): rules holding all of them."""
-        matching = self._matching(_tags(request))
-        return json_response({"rules": matching} if matching else {})  # eKuiper: omitempty
-
-    def _matching(self, wanted: list[str]) -> list[str]:
-        rules = self._rules()
-        out = []
-        for rule_id in rules.ids():
-            try:
-                tags = rules.describe(rule_id).get("tags") or []
-            except RuleNotFound:
-                continue
-            if all(tag in tags for tag in wanted):
-                out.append(rule_id)
-        return out
-
-    def bulk_start(self, service: ServicePort, request: Request) -> Response:
-        return self._bulk(request, self._rules().start, True)
-
-    def bulk_stop(self, service: ServicePort, request: Request) -> Response:
-        return self._bulk(request, self._rules().stop, False)
-
-    def _bulk(self, request: Request, method: Any, running: bool) -> Response:
-        """eKuiper's bulk start/stop by tags: ``[{"ruleId", "success", "error"?}]``."""
-        out = []
-        for rule_id in self._matching(_tags(request)):
-            try:
-                self._lifecycle(method, rule_id, running)
-            except (ApiError, EkwsError) as exc:
-                out.append({"ruleId": rule_id, "success": False, "error": getattr(exc, "message", str(exc))})
-                continue
-            out.append({"ruleId": rule_id, "success": True})
-        return json_response(out)
 
     # -- import / export -------------------------------------------------------------------------
 
@@ -444,7 +393,7 @@ class RulesPlugin:
     def _call(self, method: Any, rule_id: str) -> Any:
         return method(rule_id)  # RuleNotFound: 404 by the error table
 
-    def _lifecycle(self, method: Any, rule_id: str, running: bool) -> None:
+    def lifecycle(self, method: Any, rule_id: str, running: bool) -> None:
         """Start/stop/restart, storing the wish even when a start fails (restartStrategy may retry)."""
         self._call(self._rules().describe, rule_id)  # 404 before anything is stored
         self._persist_running(rule_id, running)
@@ -456,15 +405,6 @@ class RulesPlugin:
             raise ApiError(409, f"rule {rule_id} did not start: {exc}") from exc
         except Exception as exc:  # noqa: BLE001 - BindError, an action that cannot open ...: never a 500
             raise ApiError(400, f"rule {rule_id} did not start: {exc}") from exc
-
-
-def _tags(request: Request) -> list[str]:
-    """eKuiper's ``{"tags": ["a", "b"]}`` body (required, as eKuiper's decoder requires it)."""
-    body = json_body(request)
-    tags = body.get("tags", []) if isinstance(body, dict) else None
-    if not isinstance(tags, list) or not all(isinstance(t, str) for t in tags):
-        raise ApiError(400, "decode body error: expected {\"tags\": [\"tag\", ...]}")
-    return tags
 
 
 def _seconds(values: Mapping[str, Any]) -> dict[str, Any]:

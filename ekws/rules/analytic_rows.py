@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any, Optional
 
-from .. import Message
+from ..message import Message
 from .expr import Fn, Record
 from .functions import analytic
 

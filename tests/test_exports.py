@@ -55,3 +55,18 @@ def test_broadcaster_is_exported_with_runtime_broadcast() -> None:
     assert "Broadcaster" in ekws.__all__
     assert ekws.Broadcaster.__module__ == "ekws.wire.broadcast"
     assert callable(ekws.Runtime.broadcast)
+
+
+def test_parse_error_is_exported_over_both_sql_front_ends() -> None:
+    from ekws.errors import SQLError
+
+    assert "ParseError" in ekws.__all__
+    assert ekws.ParseError.__module__ == "ekws.errors"
+    assert issubclass(ekws.DDLError, ekws.ParseError) and issubclass(SQLError, ekws.ParseError)
+    with ekws.Runtime() as rt:
+        try:
+            rt.create_stream("CREATE STREAM")
+        except ekws.ParseError as exc:  # one except clause catches a DDL error, with its position
+            assert isinstance(exc, ekws.DDLError) and exc.line >= 1 and exc.column >= 1
+        else:
+            raise AssertionError("a bad DDL statement was accepted")

@@ -17,63 +17,14 @@ from .. import EkwsError, Message, Peer, Runtime, Status, StreamNotFound, Subscr
 from ..actions import ActionSpec, Sink
 from .definition import RuleDef
 from .grouping import Grouping, GroupLimit
+from .node import LOG_INTERVAL, Node, ms
 from .window import Emission, EventWindowRunner, WindowRunner
 
-__all__ = ["RUNNING", "STOPPED", "Rule"]
+__all__ = ["LOG_INTERVAL", "RUNNING", "STOPPED", "Rule"]  # LOG_INTERVAL: from node.py, re-exported
 
 logger = logging.getLogger(__name__)
 
-LOG_INTERVAL = 10.0  # seconds between summaries of repeated failures
 RUNNING, STOPPED = "running", "stopped"
-
-
-class _Node:
-    """One node's failures; its record counts are derived (see ``Rule.status``).
-
-    Written by the rule's worker thread only.
-    """
-
-    __slots__ = ("name", "exceptions", "omitted", "last_exception", "last_exception_time",
-                 "_log_time", "_suppressed")
-
-    def __init__(self, name: str) -> None:
-        self.name = name
-        self.omitted = 0  # records skipped by omitIfEmpty
-        self.exceptions = 0
-        self.last_exception: Optional[str] = None
-        self.last_exception_time: Optional[float] = None
-        self._log_time = 0.0
-        self._suppressed = 0
-
-    def failed(self, rule_id: str, exc: BaseException, *, trace: bool = True) -> None:
-        """Count and log, rate-limited: the first traceback, then one summary per LOG_INTERVAL."""
-        self.exceptions += 1
-        self.last_exception = f"{type(exc).__name__}: {exc}" if trace else str(exc)
-        now = time.time()
-        self.last_exception_time = now
-        if self.exceptions == 1:
-            logger.error("rule %s, %s: %s", rule_id, self.name, self.last_exception,
-                         exc_info=exc if trace else None)
-            self._log_time = now
-        elif now - self._log_time >= LOG_INTERVAL:
-            logger.error("rule %s, %s: %d more failures, the last: %s", rule_id, self.name,
-                         self._suppressed + 1, self.last_exception)
-            self._log_time, self._suppressed = now, 0
-        else:
-            self._suppressed += 1
-
-    def metrics(self, prefix: str, records_in: int, records_out: int) -> dict[str, Any]:
-        return {
-            f"{prefix}_records_in_total": records_in,
-            f"{prefix}_records_out_total": records_out,
-            f"{prefix}_exceptions_total": self.exceptions,
-            f"{prefix}_last_exception": self.last_exception or "",
-            f"{prefix}_last_exception_time": _ms(self.last_exception_time),
-        }
-
-
-def _ms(seconds: Optional[float]) -> int:
-    return 0 if seconds is None else int(seconds * 1000)
 
 
 class Rule:
@@ -91,10 +42,10 @@ class Rule:
         self.last_stop: Optional[float] = None
         self.next_start: Optional[float] = None
         self._sub: Optional[Subscription] = None
-        self._actions: list[tuple[ActionSpec, Sink, _Node]] = []
-        self._stopped_actions: list[tuple[ActionSpec, Sink, _Node]] = []
-        self._senders: list[tuple[Callable[[Message], None], _Node]] = []
-        self._emitters: list[tuple[Callable[[list[Message]], None], _Node]] = []
+        self._actions: list[tuple[ActionSpec, Sink, Node]] = []
+        self._stopped_actions: list[tuple[ActionSpec, Sink, Node]] = []
+        self._senders: list[tuple[Callable[[Message], None], Node]] = []
+        self._emitters: list[tuple[Callable[[list[Message]], None], Node]] = []
         self._run = definition.query.run
         self._failures = 0  # consecutive failed starts / give-ups, for restartStrategy
         self._restart_cancel = threading.Event()
@@ -105,15 +56,15 @@ class Rule:
 
     def _reset_nodes(self) -> None:
         query = self.definition.query
-        self.source = _Node(f"source {query.stream}")
-        self.filter = _Node("filter") if query.has_where else None
-        self.window = _Node("window") if query.grouping is not None else None
+        self.source = Node(f"source {query.stream}")
+        self.filter = Node("filter") if query.has_where else None
+        self.window = Node("window") if query.grouping is not None else None
         self.windows_out = 0  # windows that fired with rows
         self.window_latency_us = 0  # the last fired window's evaluation and sending (process_latency_us)
         self.window_invoked: Optional[float] = None  # when a window last fired (last_invocation)
         self.group_limit = GroupLimit(self.definition.options.max_window_groups)
-        self.project = _Node("project")
-        self.nodes = [_Node(f"action {spec.kind} #{spec.index}") for spec in self.definition.actions]
+        self.project = Node("project")
+        self.nodes = [Node(f"action {spec.kind} #{spec.index}") for spec in self.definition.actions]
         # The hot path counts three numbers; every node's in/out derives from them.
         self.received = 0  # records the subscription delivered
         self.passed = 0  # records the WHERE let through
@@ -140,7 +91,7 @@ class Rule:
         definition = self.definition
         self._reset_nodes()
         self._stopped_actions = []
-        built: list[tuple[ActionSpec, Sink, _Node]] = []
+        built: list[tuple[ActionSpec, Sink, Node]] = []
         # sendNilField false: null columns are left out, except those SELECT * passes on as they are.
         drop_nil = not (definition.options.send_nil or definition.query.select_all)
         try:
@@ -399,7 +350,7 @@ class Rule:
             except Exception as exc:
                 node.failed(self.id, exc)
 
-    def _expression_failed(self, node: _Node, exc: Exception, msg: Message) -> None:
+    def _expression_failed(self, node: Node, exc: Exception, msg: Message) -> None:
         node.failed(self.id, exc, trace=not isinstance(exc, EkwsError))
         if self.definition.options.send_error:
             self._send_error(f"{node.name}: {exc}", msg.peer)
@@ -443,7 +394,7 @@ class Rule:
             f"{prefix}_messages_processed_total": self.passed,
             f"{prefix}_process_latency_us": self.window_latency_us,
             f"{prefix}_buffer_length": 0,  # no queue between ekws's nodes: the subscription buffers
-            f"{prefix}_last_invocation": _ms(self.window_invoked),
+            f"{prefix}_last_invocation": ms(self.window_invoked),
             f"{prefix}_exceptions_total": values[f"{prefix}_exceptions_total"],
             f"{prefix}_last_exception": values[f"{prefix}_last_exception"],
             f"{prefix}_last_exception_time": values[f"{prefix}_last_exception_time"],
@@ -462,9 +413,9 @@ class Rule:
         out: dict[str, Any] = {
             "status": self.state,
             "message": self.message,
-            "lastStartTimestamp": _ms(self.last_start),
-            "lastStopTimestamp": _ms(self.last_stop),
-            "nextStartTimestamp": _ms(self.next_start),
+            "lastStartTimestamp": ms(self.last_start),
+            "lastStopTimestamp": ms(self.last_stop),
+            "nextStartTimestamp": ms(self.next_start),
         }
         stream = self.definition.query.stream
         prefix = f"source_{stream}_0"

@@ -84,7 +84,8 @@ REPLACE``, array slices, a second stream, select aliases used in later select
 items, and an unknown function. Every parse problem is a :class:`SQLError`.
 
 The parser, one module per layer: :mod:`.sql_tokens` (the rules' dialect of the one
-lexer, the keyword tables, the token helpers), :mod:`.sql_expr` (expressions),
+lexer, the keyword tables, the token helpers), :mod:`.sql_expr` (expressions) over
+:mod:`.sql_calls` (function calls, aggregates, ``meta()``, ``CASE``),
 :mod:`.sql_clauses` (the query, its clauses and windows) and :mod:`.sql_query` (the
 compiled :class:`Query`); this module is the entry point.
 """

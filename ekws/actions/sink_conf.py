@@ -98,7 +98,9 @@ COMMON_PROPS: dict[str, tuple[props.Prop, Any]] = {
     "resendPriority": (props.Prop("resend_priority", _zero("resendPriority")), 0),
     "resendIndicatorField": (props.Prop("resend_indicator", _zero("resendIndicatorField")), ""),
     "resendDestination": (props.Prop("resend_destination", _zero("resendDestination")), ""),
-    "resourceId": (props.Prop("resource_id", _zero("resourceId (sink conf files)")), ""),
+    # A rule's resourceId is resolved (the sink conf key's props merged in) before the action is
+    # parsed (ekws.rules.definition); one left here came another way, e.g. the connectivity check.
+    "resourceId": (props.Prop("resource_id", _zero("resourceId (a sink conf key) outside a rule")), ""),
 }
 
 

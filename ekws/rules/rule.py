@@ -268,14 +268,7 @@ class Rule:
     def _send_rows(self, msg: Message, rows: list[dict[str, Any]]) -> None:
         """The rows of an ``unnest``: one emission, as a window's rows are (sendSingle decides
         one message or one a row); an empty array sends nothing."""
-        outs = [Message(row, msg.peer, msg.timestamp) for row in rows]
-        self.projected += len(outs)
-        if outs:
-            for emit, node in self._emitters:
-                try:
-                    emit(outs)
-                except Exception as exc:
-                    node.failed(self.id, exc)
+        self._emit([Message(row, msg.peer, msg.timestamp) for row in rows])
         sub = self._sub
         if sub is None or not sub.backlog:
             self._flush()
@@ -311,7 +304,12 @@ class Rule:
                 self._send_error(f"{node.name}: {exc}", peer)
             self._flush()
             return
-        outs = [Message(record, context.peer, emission.end) for record, context in results]
+        self._emit([Message(record, context.peer, emission.end) for record, context in results])
+        self._flush()
+
+    def _emit(self, outs: list[Message]) -> None:
+        """Rows as one emission to each action (its sink: sendSingle decides one message or one a
+        row); none for no rows. A failing action is counted on its node, the others still get them."""
         self.projected += len(outs)
         if outs:
             for emit, node in self._emitters:
@@ -319,7 +317,6 @@ class Rule:
                     emit(outs)
                 except Exception as exc:
                     node.failed(self.id, exc)
-        self._flush()
 
     def _query_failed(self, exc: Exception, msg: Message) -> None:
         """The query raised: the WHERE alone says which node failed (expressions have no side effects)."""

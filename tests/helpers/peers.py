@@ -229,12 +229,9 @@ class RawPeer:
     def _handle(self, sock: socket.socket, index: int) -> None:
         try:
             sock.settimeout(5)
-            request = b""
-            while b"\r\n\r\n" not in request:
-                chunk = sock.recv(4096)
-                if not chunk:
-                    return
-                request += chunk
+            request = read_request_head(sock)
+            if request is None:
+                return
             key = ""
             for line in request.split(b"\r\n")[1:]:
                 name, _, value = line.decode("latin-1").partition(":")
@@ -285,6 +282,17 @@ class RawPeer:
         tb: TracebackType | None,
     ) -> None:
         self.close()
+
+
+def read_request_head(sock: socket.socket) -> bytes | None:
+    """A client's HTTP request line and headers, up to the blank line; None if it hung up first."""
+    request = b""
+    while b"\r\n\r\n" not in request:
+        chunk = sock.recv(4096)
+        if not chunk:
+            return None
+        request += chunk
+    return request
 
 
 def unused_port() -> int:

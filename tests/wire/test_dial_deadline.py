@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 from helpers.client import Recorder, create_stream, write_etc
+from helpers.peers import read_request_head
 
 import ekws
 from ekws.config import SourceProps
@@ -38,12 +39,8 @@ def trickling_server() -> Iterator[tuple[str, threading.Event]]:
     def handle(sock: socket.socket) -> None:
         try:
             sock.settimeout(5)
-            request = b""
-            while b"\r\n\r\n" not in request:
-                chunk = sock.recv(4096)
-                if not chunk:
-                    return
-                request += chunk
+            if read_request_head(sock) is None:
+                return
             sock.sendall(b"HTTP/1.1 101 Switching Protocols\r\n")
             answered.set()
             line = 0

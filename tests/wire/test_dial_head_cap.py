@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 import pytest
+from helpers.peers import read_request_head
 
 from ekws.config import SourceProps
 from ekws.errors import ConnectError
@@ -38,12 +39,8 @@ def endless_head_server(line: bytes) -> Iterator[tuple[str, list[int]]]:
         with sock:
             try:
                 sock.settimeout(10)
-                request = b""
-                while b"\r\n\r\n" not in request:
-                    chunk = sock.recv(4096)
-                    if not chunk:
-                        return
-                    request += chunk
+                if read_request_head(sock) is None:
+                    return
                 sock.sendall(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n")
                 block = line * (4096 // len(line) + 1)
                 while not stop.is_set():
